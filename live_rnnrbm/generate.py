@@ -1,0 +1,119 @@
+"""`live-rnnrbm generate`: a piece written offline to a .mid file, and a piano-roll picture.
+
+    live-rnnrbm generate --frames 256 --seed 7 --out piece.mid --png roll.png
+    live-rnnrbm generate --weights jsb --primer chorale.mid --temperature 0.9 --out more.mid
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .model import RnnRbm
+from .pianoroll import MidiReadError, midi_to_roll, roll_to_midi
+from .weights import WeightsError, load_weights, resolve_weights
+
+
+def load_model(spec: str | None, seed: int | None = None) -> RnnRbm:
+    """The model a command runs: a weights file, a shipped one by name, or (with nothing shipped
+    yet) a clearly labelled untrained model."""
+    path = resolve_weights(spec)
+    if path is None:
+        warnings.warn("no trained weights are shipped with this installation: using an UNTRAINED "
+                      "model (random parameters). Train one with `live-rnnrbm train`.", stacklevel=2)
+        model = RnnRbm(seed=0 if seed is None else seed, meta={"untrained": True, "steps_per_beat": 2, "bpm": 120.0})
+    else:
+        model = load_weights(path)
+        if model.meta.get("untrained"):
+            warnings.warn(f"{path} holds an UNTRAINED model (random parameters)", stacklevel=2)
+    if seed is not None:
+        model.reseed(seed)
+    return model
+
+
+def frame_resolution(model: RnnRbm) -> dict:
+    """The frame length a model was trained with, as keyword arguments for roll conversion."""
+    meta = model.meta
+    if meta.get("steps_per_beat"):
+        return {"steps_per_beat": int(meta["steps_per_beat"])}
+    return {"dt": float(meta.get("dt", 0.3))}
+
+
+def draw_roll(frames: np.ndarray, path: str | Path, lowest_note: int, title: str = "",
+              seconds_per_frame: float | None = None, primer_frames: int = 0) -> None:
+    """Save a piano-roll picture (time across, MIDI note up). Needs matplotlib (the 'plot' extra)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("--png needs matplotlib: pip install 'live-rnnrbm[plot]'") from None
+    T, n = frames.shape
+    used = np.nonzero(frames.any(axis=0))[0]
+    lo, hi = (used.min(), used.max()) if len(used) else (0, n - 1)
+    lo, hi = max(0, lo - 3), min(n - 1, hi + 3)
+    fig, ax = plt.subplots(figsize=(min(24, 4 + T / 16), 5), dpi=100)
+    scale = seconds_per_frame or 1.0
+    ax.imshow(frames[:, lo:hi + 1].T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
+              extent=(0, T * scale, lowest_note + lo - 0.5, lowest_note + hi + 0.5))
+    if primer_frames:
+        ax.axvline(primer_frames * scale, color="tab:red", lw=1, label="end of primer")
+        ax.legend(loc="upper right")
+    for c in range(0, 128, 12):  # a faint line at every C
+        if lowest_note + lo <= c <= lowest_note + hi:
+            ax.axhline(c - 0.5, color="tab:blue", lw=0.3, alpha=0.5)
+    ax.set_xlabel("time (s)" if seconds_per_frame else "frame")
+    ax.set_ylabel("MIDI note")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", help="weights file, or a shipped name (nottingham, jsb); default: nottingham")
+    p.add_argument("--frames", type=int, default=256, help="frames to generate (default 256)")
+    p.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same piece")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1 = the model)")
+    p.add_argument("--k", type=int, default=25, help="Gibbs steps per frame (default 25, as the tutorial)")
+    p.add_argument("--primer", help="a MIDI file to run the RNN over first; the piece continues it")
+    p.add_argument("--out", default="generated.mid", help="the .mid file to write (default generated.mid)")
+    p.add_argument("--png", help="also draw the piano-roll into this picture")
+    p.add_argument("--bpm", type=float, default=None, help="tempo of the written file for beat-grid weights")
+    p.add_argument("--velocity", type=int, default=80, help="note velocity 1..127 (default 80)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.frames < 1 or args.k < 1 or not args.temperature > 0 or not 1 <= args.velocity <= 127:
+        print("error: need --frames ≥ 1, --k ≥ 1, --temperature > 0 and --velocity in 1..127", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.weights, args.seed)
+        res = frame_resolution(model)
+        primer = None
+        if args.primer:
+            roll = midi_to_roll(args.primer, lowest_note=model.lowest_note, highest_note=model.highest_note, **res)
+            if roll.dropped:
+                print(f"primer: {roll.dropped} note(s) outside {model.lowest_note}..{model.highest_note} dropped",
+                      file=sys.stderr)
+            primer = roll.frames
+    except (WeightsError, MidiReadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    frames = model.generate(args.frames, k=args.k, temperature=args.temperature, primer=primer)
+    bpm = args.bpm or float(model.meta.get("bpm", 120.0))
+    full = frames if primer is None else np.concatenate([primer.astype(frames.dtype), frames])
+    mid = roll_to_midi(full, bpm=bpm, lowest_note=model.lowest_note, velocity=args.velocity, **res)
+    mid.save(args.out)
+    spf = res.get("dt") or 60.0 / bpm / res["steps_per_beat"]
+    print(f"wrote {args.out}: {len(full)} frames ({len(full) * spf:.1f} s), "
+          f"{int(frames.sum())} note-frames, {frames.sum(1).mean():.2f} notes per frame on average")
+    if args.png:
+        name = Path(str(model.meta.get("trained_on") or "untrained model")).name
+        draw_roll(full, args.png, model.lowest_note, f"live-rnnrbm · {name} · seed {model.seed} · T={args.temperature}",
+                  spf, 0 if primer is None else len(primer))
+        print(f"wrote {args.png}")
+    return 0

@@ -1,0 +1,215 @@
+"""The RNN-RBM (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012) as one small class.
+
+    v_t ∈ {0,1}^n_v   the piano-roll frame (notes ``lowest_note`` .. ``highest_note``)
+    h_t ∈ {0,1}^n_h   the RBM's hidden units
+    u_t ∈ R^n_u       the RNN state, u_0 = 0
+
+    bv_t = bv + u_{t-1}·Wuv      bh_t = bh + u_{t-1}·Wuh
+    u_t  = tanh(bu + v_t·Wvu + u_{t-1}·Wuu)
+
+The numbers live in ``kernels``; this class holds the eight parameters, their sizes and the
+random stream, and offers the operations a caller wants in a form that is hard to misuse.
+
+>>> model = RnnRbm(seed=1)
+>>> roll = model.generate(16, k=25)
+>>> roll.shape
+(16, 88)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+from .rng import new_state, new_states, next_u64
+
+PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu")
+
+LOWEST_NOTE = 21  # A0: the 88-key piano, as in the paper's benchmarks
+HIGHEST_NOTE = 108  # C8
+
+
+def param_shapes(n_visible: int, n_hidden: int, n_hidden_recurrent: int) -> dict[str, tuple]:
+    """The shape of each parameter for the given sizes (the weights-file loader checks these)."""
+    n_v, n_h, n_u = n_visible, n_hidden, n_hidden_recurrent
+    return {"W": (n_v, n_h), "bv": (n_v,), "bh": (n_h,), "Wuh": (n_u, n_h),
+            "Wuv": (n_u, n_v), "Wvu": (n_v, n_u), "Wuu": (n_u, n_u), "bu": (n_u,)}
+
+
+@dataclass
+class RnnRbm:
+    """An RNN-RBM over MIDI notes ``lowest_note..highest_note`` (inclusive).
+
+    Initialised as the tutorial does: W ~ N(0, 0.01), the RNN matrices ~ N(0, 1e-4), biases 0
+    (the tutorial's 0.01 and 0.0001 are standard deviations). ``seed`` fixes both the
+    initialisation and the sampling stream, so a seed reproduces a piece.
+    """
+
+    n_hidden: int = 150
+    n_hidden_recurrent: int = 100
+    lowest_note: int = LOWEST_NOTE
+    highest_note: int = HIGHEST_NOTE
+    seed: int = 0
+    dtype: Any = np.float32
+    params: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.lowest_note <= self.highest_note <= 127:
+            raise ValueError(f"note range {self.lowest_note}..{self.highest_note} is not within MIDI 0..127")
+        self.dtype = np.dtype(self.dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, not {self.dtype}")
+        shapes = param_shapes(self.n_visible, self.n_hidden, self.n_hidden_recurrent)
+        if self.params is None:
+            rng = np.random.default_rng(self.seed)
+            std = {"W": 0.01, "Wuh": 1e-4, "Wuv": 1e-4, "Wvu": 1e-4, "Wuu": 1e-4}
+            self.params = {name: (rng.normal(0.0, std[name], shape) if name in std else np.zeros(shape))
+                           for name, shape in shapes.items()}
+        for name, shape in shapes.items():
+            self.params[name] = np.ascontiguousarray(self.params[name], dtype=self.dtype)
+            if self.params[name].shape != shape:
+                raise ValueError(f"parameter {name} has shape {self.params[name].shape}, expected {shape}")
+        self.rng_state = new_state(self.seed)
+
+    # -- sizes and parameters -------------------------------------------------------------
+    @property
+    def n_visible(self) -> int:
+        return self.highest_note - self.lowest_note + 1
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        # model.W, model.bv, ... read the parameter arrays (dataclass fields come first)
+        params = self.__dict__.get("params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(name)
+
+    @property
+    def WT(self) -> np.ndarray:
+        """W transposed and contiguous: row j is hidden unit j's weights (h·Wᵀ = sum of rows)."""
+        return np.ascontiguousarray(self.params["W"].T)
+
+    def astype(self, dtype: Any) -> "RnnRbm":
+        """A copy with parameters in another float type (same seed and metadata)."""
+        return RnnRbm(self.n_hidden, self.n_hidden_recurrent, self.lowest_note, self.highest_note,
+                      self.seed, dtype, {k: v.copy() for k, v in self.params.items()}, dict(self.meta))
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling stream (parameters untouched)."""
+        self.seed = int(seed)
+        self.rng_state = new_state(self.seed)
+
+    def initial_state(self) -> np.ndarray:
+        """u_0 = 0."""
+        return np.zeros(self.n_hidden_recurrent, self.dtype)
+
+    def _beta(self, temperature: float) -> Any:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        return self.dtype.type(1.0 / temperature)
+
+    def _frames(self, roll: np.ndarray) -> np.ndarray:
+        roll = np.ascontiguousarray(roll, dtype=self.dtype)
+        if roll.ndim != 2 or roll.shape[1] != self.n_visible:
+            raise ValueError(f"expected a piano-roll of shape (frames, {self.n_visible}), got {roll.shape}")
+        return roll
+
+    # -- the RNN --------------------------------------------------------------------------
+    def run(self, roll: np.ndarray, u0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the RNN over a piano-roll (T × n_v) with its true frames.
+
+        Returns (U, BV, BH): U[t] is u_{t-1} for frame t (U[0] = u0, U[T] the state after the
+        last frame); BV[t], BH[t] are the biases bv_t, bh_t of frame t's RBM.
+        """
+        V = self._frames(roll)
+        T = V.shape[0]
+        u0 = self.initial_state() if u0 is None else np.asarray(u0, self.dtype)
+        U = np.empty((T + 1, self.n_hidden_recurrent), self.dtype)
+        BV = np.empty((T, self.n_visible), self.dtype)
+        BH = np.empty((T, self.n_hidden), self.dtype)
+        p = self.params
+        kernels.rnn_forward(V, u0, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"], p["Wvu"], p["Wuu"], U, BV, BH)
+        return U, BV, BH
+
+    def free_energy(self, roll: np.ndarray, u0: np.ndarray | None = None) -> np.ndarray:
+        """F_t(v_t) of every frame of a piano-roll, each under its own conditional RBM."""
+        V = self._frames(roll)
+        _, BV, BH = self.run(V, u0)
+        work = np.empty(self.n_hidden, self.dtype)
+        return np.array([kernels.free_energy(V[t], self.params["W"], BV[t], BH[t], work)
+                         for t in range(V.shape[0])])
+
+    # -- generation -----------------------------------------------------------------------
+    def generate(self, n_frames: int, k: int = 25, temperature: float = 1.0,
+                 primer: np.ndarray | None = None, return_probabilities: bool = False):
+        """Generate ``n_frames`` frames (n_frames × n_v, 0/1 float array).
+
+        With a ``primer`` piano-roll, the RNN first runs over it and the piece continues it (the
+        primer itself is not returned). Each frame is the end of a k-step Gibbs chain started
+        from silence with the biases given by u_{t-1}, as in the tutorial.
+        """
+        if n_frames < 0 or k < 1:
+            raise ValueError("n_frames must be ≥ 0 and k ≥ 1")
+        u0 = self.initial_state()
+        if primer is not None and len(primer):
+            U, _, _ = self.run(primer)
+            u0 = U[-1].copy()
+        V = np.zeros((n_frames, self.n_visible), self.dtype)
+        P = np.zeros_like(V)
+        u_end = np.empty_like(u0)
+        p = self.params
+        kernels.generate_sequence(u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"],
+                                  p["Wvu"], p["Wuu"], int(k), self._beta(temperature), self.rng_state,
+                                  V, P, u_end)
+        return (V, P) if return_probabilities else V
+
+    def sample_frames(self, BV: np.ndarray, BH: np.ndarray, start: np.ndarray | None = None,
+                      k: int = 25, temperature: float = 1.0, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Independent k-step Gibbs chains for N frames with biases BV (N × n_v), BH (N × n_h),
+        in parallel; each starts from ``start`` (default silence). Returns (samples, means)."""
+        N = BV.shape[0]
+        V = np.zeros((N, self.n_visible), self.dtype) if start is None else np.array(start, self.dtype)
+        P = np.empty_like(V)
+        if seed is None:  # continue the model's own stream
+            seed = int(next_u64(self.rng_state))
+        states = new_states(seed, N)
+        kernels.gibbs_batch(self.params["W"], self.WT, np.ascontiguousarray(BV, self.dtype),
+                            np.ascontiguousarray(BH, self.dtype), V, int(k), self._beta(temperature), states, P)
+        return V, P
+
+    # -- training -------------------------------------------------------------------------
+    def cost_and_grad(self, roll: np.ndarray, roll_sample: np.ndarray, u0: np.ndarray | None = None
+                      ) -> tuple[float, dict[str, np.ndarray]]:
+        """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the samples ṽ_t held constant, and its exact
+        gradient for every parameter (BPTT through bv_t, bh_t into the RNN)."""
+        V = self._frames(roll)
+        Vt = self._frames(roll_sample)
+        U, BV, BH = self.run(V, u0)
+        grads = {name: np.zeros_like(a) for name, a in self.params.items()}
+        p = self.params
+        cost = kernels.cost_and_grad(V, Vt, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
+                                     *(grads[n] for n in PARAM_NAMES))
+        return float(cost), grads
+
+    def cd_grad(self, roll: np.ndarray, k: int = 15, u0: np.ndarray | None = None
+                ) -> tuple[float, float, dict[str, np.ndarray], np.ndarray]:
+        """One CD-k step on a subsequence: returns (cost, cross-entropy, gradients, u_T)."""
+        V = self._frames(roll)
+        u0 = self.initial_state() if u0 is None else np.asarray(u0, self.dtype)
+        grads = {name: np.zeros_like(a) for name, a in self.params.items()}
+        u_end = np.empty_like(u0)
+        p = self.params
+        cost, xent = kernels.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+                                              p["Wvu"], p["Wuu"], p["bu"], int(k), self.rng_state,
+                                              *(grads[n] for n in PARAM_NAMES), u_end)
+        return float(cost), float(xent), grads, u_end
+
+
+def warm_up(dtype: Any = np.float32) -> None:
+    """Compile (or load from the cache) every kernel the instrument and the generator call, on a
+    tiny model, so that the first real frame does not pay for compilation."""
+    m = RnnRbm(n_hidden=3, n_hidden_recurrent=2, lowest_note=60, highest_note=63, seed=0, dtype=dtype)
+    m.generate(2, k=1)
+    m.free_energy(np.zeros((2, 4)))

@@ -1,0 +1,1 @@
+"""Presets shipped with live-rnnrbm (installed as live_rnnrbm._presets)."""

@@ -1,0 +1,1 @@
+"""Weights shipped with live-rnnrbm (installed as live_rnnrbm._weights)."""
