@@ -1,0 +1,141 @@
+"""The weights file (round trip and every bad-input message) and `live-rnnrbm generate`."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from live_rnnrbm.model import PARAM_NAMES, RnnRbm
+from live_rnnrbm.pianoroll import midi_to_roll
+from live_rnnrbm.weights import WeightsError, load_weights, save_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny(seed=0):
+    m = RnnRbm(n_hidden=7, n_hidden_recurrent=5, lowest_note=48, highest_note=71, seed=seed)
+    rng = np.random.default_rng(seed)
+    for a in m.params.values():
+        a[...] = rng.normal(0, 0.3, a.shape)
+    m.params["bv"][:] = -2.0
+    return m
+
+
+def test_save_and_load_round_trip(tmp_path):
+    m = tiny()
+    path = save_weights(m, tmp_path / "w.npz", steps_per_beat=2, bpm=100.0, trained_on="unit test",
+                        training={"k": 15})
+    back = load_weights(path)
+    for n in PARAM_NAMES:
+        np.testing.assert_array_equal(back.params[n], m.params[n])
+        assert back.params[n].dtype == np.float32
+    assert (back.lowest_note, back.highest_note, back.n_hidden, back.n_hidden_recurrent) == (48, 71, 7, 5)
+    assert back.meta["steps_per_beat"] == 2 and back.meta["training"] == {"k": 15}
+    assert back.meta["format_version"] == 1 and "created" in back.meta
+
+
+def rewrite(src, dst, drop=(), replace=None, meta_update=None):
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files if k not in drop}
+    if replace:
+        arrays.update(replace)
+    if meta_update is not None:
+        meta = json.loads(str(arrays["meta"][()]))
+        meta.update(meta_update)
+        arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(dst, **arrays)
+    return dst
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", r"missing array\(s\): Wuu"),
+    ("shape", r"weights do not fit .*Wuh has shape \(5, 8\), expected \(5, 7\)"),
+    ("version", r"unknown format version 99"),
+    ("nan", r"array bv holds NaN"),
+    ("nometa", r"no 'meta' record"),
+    ("range", r"n_visible 24 does not match the note range 50\.\.71"),
+    ("resolution", r"exactly one frame resolution"),
+])
+def test_bad_weights_files_say_exactly_what_is_wrong(tmp_path, case, message):
+    good = save_weights(tiny(), tmp_path / "good.npz", dt=0.3)
+    bad = tmp_path / f"{case}.npz"
+    if case == "missing":
+        rewrite(good, bad, drop=("Wuu",))
+    elif case == "shape":
+        rewrite(good, bad, replace={"Wuh": np.zeros((5, 8), np.float32)})
+    elif case == "version":
+        rewrite(good, bad, meta_update={"format_version": 99})
+    elif case == "nan":
+        rewrite(good, bad, replace={"bv": np.full(24, np.nan, np.float32)})
+    elif case == "nometa":
+        rewrite(good, bad, drop=("meta",))
+    elif case == "range":
+        rewrite(good, bad, meta_update={"lowest_note": 50})
+    elif case == "resolution":
+        rewrite(good, bad, meta_update={"steps_per_beat": 2})
+    with pytest.raises(WeightsError, match=message) as err:
+        load_weights(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_not_an_npz_and_missing_file(tmp_path):
+    txt = tmp_path / "notes.npz"
+    txt.write_text("hello")
+    with pytest.raises(WeightsError, match=r"notes\.npz: not an \.npz weights file"):
+        load_weights(txt)
+    with pytest.raises(WeightsError, match="no such file"):
+        load_weights(tmp_path / "absent.npz")
+
+
+def test_expected_sizes_are_compared_key_by_key(tmp_path):
+    path = save_weights(tiny(), tmp_path / "w.npz", dt=0.3)
+    with pytest.raises(WeightsError, match="n_hidden is 7 in the file but 150 is expected"):
+        load_weights(path, expect={"n_hidden": 150, "n_hidden_recurrent": 5})
+
+
+def run_cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_generate_writes_a_midi_file_and_a_picture(tmp_path):
+    w = save_weights(tiny(), tmp_path / "w.npz", steps_per_beat=4, bpm=90.0)
+    out, png = tmp_path / "piece.mid", tmp_path / "roll.png"
+    r = run_cli("generate", "--weights", str(w), "--frames", "64", "--seed", "3", "--out", str(out),
+                "--png", str(png))
+    assert r.returncode == 0, r.stderr
+    roll = midi_to_roll(out, steps_per_beat=4)
+    assert roll.frames.shape[0] <= 64 and roll.frames.any()
+    assert mido.MidiFile(out).length == pytest.approx(64 * 60 / 90 / 4, rel=1e-3)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # the same seed gives the same piece
+    again = tmp_path / "again.mid"
+    assert run_cli("generate", "--weights", str(w), "--frames", "64", "--seed", "3", "--out", str(again)).returncode == 0
+    np.testing.assert_array_equal(midi_to_roll(again, steps_per_beat=4).frames, roll.frames)
+
+
+def test_generate_continues_a_primer(tmp_path):
+    w = save_weights(tiny(), tmp_path / "w.npz", steps_per_beat=2, bpm=120.0)
+    primer = np.zeros((8, 24), np.uint8)
+    primer[:, 12] = 1
+    from live_rnnrbm.pianoroll import roll_to_midi
+    roll_to_midi(primer, steps_per_beat=2, lowest_note=48).save(tmp_path / "primer.mid")
+    out = tmp_path / "cont.mid"
+    r = run_cli("generate", "--weights", str(w), "--primer", str(tmp_path / "primer.mid"), "--frames", "16",
+                "--out", str(out), "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    frames = midi_to_roll(out, steps_per_beat=2, lowest_note=48, highest_note=71).frames
+    np.testing.assert_array_equal(frames[:8, 12], 1)  # the primer comes first, as written
+
+
+def test_generate_reports_bad_weights_clearly(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not weights")
+    r = run_cli("generate", "--weights", str(bad), "--out", str(tmp_path / "x.mid"))
+    assert r.returncode == 2
+    assert "bad.npz: not an .npz weights file" in r.stderr and "Traceback" not in r.stderr
