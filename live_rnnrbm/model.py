@@ -207,9 +207,68 @@ class RnnRbm:
         return float(cost), float(xent), grads, u_end
 
 
+class FrameSampler:
+    """The live instrument's view of a model: u_{t-1}, and every buffer the tick path needs,
+    allocated once. ``next_frame`` and ``advance`` allocate nothing and release the GIL while
+    they compute.
+
+    >>> sampler = FrameSampler(RnnRbm(seed=3), k=25)
+    >>> v, pv = sampler.next_frame()       # v_t sampled given u_{t-1}; pv its mean
+    >>> sampler.advance(v)                 # u_t from v_t (or from the union with the player's notes)
+    """
+
+    def __init__(self, model: RnnRbm, k: int = 25, temperature: float = 1.0) -> None:
+        self.model = model
+        self.k = int(k)
+        n_v, n_h, dt = model.n_visible, model.n_hidden, model.dtype
+        self.WT = model.WT
+        self.u = model.initial_state()
+        self.u_next = model.initial_state()
+        self.v = np.zeros(n_v, dt)
+        self.pv = np.zeros(n_v, dt)
+        self.bv_t = np.zeros(n_v, dt)
+        self.bh_t = np.zeros(n_h, dt)
+        self.work, self.idx = kernels.workspace(n_v, n_h, dt)
+        self.clamp = np.zeros(n_v, np.int8)  # harmonize: 1 where the player's note is held
+        self.v_clamp = np.zeros(n_v, dt)
+        self.bias_offset = np.zeros(n_v, dt)  # e.g. density: added to bv (log-odds of every note)
+        self._bv = model.params["bv"].copy()
+        self.beta = dt.type(1.0 / temperature)
+
+    def set_temperature(self, temperature: float) -> None:
+        self.beta = self.model._beta(temperature)
+
+    def set_bias_offset(self, offset: np.ndarray | float) -> None:
+        """Shift every note's visible bias (log-odds) by ``offset``: > 0 plays more notes."""
+        self.bias_offset[:] = offset
+        np.add(self.model.params["bv"], self.bias_offset, out=self._bv)
+
+    def reset(self) -> None:
+        """Back to u_0 = 0 (a new piece)."""
+        self.u[:] = 0.0
+
+    def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sample v_t given u_{t-1} (clamped notes held at ``v_clamp``); returns the sampler's own
+        (v, pv) buffers, overwritten by the next call."""
+        p = self.model.params
+        kernels.next_frame(self.u, p["W"], self.WT, self._bv, p["bh"], p["Wuv"], p["Wuh"], self.k, self.beta,
+                           self.clamp, self.v_clamp, self.model.rng_state, self.v, self.pv, self.bv_t,
+                           self.bh_t, self.work, self.idx)
+        return self.v, self.pv
+
+    def advance(self, v: np.ndarray) -> None:
+        """u_t = tanh(bu + v_t·Wvu + u_{t-1}·Wuu)."""
+        p = self.model.params
+        kernels.rnn_step(v, self.u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
+        self.u, self.u_next = self.u_next, self.u
+
+
 def warm_up(dtype: Any = np.float32) -> None:
     """Compile (or load from the cache) every kernel the instrument and the generator call, on a
     tiny model, so that the first real frame does not pay for compilation."""
     m = RnnRbm(n_hidden=3, n_hidden_recurrent=2, lowest_note=60, highest_note=63, seed=0, dtype=dtype)
     m.generate(2, k=1)
     m.free_energy(np.zeros((2, 4)))
+    sampler = FrameSampler(m, k=1)
+    v, _ = sampler.next_frame()
+    sampler.advance(v)

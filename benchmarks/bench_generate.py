@@ -1,0 +1,106 @@
+"""Per-frame generation time, as the live instrument calls it: one call per frame (biases from
+u_{t-1}, a k=25 Gibbs chain from silence, then the RNN step), 88 × 150 × 100.
+
+    python benchmarks/bench_generate.py [--frames 3000] [--weights nottingham] [--quick]
+
+Prints median and p99 for the Numba kernel (one thread, as on the tick path) and for a plain-NumPy
+reference written for the purpose, and their ratio. Goal: median ≤ 50 µs, ≥ 10× NumPy.
+"""
+import argparse
+import time
+
+import numpy as np
+from common import add_root_to_path, machine
+
+add_root_to_path()
+
+from live_rnnrbm import kernels  # noqa: E402
+from live_rnnrbm.model import RnnRbm  # noqa: E402
+from live_rnnrbm.weights import load_weights, resolve_weights  # noqa: E402
+
+
+def numpy_frame(u_prev, p, k, rng):
+    """The same step in plain NumPy, the way one would write it without Numba."""
+    bv_t = p["bv"] + u_prev @ p["Wuv"]
+    bh_t = p["bh"] + u_prev @ p["Wuh"]
+    W = p["W"]
+    v = np.zeros(W.shape[0], W.dtype)
+    for _ in range(k):
+        h = (rng.random(W.shape[1], dtype=np.float32) < 1 / (1 + np.exp(-(v @ W + bh_t)))).astype(W.dtype)
+        v = (rng.random(W.shape[0], dtype=np.float32) < 1 / (1 + np.exp(-(W @ h + bv_t)))).astype(W.dtype)
+    u = np.tanh(p["bu"] + v @ p["Wvu"] + u_prev @ p["Wuu"])
+    return v, u
+
+
+def summarise(name, ns):
+    us = np.asarray(ns) / 1000.0
+    med, p99 = np.median(us), np.percentile(us, 99)
+    print(f"{name:<34} median {med:8.1f} µs   p99 {p99:8.1f} µs   ({len(us)} frames)")
+    return med
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=3000)
+    ap.add_argument("--numpy-frames", type=int, default=1000)
+    ap.add_argument("--k", type=int, default=25)
+    ap.add_argument("--weights", default=None, help="default: the shipped Nottingham weights")
+    ap.add_argument("--quick", action="store_true", help="fewer frames")
+    a = ap.parse_args()
+    if a.quick:
+        a.frames, a.numpy_frames = 500, 200
+    import numba
+    numba.set_num_threads(1)
+    path = resolve_weights(a.weights)
+    if path is not None:
+        model = load_weights(path)
+        label = str(path.name)
+    else:
+        model = RnnRbm(seed=0)
+        label = "UNTRAINED model (dense frames: not representative)"
+    print(f"machine: {machine()}")
+    print(f"model: {label}, n_v={model.n_visible} n_h={model.n_hidden} n_u={model.n_hidden_recurrent}, k={a.k}")
+    p = model.params
+    n_v, n_h = model.W.shape
+    f32 = np.float32
+    WT = model.WT
+    u, u_next = model.initial_state(), model.initial_state()
+    v, pv, bv_t = (np.zeros(n_v, f32) for _ in range(3))
+    bh_t = np.zeros(n_h, f32)
+    work, idx = kernels.workspace(n_v, n_h, f32)
+    clamp, v_clamp = np.zeros(n_v, np.int8), np.zeros(n_v, f32)
+    beta = f32(1.0)
+    state = model.rng_state
+
+    def numba_frame():
+        kernels.next_frame(u, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], a.k, beta, clamp, v_clamp,
+                           state, v, pv, bv_t, bh_t, work, idx)
+        kernels.rnn_step(v, u, p["bu"], p["Wvu"], p["Wuu"], u_next)
+        u[:] = u_next
+
+    for _ in range(50):  # warm: compile/load the cache, settle the RNN
+        numba_frame()
+    times, notes = [], 0.0
+    for _ in range(a.frames):
+        t0 = time.perf_counter_ns()
+        numba_frame()
+        times.append(time.perf_counter_ns() - t0)
+        notes += v.sum()
+    med_numba = summarise("numba kernel (1 thread)", times)
+    print(f"{'':34} {notes / a.frames:.2f} notes per frame on average")
+
+    rng = np.random.default_rng(0)
+    un = np.zeros(model.n_hidden_recurrent, f32)
+    for _ in range(20):
+        _, un = numpy_frame(un, p, a.k, rng)
+    times = []
+    for _ in range(a.numpy_frames):
+        t0 = time.perf_counter_ns()
+        _, un = numpy_frame(un, p, a.k, rng)
+        times.append(time.perf_counter_ns() - t0)
+    med_numpy = summarise("plain NumPy reference", times)
+    print(f"ratio (NumPy median / Numba median): {med_numpy / med_numba:.1f}×")
+
+
+if __name__ == "__main__":
+    main()
