@@ -62,11 +62,12 @@ def draw_roll(frames: np.ndarray, path: str | Path, lowest_note: int, title: str
     if primer_frames:
         ax.axvline(primer_frames * scale, color="tab:red", lw=1, label="end of primer")
         ax.legend(loc="upper right")
-    for c in range(0, 128, 12):  # a faint line at every C
-        if lowest_note + lo <= c <= lowest_note + hi:
-            ax.axhline(c - 0.5, color="tab:blue", lw=0.3, alpha=0.5)
+    cs = [c for c in range(0, 128, 12) if lowest_note + lo <= c <= lowest_note + hi]
+    for c in cs:  # a faint line under every C, labelled as musicians name it (C4 = MIDI 60)
+        ax.axhline(c - 0.5, color="tab:blue", lw=0.4, alpha=0.5)
+    ax.set_yticks(cs, [f"C{c // 12 - 1} ({c})" for c in cs])
     ax.set_xlabel("time (s)" if seconds_per_frame else "frame")
-    ax.set_ylabel("MIDI note")
+    ax.set_ylabel("note (MIDI number)")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
