@@ -26,8 +26,12 @@ COMMANDS = {
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="live-rnnrbm", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="live-rnnrbm", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A real-time generative MIDI instrument built on the RNN-RBM "
+                    "(Boulanger-Lewandowski, Bengio & Vincent, ICML 2012).",
+        epilog="With no command, `live-rnnrbm` plays the default preset on a virtual port named "
+               "'live-rnnrbm'.\nRun `live-rnnrbm COMMAND --help` for a command's options.")
     parser.add_argument("--version", action="version", version=f"live-rnnrbm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if a in COMMANDS), None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +16,19 @@ from .pianoroll import MidiReadError, midi_to_roll, roll_to_midi
 from .weights import WeightsError, load_weights, resolve_weights
 
 
-def load_model(spec: str | None, seed: int | None = None) -> RnnRbm:
+def load_model(spec: str | None, seed: int | None = None, warn=None) -> RnnRbm:
     """The model a command runs: a weights file, a shipped one by name, or (with nothing shipped
-    yet) a clearly labelled untrained model."""
+    yet) a clearly labelled untrained model. ``warn`` receives warnings (default: stderr)."""
+    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     path = resolve_weights(spec)
     if path is None:
-        warnings.warn("no trained weights are shipped with this installation: using an UNTRAINED "
-                      "model (random parameters). Train one with `live-rnnrbm train`.", stacklevel=2)
+        warn("no trained weights are shipped with this installation: using an UNTRAINED model "
+             "(random parameters). Train one with `live-rnnrbm train`.")
         model = RnnRbm(seed=0 if seed is None else seed, meta={"untrained": True, "steps_per_beat": 2, "bpm": 120.0})
     else:
         model = load_weights(path)
         if model.meta.get("untrained"):
-            warnings.warn(f"{path} holds an UNTRAINED model (random parameters)", stacklevel=2)
+            warn(f"{path} holds an UNTRAINED model (random parameters)")
     if seed is not None:
         model.reseed(seed)
     return model
