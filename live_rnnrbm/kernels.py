@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .rng import uniform
+from .rng import step, to_unit, uniform
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -165,8 +165,11 @@ def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx):
     Writes the indices of the units that changed into idx and returns how many there are."""
     n_changed = 0
     has_clamp = clamp.shape[0] != 0
+    s0 = state[0]
+    s1 = state[1]
     for j in range(units.shape[0]):
-        u = uniform(state)
+        draw, s0, s1 = step(s0, s1)
+        u = to_unit(draw)
         p = probs[j]
         on = u < p
         if abs(u - p) <= SURE:  # rare: decide with the exact σ
@@ -177,6 +180,8 @@ def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx):
         idx[n_changed] = j
         n_changed += new != units[j]  # branch-free: flips are unpredictable
         units[j] = new
+    state[0] = s0
+    state[1] = s1
     return n_changed
 
 

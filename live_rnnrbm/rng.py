@@ -44,20 +44,30 @@ def seed_state(state: np.ndarray, seed: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def next_u64(state: np.ndarray) -> np.uint64:
-    s0 = state[0]
-    s1 = state[1]
+def step(s0: np.uint64, s1: np.uint64) -> tuple:
+    """One xoroshiro128+ step on a state held in locals: (output, s0', s1'). Kernels that draw
+    many numbers in a loop keep the state in registers with this, and store it back after."""
     result = s0 + s1
     s1 ^= s0
-    state[0] = ((s0 << _U64(24)) | (s0 >> _U64(40))) ^ s1 ^ (s1 << _U64(16))
-    state[1] = (s1 << _U64(37)) | (s1 >> _U64(27))
+    return result, ((s0 << _U64(24)) | (s0 >> _U64(40))) ^ s1 ^ (s1 << _U64(16)), (s1 << _U64(37)) | (s1 >> _U64(27))
+
+
+@njit(cache=True, nogil=True)
+def to_unit(x: np.uint64) -> float:
+    """The top 53 bits of a draw as a float64 in [0, 1)."""
+    return float(x >> _U64(11)) * _TWO_M53
+
+
+@njit(cache=True, nogil=True)
+def next_u64(state: np.ndarray) -> np.uint64:
+    result, state[0], state[1] = step(state[0], state[1])
     return result
 
 
 @njit(cache=True, nogil=True)
 def uniform(state: np.ndarray) -> float:
     """A float64 uniform in [0, 1) with 53 random bits."""
-    return float(next_u64(state) >> _U64(11)) * _TWO_M53
+    return to_unit(next_u64(state))
 
 
 def _as_int64(seed: int) -> int:
