@@ -50,12 +50,19 @@ def save_weights(model: RnnRbm, path: str | Path, **meta: Any) -> Path:
     os.close(fd)
     try:
         np.savez(tmp, meta=np.array(json.dumps(record, sort_keys=True)), **model.params)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a weights file is not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     model.meta = record
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fail(path: Path, what: str) -> WeightsError:
