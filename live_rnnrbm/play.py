@@ -1,14 +1,240 @@
-"""`live-rnnrbm play` (not built yet)."""
+"""`live-rnnrbm play`: the live instrument.
+
+    live-rnnrbm play                                  # default preset, virtual port "live-rnnrbm"
+    live-rnnrbm play --port "IAC Bus 1" --bpm 96
+    live-rnnrbm play --preset jsb --input "Keystation" --mode harmonize --record session.mid
+    live-rnnrbm play --clock "DAW clock" --steps-per-beat 4     # follow an external MIDI clock
+
+This module only wires things together: settings (presets.py), ports (ports.py), the frame engine
+(stream.py), the clocks (clock.py), the player's input (listener.py), live controls (controls.py)
+and the recording (record.py). Whatever stops it — Ctrl-C, SIGTERM, `q`, --duration, an error, a
+port going away — ends in the same place: every sounding note gets its note-off, then CC64=0,
+CC123 and CC120 on the channels used, then the ports close.
+"""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import time
+import traceback
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # every default is None: a flag given overrides the preset, a flag left out does not
+    a = p.add_argument
+    a("--preset", help="preset name (default, jsb, ...) or a .yaml path; default: the shipped 'default'")
+    a("--weights", help="weights file or shipped name (nottingham, jsb)")
+    a("--port", help="output: an existing port whose name contains this, else a virtual port of this name")
+    a("--backend", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system (default: the OS one)")
+    a("--input", help="listen to this input port (name contains), else open a virtual input of this name")
+    a("--input-channel", type=int, help="listen on this channel only (1..16)")
+    a("--mode", choices=["follow", "harmonize", "off"], help="how the model listens to the player")
+    a("--thru", action=argparse.BooleanOptionalAction, default=None, help="echo the player's notes to the output")
+    a("--clock", help="'internal', or an input port sending MIDI clock to follow")
+    a("--clock-out", action=argparse.BooleanOptionalAction, default=None,
+      help="send MIDI clock, Start and Stop on the output port (internal clock)")
+    a("--bpm", type=float, help="tempo of the internal clock (20..300)")
+    a("--steps-per-beat", type=int, help="frames per beat (1..8); with --clock, must divide 24")
+    a("--dt", type=float, help="seconds per frame instead of --bpm/--steps-per-beat (internal clock)")
+    a("--channel", type=int, help="MIDI channel the model plays on (1..16)")
+    a("--velocity", help="1..127, or 'probability' (louder when the model is surer)")
+    a("--velocity-range", type=int, nargs=2, metavar=("LO", "HI"), help="velocities for probability 0..1")
+    a("--temperature", type=float, help="sampling temperature (> 0; 1 = the model)")
+    a("--density", type=float, help="note density (> 0; 1 = the model, 0.5 sparser, 2 denser)")
+    a("--k", type=int, help="Gibbs steps per frame")
+    a("--note-range", type=int, nargs=2, metavar=("LO", "HI"), help="lowest and highest MIDI note played")
+    a("--max-polyphony", type=int, help="at most this many notes at once")
+    a("--max-note-frames", type=int, help="a note held this many frames is released (watchdog)")
+    a("--seed", type=int, help="random seed")
+    a("--record", help="write the session (model and player tracks) to this .mid file")
+    a("--status", action=argparse.BooleanOptionalAction, default=None, help="one-line status on stderr")
+    a("--duration", type=float, default=None, help="stop after this many seconds (default: run until stopped)")
+
+
+SETTING_FLAGS = ("weights", "port", "backend", "input", "input_channel", "mode", "thru", "clock", "clock_out",
+                 "bpm", "steps_per_beat", "dt", "channel", "velocity", "velocity_range", "temperature",
+                 "density", "k", "note_range", "max_polyphony", "max_note_frames", "seed", "record", "status")
+
+
+def settings_from(args: argparse.Namespace) -> dict:
+    from .presets import load_preset, merge
+    over = {k: getattr(args, k) for k in SETTING_FLAGS}
+    if isinstance(over["velocity"], str) and over["velocity"].strip().isdigit():
+        over["velocity"] = int(over["velocity"])
+    for k in ("velocity_range", "note_range"):
+        if over[k] is not None:
+            over[k] = list(over[k])
+    return merge(load_preset(args.preset), over)
+
+
+def say(text: str) -> None:
+    print(f"live-rnnrbm: {text}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("live-rnnrbm play: not available in this version yet", file=sys.stderr)
-    return 2
+    from .presets import PresetError, frame_period, effective_bpm
+    try:
+        settings = settings_from(args)
+    except PresetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    external = settings["clock"] != "internal"
+    if external and 24 % int(settings["steps_per_beat"]):
+        print(f"error: --steps-per-beat {settings['steps_per_beat']} does not divide the 24 pulses of a "
+              "MIDI clock beat: use 1, 2, 3, 4, 6 or 8", file=sys.stderr)
+        return 2
+    if args.duration is not None and not args.duration > 0:
+        print("error: --duration must be > 0 seconds", file=sys.stderr)
+        return 2
+
+    from .generate import load_model
+    from .ports import PortError, open_input, open_output
+    from .weights import WeightsError
+    from .weights import resolve_weights
+    spec = settings["weights"]
+    if spec in ("nottingham", "jsb") and not resolve_weights(spec).exists():
+        say(f"the shipped '{spec}' weights are not in this installation")
+        spec = None  # load_model then falls back to an untrained model, with a warning
+    try:
+        model = load_model(spec, settings["seed"])
+    except WeightsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from .clock import ClockFollower, InternalClock
+    from .controls import Controls
+    from .listener import Listener
+    from .stream import Engine
+
+    stop = threading.Event()
+    why: list[str] = []
+
+    def stop_because(reason: str) -> None:
+        if not why:
+            why.append(reason)
+        stop.set()
+
+    signal.signal(signal.SIGINT, lambda *_: stop_because("interrupted"))
+    signal.signal(signal.SIGTERM, lambda *_: stop_because("terminated"))
+
+    ports = []
+    engine = None
+    listener = None
+    clock_out = False
+    out = None
+    recorder = None
+    status = 0
+    try:
+        out = open_output(settings["port"], settings["backend"])
+        ports.append(out)
+        backend = out.backend
+        out.rt.set_error_callback(lambda kind, msg, data=None: stop_because(f"output port error: {msg}"))
+        t0 = time.perf_counter()
+        if settings.get("record"):
+            from .record import Recorder
+            recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
+        engine = Engine(model, out.rt.send_message, settings, recorder=recorder, clock_t0=t0)
+
+        # the player's input and the external clock (one port may carry both)
+        same = external and settings["input"] and settings["input"] == settings["clock"]
+        if settings["input"]:
+            listener = Listener(model.lowest_note, model.n_visible, settings["input_channel"],
+                                thru=out.rt.send_message if settings["thru"] else None,
+                                recorder=recorder, t0=t0)
+            engine.listener = listener
+        controls = Controls(engine, settings["cc"], stop)
+        if listener is not None:
+            listener.on_cc = controls.on_cc
+        engine.start()   # kernels warm, frame 1 computed: everything below is quick
+
+        follower = None
+        if external:
+            follower = ClockFollower(int(settings["steps_per_beat"]), engine.tick, on_stop=engine.silence,
+                                     on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
+                                     if recorder else None)
+
+        def guarded(handler):
+            def callback(event, data=None):
+                try:
+                    handler(event, data)
+                except Exception:  # an exception on the MIDI thread must stop us, not vanish
+                    traceback.print_exc()
+                    stop_because("error in the MIDI input callback")
+            return callback
+
+        if external:
+            clk = open_input(settings["clock"], backend, role="clock")
+            ports.append(clk)
+            if same:
+                def both(event, data=None):
+                    (follower.midi_callback if event[0][0] >= 0xF0 else listener.midi_callback)(event, data)
+                clk.rt.set_callback(guarded(both))
+            else:
+                clk.rt.set_callback(guarded(follower.midi_callback))
+            clk.rt.set_error_callback(lambda kind, msg, data=None: stop_because(f"clock port error: {msg}"))
+        if listener is not None and not same:
+            inp = open_input(settings["input"], backend, role="in")
+            ports.append(inp)
+            inp.rt.set_callback(guarded(listener.midi_callback))
+            inp.rt.set_error_callback(lambda kind, msg, data=None: stop_because(f"input port error: {msg}"))
+
+        names = ", ".join(f"{'virtual ' if p.virtual else ''}'{p.name}'" for p in ports)
+        if external:
+            say(f"ready on {backend} ports {names}; following MIDI clock on '{ports[1].name}', "
+                f"{settings['steps_per_beat']} frame(s) per beat")
+        else:
+            say(f"playing on {backend} ports {names}; {effective_bpm(settings):.1f} BPM, "
+                f"{frame_period(settings) * 1e3:.1f} ms per frame")
+        if settings["status"]:
+            controls.start_status((lambda: follower.bpm) if external else (lambda: effective_bpm(settings)),
+                                  "external" if external else "internal")
+        if controls.start_keys():
+            say(controls.KEYS)
+        if args.duration is not None:
+            threading.Timer(args.duration, stop_because, ("duration reached",)).start()
+
+        if external:
+            stop.wait()
+        else:
+            clock_out = bool(settings["clock_out"])
+            pulse = [0xF8]
+            ppf = max(1, round(24 / int(settings["steps_per_beat"]))) if clock_out else 1
+            clock = InternalClock(frame_period(settings), engine.tick,
+                                  on_pulse=(lambda: out.rt.send_message(pulse)) if clock_out else None,
+                                  pulses_per_frame=ppf)
+            if clock_out:
+                out.rt.send_message([0xFA])
+            clock.run(stop)
+    except PortError as e:
+        print(f"error: {e}", file=sys.stderr)
+        status = 2
+    except Exception:
+        traceback.print_exc()
+        why.append("error")
+        status = 1
+    finally:
+        for p in ports[1:]:
+            try:
+                p.rt.cancel_callback()
+            except Exception:
+                pass
+        if engine is not None:
+            if listener is not None and settings["thru"]:
+                for m in listener.thru_note_offs():
+                    out.rt.send_message(m)
+                engine.channels |= listener.thru_channels
+            engine.close()
+            if clock_out:
+                out.rt.send_message([0xFC])
+            say(f"stopped ({why[0] if why else 'done'}): {engine.sent} frames, {engine.late} late; all notes off")
+            time.sleep(0.1)  # JACK sends at the next period: let the last note-offs leave before closing
+        for p in reversed(ports):
+            p.close()
+        if recorder is not None:
+            try:
+                say(f"recorded {recorder.save()}")
+            except Exception as e:  # noqa: BLE001
+                print(f"error: could not write the recording: {e}", file=sys.stderr)
+                status = status or 1
+    return status

@@ -1,14 +1,206 @@
-"""`live-rnnrbm ports` (not built yet)."""
+"""MIDI ports: list them, and open an output or input by name — an existing port whose name
+contains NAME, else a virtual port called NAME.
+
+    live-rnnrbm ports                    # inputs and outputs with their exact names
+    live-rnnrbm ports --backend jack
+
+    out = open_output("IAC", backend=None)   # Port(rt=rtmidi.MidiOut, name=..., virtual=False)
+    out.rt.send_message([0x90, 60, 80])
+
+python-rtmidi is used directly (mido's rtmidi backend is a thin layer over the same objects): the
+live path sends preallocated byte lists with ``MidiOut.send_message`` and the input callback gets
+raw bytes on the backend's thread, without a mido.Message allocated per clock pulse.
+
+JACK: python-rtmidi makes every port its own JACK client, and a client activated while others
+come and go can hang in its first cycle; opening therefore runs in a helper thread with a time
+limit and fails with a clear message instead of hanging. The server is the one libjack picks:
+``JACK_DEFAULT_SERVER`` (else "default"); we never auto-start a server.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import rtmidi
+
+BACKENDS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
+            "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
+OPEN_TIMEOUT = 5.0  # seconds a port may take to come up before we call it hung
+
+# a JACK client must never start a server of its own (it would be a stray jackd nobody stops)
+os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+class PortError(Exception):
+    """A port could not be found or opened; the message says what to do."""
+
+
+@dataclass
+class Port:
+    rt: Any            # rtmidi.MidiOut or rtmidi.MidiIn
+    name: str          # what we opened: the existing port's name, or our virtual port's name
+    virtual: bool
+    backend: str
+
+    def close(self) -> None:
+        try:
+            self.rt.close_port()
+            self.rt.delete()
+        except Exception:
+            pass
+
+
+def default_backend() -> str:
+    if sys.platform == "darwin":
+        return "coremidi"
+    if sys.platform.startswith("win"):
+        return "winmm"
+    return "alsa"
+
+
+def server_name() -> str:
+    """The JACK server libjack connects to."""
+    return os.environ.get("JACK_DEFAULT_SERVER") or "default"
+
+
+def _with_timeout(fn, what: str, backend: str, timeout: float = OPEN_TIMEOUT):
+    """Run fn() in a daemon thread; a JACK client that hangs in its first cycle must not hang us."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised below in the caller's thread
+            box["error"] = e
+
+    th = threading.Thread(target=target, name=f"open {what}", daemon=True)
+    th.start()
+    th.join(timeout)
+    if th.is_alive():
+        hint = (f" on JACK server '{server_name()}' (a client can hang in its first cycle while other "
+                "clients start or stop: try again, starting live-rnnrbm before the other programs)"
+                if backend == "jack" else "")
+        raise PortError(f"{what} did not come up within {timeout:.0f} s{hint}")
+    if "error" in box:
+        e = box["error"]
+        if isinstance(e, PortError):
+            raise e
+        raise PortError(f"{what}: {e}") from e
+    return box["value"]
+
+
+def _new(kind: str, backend: str, client_name: str):
+    api = BACKENDS[backend]
+    cls = rtmidi.MidiOut if kind == "output" else rtmidi.MidiIn
+    try:
+        return cls(rtapi=api, name=client_name)
+    except Exception as e:
+        extra = ""
+        if backend == "jack":
+            extra = f" (is a JACK server named '{server_name()}' running? JACK_DEFAULT_SERVER picks another)"
+        elif backend == "alsa":
+            extra = " (no ALSA sequencer: load snd-seq, or use --backend jack)"
+        raise PortError(f"cannot open the {backend} MIDI system: {e}{extra}") from None
+
+
+def _backends_to_try(backend: str | None) -> list[str]:
+    if backend:
+        if backend not in BACKENDS:
+            raise PortError(f"unknown backend '{backend}': allowed are {', '.join(BACKENDS)}")
+        return [backend]
+    first = default_backend()
+    # Linux without an ALSA sequencer (containers, JACK-only setups): fall back to a running JACK
+    return [first, "jack"] if first == "alsa" else [first]
+
+
+def _open(kind: str, name: str, backend: str | None, client_name: str, port_name: str,
+          timeout: float) -> Port:
+    errors = []
+    for b in _backends_to_try(backend):
+        try:
+            return _with_timeout(lambda: _open_on(kind, name, b, client_name, port_name), f"MIDI {kind} '{name}'",
+                                 b, timeout)
+        except PortError as e:
+            errors.append(str(e))
+    raise PortError("; ".join(errors))
+
+
+def _open_on(kind: str, name: str, backend: str, client_name: str, port_name: str) -> Port:
+    rt = _new(kind, backend, client_name)
+    ports = rt.get_ports()
+    match = [i for i, p in enumerate(ports) if name.lower() in p.lower()]  # (this client has no port yet)
+    if match:
+        rt.open_port(match[0], port_name)
+        return Port(rt, ports[match[0]], False, backend)
+    if backend == "winmm":
+        rt.delete()
+        raise PortError(f"no MIDI {kind} named like '{name}', and Windows has no virtual ports: install a "
+                        "loopback driver (loopMIDI, https://www.tobias-erichsen.de/software/loopmidi.html), "
+                        f"create a port, and pass its name. Available: {', '.join(ports) or 'none'}")
+    rt.open_virtual_port(port_name)
+    return Port(rt, f"{client_name}:{port_name}" if backend == "jack" else port_name, True, backend)
+
+
+def open_output(name: str, backend: str | None = None, timeout: float = OPEN_TIMEOUT) -> Port:
+    """An existing output whose name contains ``name`` (case-insensitive), else a virtual output
+    port: JACK client ``name``, port ``out``."""
+    return _open("output", name, backend, client_name=name, port_name="out", timeout=timeout)
+
+
+def open_input(name: str, backend: str | None = None, role: str = "in", timeout: float = OPEN_TIMEOUT) -> Port:
+    """An existing input source whose name contains ``name``, else a virtual input port called
+    ``name`` (JACK client ``name``, port ``role``). Clock, sysex and active sensing are delivered
+    (the clock follower needs them)."""
+    p = _open("input", name, backend, client_name=name, port_name=role, timeout=timeout)
+    p.rt.ignore_types(sysex=True, timing=False, active_sense=True)
+    return p
+
+
+def list_ports(backend: str | None = None) -> tuple[str, list[str], list[str]]:
+    """(backend used, input names, output names)."""
+    errors = []
+    for b in _backends_to_try(backend):
+        try:
+            def both():
+                mi, mo = _new("input", b, "live-rnnrbm-ports"), _new("output", b, "live-rnnrbm-ports")
+                try:
+                    return mi.get_ports(), mo.get_ports()
+                finally:
+                    mi.delete()
+                    mo.delete()
+            ins, outs = _with_timeout(both, "port listing", b)
+            return b, ins, outs
+        except PortError as e:
+            errors.append(str(e))
+    raise PortError("; ".join(errors))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=sorted(BACKENDS), default=None,
+                   help=f"MIDI system (default: the OS one, {default_backend()}"
+                        + (", else JACK)" if default_backend() == "alsa" else ")"))
 
 
 def run(args: argparse.Namespace) -> int:
-    print("live-rnnrbm ports: not available in this version yet", file=sys.stderr)
-    return 2
+    try:
+        backend, ins, outs = list_ports(args.backend)
+    except PortError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    where = f" (server '{server_name()}')" if backend == "jack" else ""
+    print(f"backend: {backend}{where}")
+    print("inputs (use with --input / --clock):")
+    for n in ins:
+        print(f"  {n}")
+    if not ins:
+        print("  (none)")
+    print("outputs (use with --port):")
+    for n in outs:
+        print(f"  {n}")
+    if not outs:
+        print("  (none)")
+    return 0

@@ -1,0 +1,130 @@
+"""Clocks that call ``tick()`` once per frame: an internal one on absolute deadlines, and a
+follower of an external MIDI clock (24 pulses per quarter note).
+
+    clock = InternalClock(dt=0.125, on_frame=engine.tick)
+    clock.run(stop_event)                 # blocks; one tick every dt, deadlines never drift
+
+    follower = ClockFollower(steps_per_beat=4, on_frame=engine.tick, on_stop=engine.silence)
+    clock_in.rt.set_callback(follower.midi_callback)   # ticks on the backend's thread
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+PPQN = 24
+SPIN = 0.0008  # the last fraction of a millisecond is spun, not slept: sleep() overshoots
+
+CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+
+
+def sleep_until(deadline: float) -> None:
+    """Sleep until perf_counter() ≥ deadline: sleep() for all but the last SPIN seconds, then spin."""
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return
+        if left > SPIN:
+            time.sleep(left - SPIN)
+
+
+class InternalClock:
+    """One ``on_frame(t_seconds)`` every ``dt`` seconds on absolute deadlines (next += dt), so
+    lateness never accumulates. With ``pulses_per_frame`` and ``on_pulse`` it also ticks MIDI clock
+    pulses in between (for --clock-out): ``on_pulse`` runs 24 times per beat, before the frame of
+    the same instant."""
+
+    def __init__(self, dt: float, on_frame: Callable[[float], None], on_pulse: Callable[[], None] | None = None,
+                 pulses_per_frame: int = 1):
+        self.dt = float(dt)
+        self.on_frame = on_frame
+        self.on_pulse = on_pulse
+        self.ppf = max(1, int(pulses_per_frame)) if on_pulse else 1
+        self.late = 0           # deadlines already passed when we got to them (> 1 ms late)
+        self.started = None
+
+    @property
+    def bpm_label(self) -> str:
+        return "internal"
+
+    def run(self, stop: threading.Event, start: float | None = None) -> None:
+        step = self.dt / self.ppf
+        nxt = self.started = time.perf_counter() + 0.01 if start is None else start
+        n = 0
+        while not stop.is_set():
+            sleep_until(nxt)
+            if time.perf_counter() - nxt > 0.001:
+                self.late += 1
+            if self.on_pulse is not None:
+                self.on_pulse()
+            if n % self.ppf == 0:
+                self.on_frame(nxt)
+            n += 1
+            nxt += step
+
+
+class ClockFollower:
+    """Follows an external MIDI clock from the input callback.
+
+    A frame every 24/steps_per_beat pulses, counted from the song position: Start resets the
+    position to 0 (the first pulse after Start is the downbeat), Continue resumes from it, Song
+    Position Pointer sets it (in 16th notes = 6 pulses), Stop calls ``on_stop`` (silence). The
+    tempo is the mean pulse interval over the last beat, so it follows tempo changes within a beat.
+    """
+
+    def __init__(self, steps_per_beat: int, on_frame: Callable[[float], None],
+                 on_stop: Callable[[], None] | None = None, on_start: Callable[[], None] | None = None,
+                 on_tempo: Callable[[float], None] | None = None):
+        if PPQN % steps_per_beat:
+            raise ValueError(f"steps_per_beat must divide 24 to follow a MIDI clock, got {steps_per_beat}")
+        self.ppf = PPQN // steps_per_beat
+        self.on_frame, self.on_stop, self.on_start, self.on_tempo = on_frame, on_stop, on_start, on_tempo
+        self.running = False
+        self.position = 0            # pulses since the song start
+        self.frames = 0              # frames ticked
+        self._times = [0.0] * PPQN   # ring of the last pulse arrival times
+        self._n = 0                  # pulses received since the last Start/Continue
+        self.bpm = 0.0
+        self._last_bpm_report = 0.0
+
+    @property
+    def bpm_label(self) -> str:
+        return "external"
+
+    def midi_callback(self, event, data=None) -> None:
+        """rtmidi input callback: (message bytes, delta seconds)."""
+        msg = event[0]
+        self.handle(msg[0], msg, time.perf_counter())
+
+    def handle(self, status: int, msg, now: float) -> None:
+        if status == CLOCK:
+            i = self._n % PPQN
+            if self._n >= PPQN:  # a beat of history: tempo = 1 beat / (24 intervals)
+                self.bpm = 60.0 / (now - self._times[i])
+                if self.on_tempo is not None and abs(self.bpm - self._last_bpm_report) > 0.5:
+                    self._last_bpm_report = self.bpm
+                    self.on_tempo(self.bpm)
+            self._times[i] = now
+            self._n += 1
+            if self.running:
+                if self.position % self.ppf == 0:
+                    self.frames += 1
+                    self.on_frame(now)
+                self.position += 1
+        elif status == START:
+            self.position = 0
+            self._resume()
+        elif status == CONTINUE:
+            self._resume()
+        elif status == STOP:
+            self.running = False
+            if self.on_stop is not None:
+                self.on_stop()
+        elif status == SPP and len(msg) >= 3:
+            self.position = (msg[1] | (msg[2] << 7)) * 6
+
+    def _resume(self) -> None:
+        self.running = True
+        if self.on_start is not None:
+            self.on_start()

@@ -1,0 +1,352 @@
+"""The streaming generator: one RNN-RBM step per clock tick, computed a frame ahead.
+
+    engine = Engine(model, out.rt.send_message, settings, listener=listener)
+    engine.start()            # warms the kernels, computes frame 1 on the worker thread
+    engine.tick(t)            # per frame, from the clock: only sends the prepared note-ons/offs
+    engine.close()            # note-off for every sounding note, CC64=0, CC123, CC120
+
+A worker thread owns u_t and every buffer. Right after tick t it computes
+u_t = tanh(bu + x_t·Wvu + u_{t-1}·Wuu), with x_t the frame just sent (united with the player's
+held notes in follow/harmonize), then v_{t+1} with ``kernels.next_frame`` — nogil, so the MIDI
+callbacks keep the GIL meanwhile — and turns it into ready-made lists of note-on/off messages
+(by difference with v_t: a note held across frames sounds once). When the player's notes change
+before the tick, the pending frame is computed again, so a played note is heard at the next tick.
+
+Frames go from the worker to the tick through four preallocated slots and a seqlock: the worker
+never writes the slot the tick has claimed, the tick never uses a slot being written; nothing
+waits on a lock.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+from numba import njit
+
+from . import kernels
+from .model import RnnRbm, warm_up
+
+NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
+MODES = ("follow", "harmonize", "off")
+N_SLOTS = 4
+
+
+@njit(cache=True, nogil=True)
+def shape_frame(v, pv, human_clamped, in_range, runs, max_run, max_poly, v_out):
+    """The notes the model sends: v without the player's clamped notes, within the note range,
+    no note past the watchdog's length, and at most max_poly notes (the most probable kept)."""
+    n = 0
+    for i in range(v.shape[0]):
+        on = v[i] != 0.0 and human_clamped[i] == 0 and in_range[i] != 0 and runs[i] < max_run
+        v_out[i] = 1.0 if on else 0.0
+        n += on
+    while n > max_poly:  # drop the least probable note until under the cap (no allocation)
+        worst, worst_p = -1, 2.0
+        for i in range(v_out.shape[0]):
+            if v_out[i] != 0.0 and pv[i] < worst_p:
+                worst, worst_p = i, pv[i]
+        v_out[worst] = 0.0
+        n -= 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def union(a, b, out):
+    for i in range(out.shape[0]):
+        out[i] = 1.0 if (a[i] != 0.0 or b[i] != 0.0) else 0.0
+
+
+class Slot:
+    """One computed frame, ready to send: its messages and the state it came from."""
+
+    def __init__(self, n_v: int, n_u: int, dtype, lowest: int, channel: int):
+        self.gen = 0                      # odd while the worker writes it
+        self.seq = -1                     # the tick this frame is for
+        self.v = np.zeros(n_v, dtype)     # the chain's sample (with clamped notes)
+        self.pv = np.zeros(n_v, dtype)
+        self.v_out = np.zeros(n_v, dtype) # the model's notes to sound
+        self.u = np.zeros(n_u, dtype)     # u_{t-1}, the state this frame was sampled from
+        self.ons: list = []
+        self.offs: list = []
+        self.all_on: list = []            # every note of v_out, to re-sound after a silence
+        # per-slot note-on messages: the velocity byte is written by the worker
+        self.on_msg = [[NOTE_ON | channel, lowest + i, 80] for i in range(n_v)]
+
+
+class Engine:
+    def __init__(self, model: RnnRbm, send: Callable[[list], None], settings: dict,
+                 listener=None, recorder=None, clock_t0: float | None = None):
+        self.model = model
+        self.send = send
+        self.listener = listener
+        self.recorder = recorder
+        p = model.params
+        self.dtype = model.dtype
+        self.W, self.WT, self.bv, self.bh = p["W"], model.WT, p["bv"], p["bh"]
+        self.Wuv, self.Wuh, self.Wvu, self.Wuu, self.bu = p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"], p["bu"]
+        n_v, n_h, n_u = model.n_visible, model.n_hidden, model.n_hidden_recurrent
+        self.lowest = model.lowest_note
+        self.ch = int(settings["channel"]) - 1
+        self.k = int(settings["k"])
+        self.max_poly = int(settings["max_polyphony"])
+        self.max_run = int(settings["max_note_frames"])
+        vel = settings["velocity"]
+        self.vel_fixed = None if vel == "probability" else int(vel)
+        self.vel_lo, self.vel_hi = (int(x) for x in settings.get("velocity_range") or (50, 110))
+        lo, hi = settings.get("note_range") or (model.lowest_note, model.highest_note)
+        notes = np.arange(n_v) + self.lowest
+        self.in_range = ((notes >= lo) & (notes <= hi)).astype(np.int8)
+        # live controls (written by the control thread or a MIDI callback, read by the worker)
+        self.temperature = float(settings["temperature"])
+        self.density = float(settings["density"])
+        self.mode = settings.get("mode") or "off"
+        self.paused = False
+        self.panic_requested = False
+        # worker-owned buffers
+        self.slots = [Slot(n_v, n_u, self.dtype, self.lowest, self.ch) for _ in range(N_SLOTS)]
+        self.bv_eff = self.bv.copy()
+        self._density_done = None
+        self.base_v = np.zeros(n_v, self.dtype)    # v_t, the frame last sent
+        self.base_u = model.initial_state()        # u_{t-1} it was sampled from
+        self.human = np.zeros(n_v, self.dtype)
+        self.x = np.zeros(n_v, self.dtype)
+        self.clamp = np.zeros(n_v, np.int8)
+        self.no_human = np.zeros(n_v, np.int8)
+        self.human_clamped = np.zeros(n_v, np.int8)
+        self.runs = np.zeros(n_v, np.int64)
+        self.bv_t, self.bh_t = np.zeros(n_v, self.dtype), np.zeros(n_h, self.dtype)
+        self.work, self.idx = kernels.workspace(n_v, n_h, self.dtype)
+        self.state = model.rng_state
+        self.off_msg = [[NOTE_OFF | self.ch, self.lowest + i, 0] for i in range(n_v)]
+        # shared between tick and worker (single Python attribute stores: atomic under the GIL)
+        self.published: Slot | None = None
+        self.claimed: Slot | None = None     # the slot the tick is reading: the worker leaves it alone
+        self.last_sent: Slot | None = None
+        self.sent = 0               # frames sent; the next tick wants the slot with seq == sent + 1
+        self.late = 0               # ticks that found no frame ready (the notes were held)
+        self.resync = False         # after a silence: sound every note of the next frame
+        self.sounding = bytearray(128)
+        self.channels = {self.ch}
+        self.closed = False
+        self.frame_time = 0.0       # seconds the last frame took to compute (status line)
+        self.frame_time_max = 0.0
+        self.t0 = time.perf_counter() if clock_t0 is None else clock_t0
+        self._lock = threading.Lock()   # only ever contended by close(): the tick never waits on it
+        self._wake = threading.Event()
+        self._human_seen = -1
+        self._next_slot = 0
+        self._worker = threading.Thread(target=self._work, name="live-rnnrbm frames", daemon=True)
+        if listener is not None:  # a played note recomputes the pending frame at once, not at the next poll
+            listener.on_change = self._wake.set
+
+    # ------------------------------------------------------------------ worker side
+    def warm(self) -> None:
+        """Compile/load the kernels and run one real frame, so the first tick costs nothing."""
+        warm_up(self.dtype)
+        s = self.slots[-1]
+        kernels.next_frame(self.base_u, self.W, self.WT, self.bv, self.bh, self.Wuv, self.Wuh, self.k,
+                           self.dtype.type(1.0), self.clamp, self.human, self.state.copy(), s.v, s.pv,
+                           self.bv_t, self.bh_t, self.work, self.idx)
+        kernels.rnn_step(s.v, self.base_u, self.bu, self.Wvu, self.Wuu, s.u)
+        shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
+        union(s.v, s.v, self.x)
+
+    def start(self) -> None:
+        self.warm()
+        self._compute(first=True)
+        self._worker.start()
+
+    def _free_slot(self) -> Slot:
+        for _ in range(N_SLOTS):
+            s = self.slots[self._next_slot]
+            self._next_slot = (self._next_slot + 1) % N_SLOTS
+            if s is self.published:
+                continue
+            s.gen += 1                   # mark it being written, then make sure the tick has not claimed it
+            if s is self.claimed:
+                s.gen += 1
+                continue
+            return s
+        raise RuntimeError("no free slot")  # cannot happen with 4 slots: at most 2 are in use
+
+    def _compute(self, first: bool = False) -> None:
+        """Compute the frame for tick sent+1 from base_v/base_u and the player's notes now."""
+        t_start = time.perf_counter()
+        seq = self.sent + 1          # read before computing: a tick meanwhile makes this frame stale
+        s = self._free_slot()
+        mode = self.mode
+        if self.listener is not None:
+            self._human_seen = self.listener.snapshot(self.human)
+        listening = self.listener is not None and mode != "off"
+        if self.density != self._density_done:  # density multiplies each note's odds: bv + log(density)
+            np.add(self.bv, self.dtype.type(math.log(self.density)), out=self.bv_eff)
+            self._density_done = self.density
+        if first:
+            s.u[:] = self.base_u                 # frame 1 comes from u_0 itself
+        else:
+            if listening:
+                union(self.base_v, self.human, self.x)
+                kernels.rnn_step(self.x, self.base_u, self.bu, self.Wvu, self.Wuu, s.u)
+            else:
+                kernels.rnn_step(self.base_v, self.base_u, self.bu, self.Wvu, self.Wuu, s.u)
+        if listening and mode == "harmonize":
+            np.greater(self.human, 0, out=self.human_clamped, casting="unsafe")
+            np.bitwise_or(self.human_clamped, 1 - self.in_range, out=self.clamp)
+            # notes outside the range are clamped silent; the player's notes are clamped on
+        else:
+            self.human_clamped[:] = 0
+            np.subtract(1, self.in_range, out=self.clamp)
+        kernels.next_frame(s.u, self.W, self.WT, self.bv_eff, self.bh, self.Wuv, self.Wuh, self.k,
+                           self.dtype.type(1.0 / self.temperature), self.clamp, self.human, self.state,
+                           s.v, s.pv, self.bv_t, self.bh_t, self.work, self.idx)
+        if self.paused:
+            s.v_out[:] = 0
+        else:
+            shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run,
+                        self.max_poly, s.v_out)
+        # the messages, by difference with the frame sounding now (base_v)
+        s.ons.clear(); s.offs.clear(); s.all_on.clear()
+        new, old = s.v_out, self.base_v
+        fixed, lo, span = self.vel_fixed, self.vel_lo, self.vel_hi - self.vel_lo
+        for i in np.flatnonzero(new + old).tolist():
+            if new[i]:
+                m = s.on_msg[i]
+                m[2] = fixed if fixed is not None else lo + int(round(span * float(s.pv[i])))
+                s.all_on.append(m)
+                if not old[i]:
+                    s.ons.append(m)
+            else:
+                s.offs.append(self.off_msg[i])
+        s.seq = seq
+        s.gen += 1                              # even again: complete
+        self.published = s
+        dt = time.perf_counter() - t_start
+        self.frame_time = dt
+        self.frame_time_max = max(self.frame_time_max, dt)
+
+    def _work(self) -> None:
+        done = 0
+        while not self.closed:
+            self._wake.wait(0.05)
+            self._wake.clear()
+            if self.closed:
+                break
+            sent = self.sent
+            if sent != done:                    # a tick sent a frame: advance from it
+                s = self.last_sent
+                self.base_v[:] = s.v_out
+                self.base_u[:] = s.u
+                np.multiply(self.runs + 1, self.base_v > 0, out=self.runs)
+                done = sent
+                self._compute()
+            elif self.listener is not None and self.listener.version != self._human_seen:
+                self._compute()                 # the player changed notes before the tick: redo it
+            elif self.published is not None and self.published.seq == sent + 1 and self._controls_changed():
+                self._compute()
+
+    _last_controls = None
+
+    def _controls_changed(self) -> bool:
+        c = (self.temperature, self.density, self.mode, self.paused)
+        if c != self._last_controls:
+            self._last_controls = c
+            return True
+        return False
+
+    def poke(self) -> None:
+        """A control changed: recompute the pending frame with it."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ tick side
+    def tick(self, t: float) -> None:
+        """Send the frame prepared for this tick. Called by the clock (main thread for the internal
+        clock, the MIDI callback thread for an external one). Never allocates on the send path,
+        never waits: if the worker is late the notes are held and the tick is counted late."""
+        if not self._lock.acquire(False):
+            return                               # close() is running
+        try:
+            if self.closed:
+                return
+            if self.panic_requested:
+                self._silence()
+                self.panic_requested = False
+            s = self.published
+            self.claimed = s
+            g = s.gen if s is not None else 1
+            if g & 1 or s.seq != self.sent + 1:
+                self.late += 1
+                return
+            send, snd = self.send, self.sounding
+            for m in s.offs:
+                send(m)
+                snd[m[1]] = 0
+            for m in (s.all_on if self.resync else s.ons):
+                if not snd[m[1]]:
+                    send(m)
+                    snd[m[1]] = 1
+            self.resync = False
+            self.last_sent = s
+            self.sent += 1
+        finally:
+            self._lock.release()
+        self._wake.set()
+        rec = self.recorder
+        if rec is not None:  # after sending: off the critical path
+            tr = t - self.t0
+            for m in s.offs:
+                rec.model_note(tr, m)
+            for m in s.ons:
+                rec.model_note(tr, m)
+
+    def _silence(self) -> None:
+        """Note-off for every sounding note (the caller holds the lock)."""
+        snd, send = self.sounding, self.send
+        for note in range(128):
+            if snd[note]:
+                send([NOTE_OFF | self.ch, note, 0])
+                snd[note] = 0
+                if self.recorder is not None:
+                    self.recorder.model_note(time.perf_counter() - self.t0, [NOTE_OFF | self.ch, note, 0])
+        self.resync = True
+
+    def silence(self) -> None:
+        """Clock Stop: silence now; the next tick (after Continue) sounds its whole frame."""
+        with self._lock:
+            if not self.closed:
+                self._silence()
+
+    def panic(self) -> None:
+        """All notes off now, and CC123/CC120 on every channel used; then keep playing."""
+        with self._lock:
+            if not self.closed:
+                self._silence()
+                self._all_off_ccs(sustain=False)
+
+    def _all_off_ccs(self, sustain: bool = True) -> None:
+        for ch in sorted(self.channels):
+            if sustain:
+                self.send([CC | ch, 64, 0])
+            self.send([CC | ch, 123, 0])
+            self.send([CC | ch, 120, 0])
+
+    def close(self) -> None:
+        """Stop: note-off for every sounding note, then CC64=0, CC123, CC120 on the channels used.
+        Safe to call more than once and from any thread."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                self._silence()
+                self._all_off_ccs()
+            finally:
+                self._wake.set()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(1.0)
+
+    @property
+    def notes_sounding(self) -> int:
+        return sum(self.sounding)

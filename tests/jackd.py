@@ -1,0 +1,207 @@
+"""A JACK server with the dummy driver, and MIDI clients, for tests and benchmarks that run the
+instrument through real ports.
+
+    with JackServer() as jack:                    # jackd -n NAME -R -d dummy -r 48000 -p 256
+        proc = start_play(jack, ["--port", "lr-test", "--duration", "3"])   # waits for "playing"
+        rx = Receiver("rx")                         # a JACK client of this process
+        jack.connect("lr-test:out", "rx:in")
+        ...
+
+The product is started BEFORE this process opens its own clients: with python-rtmidi every port
+is a JACK client, and a client activated while others come and go can hang in its first cycle.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def have_jack() -> bool:
+    return all(shutil.which(t) for t in ("jackd", "jack_connect", "jack_wait"))
+
+
+class JackServer:
+    def __init__(self, rate: int = 48000, period: int = 256, name: str | None = None):
+        self.name = name or f"lrtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.rate, self.period = rate, period
+        self.proc = None
+        self.realtime = True
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
+                        JACK_NO_START_SERVER="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def start(self) -> "JackServer":
+        for realtime in (True, False):
+            cmd = ["jackd", "-n", self.name, "-R" if realtime else "--no-realtime", "-d", "dummy",
+                   "-r", str(self.rate), "-p", str(self.period)]
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         start_new_session=True)
+            if subprocess.run(["jack_wait", "-s", self.name, "-w", "-t", "5"], env=self.env,
+                              capture_output=True).returncode == 0 and self.proc.poll() is None:
+                self.realtime = realtime
+                # this process's own clients (Receiver, Sender) must find the server too
+                os.environ["JACK_DEFAULT_SERVER"] = self.name
+                os.environ["JACK_NO_START_SERVER"] = "1"
+                return self
+            self.stop()
+        raise RuntimeError("could not start a JACK dummy server")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> "JackServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def connect(self, src: str, dst: str) -> None:
+        subprocess.run(["jack_connect", src, dst], env=self.env, check=True, capture_output=True, timeout=10)
+
+
+class Play:
+    """`live-rnnrbm play` as a subprocess; stderr is collected on a thread."""
+
+    def __init__(self, jack: JackServer, args: list[str], ready: str = "live-rnnrbm: playing", timeout: float = 30):
+        cmd = [sys.executable, "-m", "live_rnnrbm.cli", "play", "--backend", "jack", "--no-status", *args]
+        self.proc = subprocess.Popen(cmd, env=jack.env, cwd=str(REPO), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.launched = time.perf_counter()
+        self._ready = threading.Event()
+        self.ready_at = None
+        self._marker = ready
+        threading.Thread(target=self._read, daemon=True).start()
+        if ready and not self._ready.wait(timeout):
+            self.kill()
+            raise RuntimeError("live-rnnrbm play did not get ready:\n" + self.stderr)
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if self._marker and self._marker in line or line.startswith("live-rnnrbm: ready"):
+                self.ready_at = time.perf_counter()
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def signal(self, sig: int, timeout: float = 10) -> int:
+        self.proc.send_signal(sig)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 20) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _rtmidi():
+    import rtmidi
+    return rtmidi
+
+
+class Receiver:
+    """A JACK MIDI input of this process; ``events`` is a list of (seconds, [bytes...]) where
+    seconds are JACK's own timestamps (rtmidi's deltas, summed), and ``arrivals`` the
+    perf_counter() time each callback ran."""
+
+    def __init__(self, client: str, port: str = "in"):
+        rtmidi = _rtmidi()
+        self.rt = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client)
+        self.rt.open_virtual_port(port)
+        self.rt.ignore_types(sysex=True, timing=False, active_sense=True)
+        self.name = f"{client}:{port}"
+        self.events: list[tuple[float, list[int]]] = []
+        self.arrivals: list[float] = []
+        self._t = 0.0
+        self.rt.set_callback(self._cb)
+
+    def _cb(self, event, data=None) -> None:
+        msg, delta = event
+        self._t += delta
+        self.events.append((self._t, msg))
+        self.arrivals.append(time.perf_counter())
+
+    def close(self) -> None:
+        self.rt.cancel_callback()
+        self.rt.close_port()
+        self.rt.delete()
+
+
+class Sender:
+    """A JACK MIDI output of this process."""
+
+    def __init__(self, client: str, port: str = "out"):
+        rtmidi = _rtmidi()
+        self.rt = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name=client)
+        self.rt.open_virtual_port(port)
+        self.name = f"{client}:{port}"
+        self.send = self.rt.send_message
+
+    def close(self) -> None:
+        self.rt.close_port()
+        self.rt.delete()
+
+
+def note_ons(events, channel: int | None = None) -> list[tuple[float, int, int]]:
+    """(time, note, velocity) of every note-on (velocity > 0)."""
+    return [(t, m[1], m[2]) for t, m in events
+            if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0 and (channel is None or m[0] & 0x0F == channel)]
+
+
+def unmatched_notes(events) -> list[tuple[int, int]]:
+    """(channel, note) of every note-on left without a later note-off."""
+    on: dict[tuple[int, int], int] = {}
+    for _, m in events:
+        if len(m) == 3 and m[0] & 0xE0 == 0x80:
+            key = (m[0] & 0x0F, m[1])
+            if m[0] & 0xF0 == 0x90 and m[2] > 0:
+                on[key] = on.get(key, 0) + 1
+            elif on.get(key):
+                on[key] = 0
+    return sorted(k for k, n in on.items() if n)
+
+
+def onset_groups(times: list[float], gap: float = 0.004) -> list[float]:
+    """Times of the first event of each group of events closer than `gap` (one frame's note-ons)."""
+    groups: list[float] = []
+    last = None
+    for t in sorted(times):
+        if last is None or t - last > gap:
+            groups.append(t)
+        last = t
+    return groups
+
+
+def sleep_until(deadline: float) -> None:
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return
+        if left > 0.0008:
+            time.sleep(left - 0.0008)

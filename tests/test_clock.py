@@ -1,0 +1,78 @@
+"""The clocks, without ports: the external clock follower fed pulses directly, and the internal
+clock's deadlines."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from live_rnnrbm.clock import CLOCK, CONTINUE, SPP, START, STOP, ClockFollower, InternalClock
+
+
+def feed(f: ClockFollower, n: int, bpm: float, t: float) -> float:
+    step = 60 / bpm / 24
+    for _ in range(n):
+        f.handle(CLOCK, [CLOCK], t)
+        t += step
+    return t
+
+
+def test_follower_frames_tempo_start_stop_continue_spp():
+    frames, stops = [], []
+    f = ClockFollower(4, on_frame=frames.append, on_stop=lambda: stops.append(1))
+    t = feed(f, 48, 120, 0.0)                 # pulses before Start: tempo, but no frames
+    assert frames == [] and f.bpm == pytest.approx(120, rel=1e-6)
+    f.handle(START, [START], t)
+    t = feed(f, 24, 120, t)                   # one beat = 4 frames, the first on the first pulse
+    assert len(frames) == 4 and frames[0] == pytest.approx(t - 24 * 60 / 120 / 24)
+    assert np.allclose(np.diff(frames), 0.125)
+    t = feed(f, 48, 90, t)                    # tempo change: followed within a beat
+    assert f.bpm == pytest.approx(90, rel=1e-6)
+    assert np.allclose(np.diff(frames[-4:]), 60 / 90 / 4)
+    n = len(frames)
+    f.handle(STOP, [STOP], t)
+    t = feed(f, 24, 90, t)
+    assert len(frames) == n and stops == [1]  # stopped: silence, no frames
+    f.handle(CONTINUE, [CONTINUE], t)
+    t = feed(f, 3, 90, t)                     # position was a whole beat: frame on the next pulse
+    assert len(frames) == n + 1
+    f.handle(STOP, [STOP], t)
+    f.handle(SPP, [SPP, 5, 0], t)             # 5 sixteenths = 30 pulses
+    assert f.position == 30
+    f.handle(SPP, [SPP, 1, 1], t)             # 129 sixteenths
+    assert f.position == 129 * 6
+    f.handle(CONTINUE, [CONTINUE], t)
+    f.position += 2                           # mid-frame: 4 pulses without a frame, then one
+    before = len(frames)
+    t = feed(f, 4, 90, t)
+    assert len(frames) == before
+    t = feed(f, 1, 90, t)
+    assert len(frames) == before + 1
+
+
+def test_follower_rejects_steps_that_do_not_divide_24():
+    with pytest.raises(ValueError, match="divide 24"):
+        ClockFollower(5, on_frame=print)
+
+
+def test_internal_clock_keeps_absolute_deadlines():
+    """Even when a tick runs late (a slow callback), later ticks return to the grid: no drift."""
+    times = []
+    stop = threading.Event()
+
+    def on_frame(t):
+        times.append((t, time.perf_counter()))
+        if len(times) == 5:
+            time.sleep(0.025)                 # one slow tick, longer than a frame
+        if len(times) == 30:
+            stop.set()
+
+    clock = InternalClock(0.01, on_frame)
+    clock.run(stop)
+    deadlines = np.array([d for d, _ in times])
+    assert np.allclose(np.diff(deadlines), 0.01)           # deadlines: next += dt, never re-based
+    actual = np.array([a for _, a in times])
+    assert np.median(actual[10:] - deadlines[10:]) < 0.002  # back on the grid after the slow tick
+    assert clock.late >= 1

@@ -1,0 +1,242 @@
+"""`live-rnnrbm play` through real MIDI ports: a JACK server with the dummy driver, the product as a
+subprocess, and this process as the other clients (receiver, player, clock).
+
+The product is always started before this process opens its clients (see tests/jackd.py).
+Timing tolerances are generous: the figures themselves are measured by benchmarks/bench_timing.py.
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from live_rnnrbm.model import RnnRbm
+from live_rnnrbm.weights import save_weights
+from jackd import (REPO, JackServer, Play, Receiver, Sender, have_jack, note_ons, onset_groups, sleep_until,
+                   unmatched_notes)
+
+pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
+
+
+@pytest.fixture(scope="module")
+def jack():
+    with JackServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Two small models written by the test.
+
+    random.npz: untrained-like (every note p ≈ 0.5): a different chord every frame, so every tick
+    has note-ons. listen.npz: silent on its own (bv = -12); through u_t, note 60 of the player
+    turns on note 72 at the next frame (follow); through a hidden unit coupling 60, 64 and 67, a
+    clamped 60 pulls 64 and 67 into the same frame (harmonize)."""
+    d = tmp_path_factory.mktemp("weights")
+    rnd = RnnRbm(n_hidden=20, n_hidden_recurrent=10, seed=3)
+    save_weights(rnd, d / "random.npz", steps_per_beat=4, bpm=120)
+    m = RnnRbm(n_hidden=8, n_hidden_recurrent=4, seed=4)
+    p = {k: np.zeros_like(v) for k, v in m.params.items()}
+    lo = m.lowest_note
+    p["bv"][:] = -12.0
+    p["bh"][:] = -18.0
+    for note in (60, 64, 67):
+        p["W"][note - lo, 0] = 16.0
+    p["Wvu"][60 - lo, 0] = 3.0       # the player's 60 drives u_0 ...
+    p["Wuv"][0, 72 - lo] = 20.0      # ... which turns on 72 in the next frame
+    listen = RnnRbm(n_hidden=8, n_hidden_recurrent=4, seed=4, params=p)
+    save_weights(listen, d / "listen.npz", steps_per_beat=4, bpm=120)
+    return d
+
+
+def frame_period(ticks: list[float], guess: float) -> float:
+    """The frame period fitted to onset times (each a whole number of frames after the first)."""
+    n = np.round((np.array(ticks) - ticks[0]) / guess)
+    return float(np.polyfit(n, ticks, 1)[0])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_internal_clock_grid_and_every_note_off_on_signal(jack, weights, sig):
+    dt = 60 / 240 / 4   # 62.5 ms frames
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-grid", "--bpm", "240",
+                       "--steps-per-beat", "4", "--max-polyphony", "6", "--seed", "1", "--note-range", "21", "108"])
+    rx = Receiver("rx-grid")
+    try:
+        jack.connect("lr-grid:out", rx.name)
+        time.sleep(2.5)
+        assert play.signal(sig) == 0, play.stderr
+        time.sleep(0.2)
+    finally:
+        rx.close()
+    ons = note_ons(rx.events)
+    assert ons, "no notes arrived"
+    ticks = onset_groups([t for t, *_ in ons])
+    assert len(ticks) >= 25, ticks
+    ioi = np.diff(ticks)
+    # on the grid: every onset a whole number of frames after the first, none drifting
+    n = np.round((np.array(ticks) - ticks[0]) / dt)
+    resid = np.array(ticks) - ticks[0] - n * dt
+    # JACK delivers at period starts (5.3 ms here), so single intervals are quantized: compare the
+    # fitted frame period, and the spread around the grid
+    slope = np.polyfit(n, ticks, 1)[0]
+    assert abs(slope - dt) < 0.0005, slope
+    assert np.all(ioi > dt / 2), ioi
+    assert np.max(np.abs(resid - np.median(resid))) < 0.025, resid
+    # at most 6 notes at once, never a note-on for a note already sounding
+    sounding: set = set()
+    for _, m in rx.events:
+        if len(m) == 3 and m[0] & 0xE0 == 0x80:
+            if m[0] & 0xF0 == 0x90 and m[2] > 0:
+                assert m[1] not in sounding
+                sounding.add(m[1])
+                assert len(sounding) <= 6
+            else:
+                sounding.discard(m[1])
+    assert unmatched_notes(rx.events) == []
+    ccs = [tuple(m[1:]) for _, m in rx.events if len(m) == 3 and m[0] == 0xB0]
+    assert ccs[-3:] == [(64, 0), (123, 0), (120, 0)], ccs
+
+
+def send_clock(tx: Sender, bpm: float, beats: float, start: float) -> float:
+    """MIDI clock pulses at `bpm` from `start` (perf_counter) for `beats`; returns the next pulse time."""
+    pulse = 60.0 / bpm / 24
+    t = start
+    for _ in range(int(round(beats * 24))):
+        sleep_until(t)
+        tx.send([0xF8])
+        t += pulse
+    return t
+
+
+def test_external_clock_two_tempi_stop_and_continue(jack, weights):
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-ext", "--clock", "lr-clock",
+                       "--steps-per-beat", "4", "--seed", "2", "--note-range", "21", "108"])
+    rx = Receiver("rx-ext")
+    tx = Sender("tx-clock")
+    try:
+        jack.connect("lr-ext:out", rx.name)
+        jack.connect(tx.name, "lr-clock:clock")
+        time.sleep(0.1)
+        t = time.perf_counter() + 0.05
+        t = send_clock(tx, 120, 2, t)          # clock before Start: no notes
+        t_start = t
+        sleep_until(t)
+        tx.send([0xFA])                         # Start
+        t = send_clock(tx, 120, 8, t)           # 8 beats at 120: frames every 125 ms
+        t_change = t
+        t = send_clock(tx, 180, 8, t)           # 8 beats at 180: frames every 83.3 ms
+        t_stop = t
+        tx.send([0xFC])                         # Stop: silence, no frames while stopped
+        t = send_clock(tx, 180, 4, t)
+        t_cont = t
+        tx.send([0xFB])                         # Continue
+        t = send_clock(tx, 180, 4, t)
+        time.sleep(0.1)
+        assert play.signal(signal.SIGTERM) == 0, play.stderr
+        time.sleep(0.2)
+    finally:
+        rx.close()
+        tx.close()
+    # events against this process's clock (arrival times), to compare with the pulses sent
+    ev = list(zip(rx.arrivals, [m for _, m in rx.events]))
+    on_times = [a for a, m in ev if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert not [a for a in on_times if a < t_start], "notes before Start"
+    slow = onset_groups([a for a in on_times if t_start < a < t_change - 0.01])
+    fast = onset_groups([a for a in on_times if t_change + 0.2 < a < t_stop - 0.01])
+    # the mean frame interval (first to last onset) is exact even though JACK quantizes each one
+    assert abs(frame_period(slow, 0.125) - 0.125) < 0.002, np.diff(slow)
+    assert abs(frame_period(fast, 0.0833) - 0.0833) < 0.002, np.diff(fast)
+    assert 28 <= len(slow) <= 33 and len(fast) >= 24, (len(slow), len(fast))
+    # Stop: every note off right away, nothing until Continue; then playing again
+    during_stop = [a for a in on_times if t_stop + 0.02 < a < t_cont]
+    assert during_stop == []
+    msgs_until_cont = [m for a, m in ev if a < t_cont]
+    assert unmatched_notes([(0, m) for m in msgs_until_cont]) == []
+    assert len([a for a in on_times if a > t_cont]) >= 5
+    assert unmatched_notes(rx.events) == []
+
+
+def play_notes_in(jack, weights, mode: str, name: str):
+    play = Play(jack, ["--weights", str(weights / "listen.npz"), "--port", name, "--input", name + "-in",
+                       "--mode", mode, "--bpm", "120", "--steps-per-beat", "4", "--seed", "5",
+                       "--max-note-frames", "1000", "--note-range", "21", "108"])
+    rx = Receiver("rx-" + name)
+    tx = Sender("tx-" + name)
+    try:
+        jack.connect(f"{name}:out", rx.name)
+        jack.connect(tx.name, f"{name}-in:in")
+        time.sleep(1.0)                         # the model alone: silent
+        t_on = time.perf_counter()
+        tx.send([0x90, 60, 100])
+        time.sleep(1.0)
+        t_off = time.perf_counter()
+        tx.send([0x80, 60, 0])
+        time.sleep(0.6)
+        assert play.signal(signal.SIGINT) == 0, play.stderr
+        time.sleep(0.2)
+    finally:
+        rx.close()
+        tx.close()
+    ons = [(a, m[1]) for a, m in zip(rx.arrivals, [m for _, m in rx.events])
+           if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert unmatched_notes(rx.events) == []
+    return ons, t_on, t_off
+
+
+def test_follow_player_note_changes_what_the_model_plays(jack, weights):
+    ons, t_on, t_off = play_notes_in(jack, weights, "follow", "lr-follow")
+    assert not [n for a, n in ons if a < t_on], "the model should be silent before the player plays"
+    heard = [a for a, n in ons if n == 72]
+    assert heard, ons
+    # heard at the next tick: within one frame (125 ms) and a little
+    assert heard[0] - t_on < 0.125 + 0.03, heard[0] - t_on
+    assert not [n for a, n in ons if n in (60, 64, 67)], "follow mode does not clamp nor echo"
+    assert not [a for a, n in ons if a > t_off + 0.3]
+
+
+def test_harmonize_fills_in_around_the_player(jack, weights):
+    ons, t_on, t_off = play_notes_in(jack, weights, "harmonize", "lr-harm")
+    assert not [n for a, n in ons if a < t_on]
+    first = {n: a for a, n in reversed(ons)}
+    assert 64 in first and 67 in first, ons     # the chord around the clamped 60 ...
+    assert first[64] - t_on < 0.125 + 0.03
+    assert 60 not in first, "the player's own note is not echoed without --thru"
+
+
+def test_bad_preset_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bpm: 120\nvelocty: 80\n")
+    r = subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", "play", "--preset", str(bad)],
+                       capture_output=True, text=True, timeout=30, cwd=str(REPO))
+    assert r.returncode == 2
+    assert "bad.yaml" in r.stderr and "line 2" in r.stderr and "velocty" in r.stderr, r.stderr
+
+
+def test_no_jack_server_is_a_clear_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = dict(JackServer().env, JACK_DEFAULT_SERVER=f"nothere-{os.getpid()}")
+    r = subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", "play", "--backend", "jack"],
+                       capture_output=True, text=True, timeout=30, env=env)
+    assert r.returncode == 2
+    assert "JACK server" in r.stderr and "nothere" in r.stderr, r.stderr
+
+
+def test_ports_lists_exact_names(jack):
+    import subprocess
+    import sys
+    tx = Sender("lr-listed")
+    try:
+        time.sleep(0.2)
+        r = subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", "ports", "--backend", "jack"],
+                           capture_output=True, text=True, timeout=30, env=jack.env)
+    finally:
+        tx.close()
+    assert r.returncode == 0, r.stderr
+    inputs = r.stdout.split("outputs")[0]
+    assert "  lr-listed:out\n" in inputs, r.stdout
