@@ -1,0 +1,212 @@
+"""Evaluation against ground truth: AIS log Z and the log-likelihood of a small RNN-RBM against
+exact enumeration over v (h summed out), accuracy of models whose samples are certain, and the
+`eval` command's JSON output and error messages."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from live_rnnrbm import ais, cli
+from live_rnnrbm.evaluate import evaluate_model
+from live_rnnrbm.model import RnnRbm
+from live_rnnrbm.pianoroll import roll_to_midi
+from live_rnnrbm.rng import new_states
+from live_rnnrbm.weights import save_weights
+
+
+def exact_log_z(W, bv, bh):
+    """log Σ_v exp(v·bv) Π_j (1 + exp((v·W + bh)_j)) by enumerating every v."""
+    vs = np.array(list(itertools.product([0.0, 1.0], repeat=len(bv))))
+    lp = vs @ bv + np.logaddexp(0.0, vs @ W + bh).sum(axis=1)
+    m = lp.max()
+    return m + math.log(np.exp(lp - m).sum())
+
+
+def free_energy(v, W, bv, bh):
+    return -(v @ bv) - np.logaddexp(0.0, v @ W + bh).sum()
+
+
+@pytest.fixture(scope="module")
+def small_rbm():
+    rng = np.random.default_rng(7)
+    n_v, n_h = 8, 5
+    W = rng.normal(0.0, 1.5, (n_v, n_h))  # strong enough couplings that W = 0 is far from the target
+    bv = rng.normal(-1.0, 1.0, n_v)
+    bh = rng.normal(0.0, 1.0, n_h)
+    return W, bv, bh
+
+
+@pytest.mark.parametrize("base", ["zero", "fitted"])
+def test_ais_log_z_matches_enumeration(small_rbm, base):
+    W, bv, bh = small_rbm
+    exact = exact_log_z(W, bv, bh)
+    R = 200  # independent AIS runs on the same RBM (as 200 "frames")
+    BV, BH = np.tile(bv, (R, 1)), np.tile(bh, (R, 1))
+    WT = np.ascontiguousarray(W.T)
+    C, D = np.zeros_like(BV), np.zeros_like(BH)
+    if base == "fitted":
+        ais.fitted_base(W, WT, BV, BH, np.zeros_like(BV), 10, 25, 0.02, new_states(3, R), C, D)
+    log_z, var, ess, jack = np.empty(R), np.empty(R), np.empty(R), np.empty(R)
+    ais.ais_log_z(W, WT, BV, BH, C, D, ais.beta_schedule(200), 100, new_states(0, R), log_z, var, ess, jack)
+    err = log_z.mean() - exact
+    se = log_z.std(ddof=1) / math.sqrt(R)
+    bound = 4 * se + 0.005
+    assert bound < 0.02, f"the test is too loose to detect an error of 0.02 nats (bound {bound:.4f})"
+    assert abs(err) < bound, f"AIS log Z off by {err:.4f} (SE {se:.4f}) from exact {exact:.4f}"
+    # the bound detects a log Z that is wrong by a small amount
+    assert abs(log_z.mean() - (exact + 0.03)) > bound
+    # the jackknife-corrected estimate (what evaluate_model reports) is as close
+    assert abs(jack.mean() - exact) < 4 * jack.std(ddof=1) / math.sqrt(R) + 0.005
+    # the delta-method variance the kernel reports agrees with the runs' actual spread
+    assert 0.5 < math.sqrt(var.mean()) / log_z.std() < 2.0
+
+
+def test_jackknife_removes_the_small_sample_bias(small_rbm):
+    """With few chains, logmeanexp of the weights is biased low (Jensen); the jackknife estimate
+    the kernel also returns is closer to the exact log Z on average."""
+    W, bv, bh = small_rbm
+    exact = exact_log_z(W, bv, bh)
+    R = 2000
+    BV, BH = np.tile(bv, (R, 1)), np.tile(bh, (R, 1))
+    C, D = np.zeros_like(BV), np.zeros_like(BH)
+    log_z, var, ess, jack = np.empty(R), np.empty(R), np.empty(R), np.empty(R)
+    ais.ais_log_z(W, np.ascontiguousarray(W.T), BV, BH, C, D, ais.beta_schedule(10), 4, new_states(1, R),
+                  log_z, var, ess, jack)
+    plain_bias, jack_bias = log_z.mean() - exact, jack.mean() - exact
+    assert plain_bias < -3 * log_z.std() / math.sqrt(R)  # the plain estimate is measurably low ...
+    assert abs(jack_bias) < abs(plain_bias) / 2          # ... and the jackknife removes most of it
+
+
+def test_beta_schedule():
+    b = ais.beta_schedule(100)
+    assert b[0] == 0.0 and b[-1] == 1.0 and len(b) == 101 and np.all(np.diff(b) > 0)
+    assert (b > 0.9).sum() > 50  # most steps where the distributions change fastest
+    with pytest.raises(ValueError):
+        ais.beta_schedule(0)
+
+
+def exact_log_likelihood(model, roll):
+    """Mean over frames of log p(v_t | v_<t) by enumerating v for every frame's RBM."""
+    _, BV, BH = model.run(roll)
+    W = model.W.astype(np.float64)
+    return np.mean([-free_energy(roll[t], W, BV[t], BH[t]) - exact_log_z(W, BV[t], BH[t])
+                    for t in range(len(roll))])
+
+
+@pytest.fixture(scope="module")
+def small_rnnrbm():
+    rng = np.random.default_rng(11)
+    n_v, n_h, n_u = 8, 6, 5
+    params = {"W": rng.normal(0, 1.0, (n_v, n_h)), "bv": rng.normal(-1.0, 0.5, n_v), "bh": rng.normal(0, 0.5, n_h),
+              "Wuh": rng.normal(0, 0.8, (n_u, n_h)), "Wuv": rng.normal(0, 0.8, (n_u, n_v)),
+              "Wvu": rng.normal(0, 0.8, (n_v, n_u)), "Wuu": rng.normal(0, 0.5, (n_u, n_u)), "bu": rng.normal(0, 0.3, n_u)}
+    model = RnnRbm(n_h, n_u, 60, 60 + n_v - 1, dtype=np.float64, params=params)
+    roll = (rng.random((12, n_v)) < 0.3).astype(np.float64)
+    return model, roll
+
+
+@pytest.mark.parametrize("base", ["zero", "fitted"])
+def test_log_likelihood_matches_enumeration(small_rnnrbm, base):
+    model, roll = small_rnnrbm
+    exact = exact_log_likelihood(model, roll)
+    r = evaluate_model(model, [roll[:7], roll[7:]] if base == "zero" else [roll], ais_chains=200, ais_steps=200,
+                       accuracy_samples=0, base=base)
+    assert r.frames == len(roll)
+    if base == "zero":  # two pieces: each restarts from u_0 = 0
+        exact = (7 * exact_log_likelihood(model, roll[:7]) + 5 * exact_log_likelihood(model, roll[7:])) / 12
+    assert abs(r.log_likelihood - exact) < 0.01, (r.log_likelihood, exact)
+    assert math.isnan(r.accuracy)
+    # the check is tight enough to catch a log-likelihood wrong by a small amount
+    assert abs(r.log_likelihood - (exact - 0.02)) > 0.01
+
+
+def certain_model(frame: np.ndarray, dtype=np.float64) -> RnnRbm:
+    """A model that plays ``frame`` at every step with certainty (huge visible biases)."""
+    n_v = len(frame)
+    rng = np.random.default_rng(0)
+    params = {"W": rng.normal(0, 0.01, (n_v, 4)), "bv": np.where(frame > 0, 30.0, -30.0), "bh": np.zeros(4),
+              "Wuh": np.zeros((3, 4)), "Wuv": np.zeros((3, n_v)), "Wvu": rng.normal(0, 0.1, (n_v, 3)),
+              "Wuu": np.zeros((3, 3)), "bu": np.zeros(3)}
+    return RnnRbm(4, 3, 60, 60 + n_v - 1, dtype=dtype, params=params)
+
+
+def test_accuracy_of_a_model_that_reproduces_the_data_is_one():
+    frame = np.array([1, 0, 0, 1, 0, 1, 0, 0], float)
+    data = np.tile(frame, (20, 1))
+    r = evaluate_model(certain_model(frame), [data], ais_chains=50, ais_steps=100, accuracy_samples=5)
+    assert r.accuracy == 1.0 and r.accuracy_pooled_counts == 1.0
+    assert abs(r.log_likelihood) < 0.01  # a certain frame has probability 1
+    # and a model that plays a different frame (2 of its 3 notes right, one extra) scores 2/4
+    other = frame.copy()
+    other[0] = 0.0
+    other[2] = other[7] = 1.0
+    r = evaluate_model(certain_model(other), [data], ais_chains=0, accuracy_samples=5)
+    assert r.accuracy == pytest.approx(2 / 5)  # TP = 2 (notes 3, 5), FP = 2 (2, 7), FN = 1 (0)
+
+
+def test_silent_frame_matched_by_silence_counts_as_one():
+    silence = np.zeros(8)
+    data = np.zeros((10, 8))
+    r = evaluate_model(certain_model(silence, np.float32), [data], ais_chains=0, accuracy_samples=3)
+    assert r.accuracy == 1.0
+    r = evaluate_model(certain_model(np.eye(8)[2], np.float32), [data], ais_chains=0, accuracy_samples=3)
+    assert r.accuracy == 0.0
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory, small_rnnrbm):
+    d = tmp_path_factory.mktemp("eval")
+    model, _ = small_rnnrbm
+    weights = save_weights(model.astype(np.float32), d / "tiny.npz", steps_per_beat=2, bpm=120.0)
+    rng = np.random.default_rng(2)
+    rolls = [(rng.random((n, model.n_visible)) < 0.3).astype(np.uint8) for n in (10, 14)]
+    for n, roll in enumerate(rolls):
+        roll_to_midi(roll, steps_per_beat=2, bpm=120.0, lowest_note=model.lowest_note).save(d / f"piece{n}.mid")
+    seqs = [[[int(60 + i) for i in np.nonzero(f)[0]] for f in roll] for roll in rolls]
+    with open(d / "bench.pickle", "wb") as f:
+        pickle.dump({"train": seqs, "valid": seqs[:1]}, f, protocol=2)
+    return d, weights
+
+
+FAST = ["--ais-chains", "8", "--ais-steps", "20", "--accuracy-samples", "2", "--k", "5"]
+
+
+def test_cli_json_on_midi_folder(tiny_files, capsys):
+    d, weights = tiny_files
+    assert cli.main(["eval", "--weights", str(weights), str(d), "--json", *FAST]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("log_likelihood", "log_likelihood_se", "accuracy", "accuracy_se", "frames", "settings", "seconds"):
+        assert key in out
+    assert out["settings"]["ais_chains"] == 8 and out["settings"]["ais_steps"] == 20
+    assert out["log_likelihood"] < 0 and 0 <= out["accuracy"] <= 1
+    assert out["frames"] > 20  # both MIDI files (the pickle's valid split holds one piece more)
+
+
+def test_cli_pickle_split_and_human_report(tiny_files, capsys):
+    d, weights = tiny_files
+    assert cli.main(["eval", "--weights", str(weights), str(d / "bench.pickle"), "--split", "train", "--quiet", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "log-likelihood" in out and "accuracy" in out and "24 frames" in out
+
+
+@pytest.mark.parametrize("case", ["no weights", "no data", "bad split", "bad weights", "bad settings"])
+def test_cli_clear_errors(tiny_files, capsys, case):
+    d, weights = tiny_files
+    args = {"no weights": ["--weights", str(d / "missing.npz"), str(d)],
+            "no data": ["--weights", str(weights), str(d / "nowhere")],
+            "bad split": ["--weights", str(weights), str(d / "bench.pickle"), "--split", "test"],
+            "bad weights": ["--weights", str(d / "piece0.mid"), str(d)],
+            "bad settings": ["--weights", str(weights), str(d), "--ais-steps", "0"]}[case]
+    assert cli.main(["eval", *args, "--json", *FAST[:2]]) == 2
+    err = capsys.readouterr().err
+    expected = {"no weights": "missing.npz", "no data": "nowhere", "bad split": "test",
+                "bad weights": "piece0.mid", "bad settings": "--ais-steps"}[case]
+    assert "error" in err and expected in err, err
