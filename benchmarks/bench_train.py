@@ -1,0 +1,191 @@
+"""Training throughput: our trainer (Numba, parallel over subsequences) against a plain-NumPy
+reference of the same gradient, in the same run, at the tutorial's sizes.
+
+    PYTHONPATH=. python3 benchmarks/bench_train.py [--repeats 7] [--batch-size 4]
+
+Model 88 × 150 × 100 (n_v, n_h, n_u), CD-15, subsequences of 100 frames from the Nottingham
+pickle (synthetic rolls of the same density when ../shared/data is not there). Prints the median
+frames/s of: our ``Trainer.train_step`` with 1 and 2 Numba threads, and the NumPy reference
+(vectorised over the frames of a subsequence: the Gibbs chains of all 100 frames as matrix
+products, the RNN and BPTT as a loop over time — the Theano tutorial's structure), the ratios,
+and the time of one Nottingham epoch estimated from the throughput. The NumPy reference is first
+checked against the model's exact gradient, so the comparison is between equal computations.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from live_rnnrbm.model import PARAM_NAMES, RnnRbm  # noqa: E402
+from live_rnnrbm.train import Trainer, TrainConfig  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pickles" / "Nottingham.pickle"
+NOTTINGHAM_TRAIN_FRAMES = 176_561
+
+
+# --------------------------------------------------------------------------- the NumPy reference
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def numpy_rnn(V, p):
+    T = len(V)
+    U = np.zeros((T + 1, p["bu"].shape[0]), V.dtype)
+    for t in range(T):
+        U[t + 1] = np.tanh(p["bu"] + V[t] @ p["Wvu"] + U[t] @ p["Wuu"])
+    BV = p["bv"] + U[:-1] @ p["Wuv"]
+    BH = p["bh"] + U[:-1] @ p["Wuh"]
+    return U, BV, BH
+
+
+def numpy_cd_samples(V, BV, BH, W, k, rng):
+    """k steps of block Gibbs sampling from every true frame, all frames at once."""
+    v = V.copy()
+    for _ in range(k):
+        h = (rng.random(BH.shape, dtype=np.float32) < sigmoid(v @ W + BH)).astype(V.dtype)
+        v = (rng.random(BV.shape, dtype=np.float32) < sigmoid(h @ W.T + BV)).astype(V.dtype)
+    return v
+
+
+def numpy_grad(V, Vt, U, BV, BH, p):
+    """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] and its gradient (BPTT through bv_t, bh_t)."""
+    T = len(V)
+    W = p["W"]
+    xd, xm = V @ W + BH, Vt @ W + BH
+    cost = np.mean(-(V * BV).sum(1) - softplus(xd).sum(1) + (Vt * BV).sum(1) + softplus(xm).sum(1))
+    sd, sm = sigmoid(xd), sigmoid(xm)
+    dBV, dBH = (Vt - V) / T, (sm - sd) / T
+    g = {"W": (Vt.T @ sm - V.T @ sd) / T, "bv": dBV.sum(0), "bh": dBH.sum(0),
+         "Wuv": U[:-1].T @ dBV, "Wuh": U[:-1].T @ dBH,
+         "Wvu": np.zeros_like(p["Wvu"]), "Wuu": np.zeros_like(p["Wuu"]), "bu": np.zeros_like(p["bu"])}
+    du = np.zeros_like(p["bu"])
+    for t in range(T - 1, -1, -1):
+        da = du * (1.0 - U[t + 1] ** 2)
+        g["bu"] += da
+        g["Wvu"] += np.outer(V[t], da)
+        g["Wuu"] += np.outer(U[t], da)
+        du = p["Wuu"] @ da + p["Wuv"] @ dBV[t] + p["Wuh"] @ dBH[t]
+    return cost, g
+
+
+def numpy_step(chunks, p, k, rng, lr):
+    """One SGD update from a batch of subsequences, the trainer's update in NumPy."""
+    total = {n: np.zeros_like(a) for n, a in p.items()}
+    for V in chunks:
+        U, BV, BH = numpy_rnn(V, p)
+        Vt = numpy_cd_samples(V, BV, BH, p["W"], k, rng)
+        _, g = numpy_grad(V, Vt, U, BV, BH, p)
+        for n in total:
+            total[n] += g[n]
+    for n in p:
+        p[n] -= np.float32(lr / len(chunks)) * total[n]
+
+
+def check_reference(pieces: list[np.ndarray]) -> float:
+    """The NumPy gradient equals the model's (kernels.cost_and_grad) on the same CD samples."""
+    m = RnnRbm(seed=3, dtype=np.float64)
+    for n in ("Wuh", "Wuv", "Wvu", "Wuu"):  # larger recurrent weights, so that BPTT matters
+        m.params[n] *= 300
+    V = pieces[0][:40].astype(np.float64)
+    U, BV, BH = m.run(V)
+    Vt = numpy_cd_samples(V, BV, BH, m.W, 3, np.random.default_rng(0)).astype(np.float64)
+    cost, g = numpy_grad(V, Vt, U, BV, BH, m.params)
+    cost_ref, g_ref = m.cost_and_grad(V, Vt)
+    err = max(float(np.abs(g[n] - g_ref[n]).max() / (np.abs(g_ref[n]).max() + 1e-300)) for n in PARAM_NAMES)
+    assert abs(cost - cost_ref) < 1e-9 and err < 1e-9, (cost, cost_ref, err)
+    return err
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_pieces() -> tuple[list[np.ndarray], str]:
+    if DATA.exists():
+        from live_rnnrbm.pianoroll import load_pickle
+        return [r.frames.astype(np.float32) for r in load_pickle(DATA, "train")], f"{DATA.name} (train)"
+    rng = np.random.default_rng(0)  # ~3 notes a frame in the middle of the keyboard, like Nottingham
+    pieces = []
+    for _ in range(60):
+        V = np.zeros((250, 88), np.float32)
+        for t in range(250):
+            V[t, rng.choice(np.arange(20, 70), 3, replace=False)] = 1
+        pieces.append(V)
+    return pieces, "synthetic rolls (Nottingham pickle not found)"
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=6, help="updates per timed repeat (ours)")
+    ap.add_argument("--batch-size", type=int, default=4, help="subsequences per update")
+    args = ap.parse_args()
+
+    pieces, source = load_pieces()
+    err = check_reference(pieces)
+    B = args.batch_size
+    cfg = TrainConfig(epochs=1, batch_size=B, k=15, batch_frames=100, optimizer="sgd", lr=0.001, ais_every=0)
+    trainer = Trainer(pieces, [], cfg, progress=False)
+    plan = [b for b in trainer.plan(0) if len(b) == B and all(n == 100 for _, _, n, _ in b)]
+    shifts = np.zeros(len(pieces), np.int64)
+    frames_per_step = 100 * B
+
+    def ours(threads: int, start: int) -> float:
+        numba.set_num_threads(threads)
+        t0 = time.perf_counter()
+        for i in range(args.steps):
+            trainer.train_step(plan[(start + i) % len(plan)], shifts, 0.001, seed=start + i)
+        return args.steps * frames_per_step / (time.perf_counter() - t0)
+
+    p_np = {n: a.copy() for n, a in RnnRbm(seed=0).params.items()}
+    rng = np.random.default_rng(0)
+
+    def reference(start: int) -> float:
+        t0 = time.perf_counter()
+        batch = plan[start % len(plan)]
+        chunks = [pieces[p][s:s + n] for p, s, n, _ in batch]
+        numpy_step(chunks, p_np, 15, rng, 0.001)
+        return frames_per_step / (time.perf_counter() - t0)
+
+    ours(2, 0)  # compile / load the kernels
+    reference(0)
+    fps = {"ours, 1 thread": [], "ours, 2 threads": [], "NumPy reference": []}
+    for r in range(args.repeats):  # interleaved, so that a change of machine load hits all alike
+        fps["ours, 1 thread"].append(ours(1, 10 * r))
+        fps["ours, 2 threads"].append(ours(2, 10 * r + 5))
+        fps["NumPy reference"].append(reference(r))
+    med = {k: statistics.median(v) for k, v in fps.items()}
+    print(f"training throughput, n_v 88, n_h 150, n_u 100, CD-15, {B} × 100-frame subsequences per update")
+    print(f"data: {source}; NumPy reference checked against the model's gradient (max rel. error {err:.1e})")
+    print(f"machine: {os.cpu_count()} cores, NumPy BLAS threads as configured (OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), {args.repeats} repeats, medians")
+    for k, v in med.items():
+        print(f"  {k:18s} {v:9.0f} frames/s   (min {min(fps[k]):.0f}, max {max(fps[k]):.0f})")
+    ref = med["NumPy reference"]
+    print(f"  ratio ours (2 threads) / NumPy: {med['ours, 2 threads'] / ref:.1f}×;  "
+          f"ours (1 thread) / NumPy: {med['ours, 1 thread'] / ref:.1f}×;  "
+          f"2 threads / 1 thread: {med['ours, 2 threads'] / med['ours, 1 thread']:.2f}×")
+    for k in ("ours, 2 threads", "NumPy reference"):
+        print(f"  one Nottingham epoch ({NOTTINGHAM_TRAIN_FRAMES} frames), estimated from the throughput, "
+              f"{k}: {NOTTINGHAM_TRAIN_FRAMES / med[k]:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

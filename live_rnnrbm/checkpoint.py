@@ -1,0 +1,87 @@
+"""The trainer's "latest" checkpoint: one ``.npz`` that is both a weights file (``load_weights``,
+``live-rnnrbm play --weights`` read it as they read any other) and the full training state for
+``--resume`` — optimiser arrays, the RNN states carried between subsequences, the position in the
+epoch and the settings, in the ``meta`` record under ``"train_state"``.
+
+Written atomically (a temporary file renamed over the old one): a crash or a second Ctrl-C while
+writing leaves the previous checkpoint intact.
+
+>>> save_checkpoint("weights/mine.last.npz", model, meta, {"opt.m.W": m_W})   # doctest: +SKIP
+>>> model, meta, arrays = load_checkpoint("weights/mine.last.npz")           # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model import PARAM_NAMES, RnnRbm
+from .weights import WeightsError, load_weights, save_weights
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names the file and why."""
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path: str | Path, model: RnnRbm, meta: dict[str, Any],
+                    state_arrays: dict[str, np.ndarray]) -> Path:
+    """Write the model (as a weights file would hold it), ``meta`` and the extra training-state
+    arrays (names must not clash with the parameters) to ``path``, atomically."""
+    path = Path(path)
+    clash = set(state_arrays) & set(PARAM_NAMES + ("meta",))
+    if clash:
+        raise ValueError(f"state array names clash with the weights file's: {sorted(clash)}")
+    # let save_weights build and check the metadata exactly as for a weights file, then re-read it
+    # and add the state arrays (a checkpoint is small: rewriting it costs milliseconds)
+    tmp_weights = path.with_name(path.name + ".weights.tmp.npz")
+    saved_meta = dict(model.meta)
+    try:
+        save_weights(model, tmp_weights, **meta)
+        with np.load(tmp_weights, allow_pickle=False) as npz:
+            arrays = {n: npz[n] for n in npz.files}
+    finally:
+        model.meta = saved_meta  # save_weights records meta on the model; the trainer owns it
+        if tmp_weights.exists():
+            tmp_weights.unlink()
+    arrays.update({k: np.asarray(v) for k, v in state_arrays.items()})
+    _atomic_savez(path, arrays)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[RnnRbm, dict[str, Any], dict[str, np.ndarray]]:
+    """(model, meta, state arrays) of a checkpoint; ``CheckpointError`` naming the file when it
+    is missing, damaged or not a training checkpoint."""
+    path = Path(path)
+    try:
+        model = load_weights(path)
+    except WeightsError as e:
+        raise CheckpointError(f"cannot resume: {e}") from None
+    meta = model.meta
+    if "train_state" not in meta:
+        raise CheckpointError(f"{path}: a weights file without training state (not a '.last.npz' "
+                              "checkpoint written by `live-rnnrbm train`); cannot resume from it")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {n: npz[n] for n in npz.files if n not in PARAM_NAMES and n != "meta"}
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
+    return model, meta, arrays
+

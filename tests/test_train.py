@@ -1,0 +1,275 @@
+"""The trainer: it learns a structure it is shown, resumes exactly, survives bad files and Ctrl-C.
+
+Everything runs on a tiny model (12 notes, n_h 16, n_u 8) and a synthetic corpus with a
+learnable structure: the chord progression C – F – G – Am, each chord held two frames.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from live_rnnrbm import cli
+from live_rnnrbm.dataset import DataError
+from live_rnnrbm.model import PARAM_NAMES
+from live_rnnrbm.optim import Adam, Schedule, clip_grad_norm
+from live_rnnrbm.pianoroll import roll_to_midi
+from live_rnnrbm.train import (Trainer, TrainConfig, estimate_key, latest_path, load_training_data,
+                               predictive_monitor, shift_frames, to_common_key)
+from live_rnnrbm.pianoroll import PianoRoll
+from live_rnnrbm.rng import new_states
+from live_rnnrbm.weights import load_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+LO, HI = 60, 71  # one octave from middle C
+CHORDS = [(0, 4, 7), (5, 9, 0), (7, 11, 2), (9, 0, 4)]  # C, F, G, Am as pitch classes above C
+HOLD = 2
+
+
+def progression(n_pieces: int, frames: int = 48, seed: int = 0) -> list[np.ndarray]:
+    """Pieces of the cycling progression, each starting at a random point of the cycle."""
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for _ in range(n_pieces):
+        phase = int(rng.integers(0, len(CHORDS) * HOLD))
+        V = np.zeros((frames, HI - LO + 1), np.float32)
+        for t in range(frames):
+            V[t, list(CHORDS[((t + phase) // HOLD) % len(CHORDS)])] = 1
+        pieces.append(V)
+    return pieces
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(n_hidden=16, n_hidden_recurrent=8, lowest_note=LO, highest_note=HI, epochs=15, batch_frames=24,
+                batch_size=4, k=5, optimizer="adam", lr=0.02, carry_u=True, seed=1, ais_every=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def write_midi_folder(folder: Path, n: int = 6, seed: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, V in enumerate(progression(n, seed=seed)):
+        full = np.zeros((len(V), 88), np.uint8)
+        full[:, LO - 21:HI - 21 + 1] = V
+        roll_to_midi(full, steps_per_beat=2, bpm=120).save(folder / f"piece{i}.mid")
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def test_learns_a_chord_progression(tmp_path):
+    train, valid = progression(24), progression(6, seed=1)
+    trainer = Trainer(train, valid, tiny_config(), progress=False, log=lambda s: None)
+    before = predictive_monitor(trainer.model, valid, seed=3)
+    assert trainer.fit(tmp_path / "w.npz") == "done"
+    after = trainer.best["valid"]
+    # the validation cross-entropy falls from the untrained ~8 nats/frame to a small fraction
+    assert after["xent"] < 0.3 * before["xent"], (before, after)
+    assert after["accuracy"] > 0.8
+    # the best weights file plays the progression: most frames are one of the four chords, and
+    # when the chord changes it moves on to the next one of the cycle
+    model = load_weights(tmp_path / "w.npz")
+    model.reseed(5)
+    frames = model.generate(96, k=25)
+    chords = [frozenset(int(i) for i in np.nonzero(v)[0]) for v in frames]
+    known = [frozenset(c) for c in CHORDS]  # indices 0..11 are pitch classes here (LO is a C)
+    on_chord = [known.index(c) if c in known else None for c in chords]
+    assert np.mean([c is not None for c in on_chord]) > 0.75, chords
+    moves = [(a, b) for a, b in zip(on_chord, on_chord[1:]) if a is not None and b is not None and a != b]
+    assert len(moves) >= 10
+    assert np.mean([b == (a + 1) % len(CHORDS) for a, b in moves]) > 0.75, moves
+
+
+def test_resume_after_interruptions_equals_an_uninterrupted_run(tmp_path):
+    train, valid = progression(10), progression(3, seed=1)
+    cfg = dict(epochs=3, pretrain_epochs=1, pretrain_batch=32, clip=1.0, schedule="cosine", warmup=5,
+               transpose_min=-2, transpose_max=2)
+    whole = Trainer(train, valid, tiny_config(**cfg), progress=False, log=lambda s: None)
+    assert whole.fit(tmp_path / "a.npz") == "done"
+    steps_pretrain = len(whole.plan(0))
+    # stop inside pretraining, then in the middle of the second training epoch, then run to the end
+    stops = [steps_pretrain - 2, steps_pretrain + len(whole.plan(1)) + 3]
+    t = Trainer(train, valid, tiny_config(stop_after_steps=stops[0], **cfg), progress=False, log=lambda s: None)
+    assert t.fit(tmp_path / "b.npz") == "stopped"
+    assert t.step > 0  # really mid-epoch
+    for stop in stops[1:] + [0]:
+        t = Trainer.resume(latest_path(tmp_path / "b.npz"), train, valid, progress=False, log=lambda s: None)
+        t.config.stop_after_steps = stop
+        outcome = t.fit(tmp_path / "b.npz")
+    assert outcome == "done"
+    for n in PARAM_NAMES:
+        np.testing.assert_array_equal(t.model.params[n], whole.model.params[n], err_msg=n)
+    for k, v in whole.opt.state_dict().items():
+        np.testing.assert_array_equal(t.opt.state_dict()[k], v, err_msg=k)
+    assert [h["cost"] for h in t.history] == pytest.approx([h["cost"] for h in whole.history], rel=1e-9)
+    # the best weights were chosen identically, and the latest file is a loadable weights file
+    np.testing.assert_array_equal(load_weights(tmp_path / "a.npz").W, load_weights(tmp_path / "b.npz").W)
+    assert "train_state" not in load_weights(tmp_path / "b.npz").meta  # the best file is a plain weights file
+    assert load_weights(latest_path(tmp_path / "b.npz")).n_hidden == 16
+
+
+def test_tutorial_baseline_is_one_subsequence_per_sgd_step():
+    train = progression(3, frames=50)
+    t = Trainer(train, [], tiny_config(batch_size=1, batch_frames=20, optimizer="sgd", lr=0.001, carry_u=False),
+                progress=False)
+    plan = t.plan(0)
+    # every piece cut into consecutive 20-frame subsequences (the last one shorter), one per step
+    assert all(len(batch) == 1 for batch in plan)
+    assert sorted((p, s, n) for ((p, s, n, _),) in plan) == [(p, s, min(20, 50 - s)) for p in range(3) for s in (0, 20, 40)]
+    # and the step is θ ← θ − lr·∇cost of that subsequence from u_0 = 0 (the tutorial's update):
+    # the model's own cd_grad drawing from the same random stream gives the reference gradient
+    (piece, start, n, _), = plan[0]
+    reference = t.model.astype(np.float32)
+    reference.rng_state = new_states(7, 1)[0].copy()
+    _, _, grads, _ = reference.cd_grad(train[piece][start:start + n], k=5)
+    before = {k: v.copy() for k, v in t.model.params.items()}
+    t.train_step(plan[0], np.zeros(3, np.int64), 0.001, seed=7)
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(before[name] - t.model.params[name], 0.001 * grads[name],
+                                   rtol=1e-5, atol=1e-9, err_msg=name)
+    assert any(np.abs(g).max() > 0 for g in grads.values())
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_key_estimate_and_common_key():
+    c_major = np.zeros((8, 88), np.uint8)
+    for t, chord in enumerate([(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)] * 2):
+        c_major[t, [n - 21 for n in chord]] = 1
+    assert estimate_key(c_major, 21) == (0, "major")
+    d_major = shift_frames(c_major, 2)
+    assert estimate_key(d_major, 21) == (2, "major")
+    back, shift = to_common_key(PianoRoll(d_major, 21, None, 2))
+    assert shift == -2 and np.array_equal(back.frames, c_major)
+    a_minor = np.zeros((6, 88), np.uint8)
+    for t, chord in enumerate([(57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64), (52, 56, 59), (57, 60, 64)]):
+        a_minor[t, [n - 21 for n in chord]] = 1
+    assert estimate_key(a_minor, 21) == (9, "minor")
+
+
+def test_pickle_validates_on_its_valid_split_and_midi_holds_out_pieces(tmp_path):
+    import pickle
+    seq = lambda n, notes: [list(notes)] * n  # noqa: E731
+    data = {"train": [seq(10, (60, 64, 67)), seq(12, (62, 65, 69))], "valid": [seq(7, (60, 64))]}
+    path = tmp_path / "Tiny.pickle"
+    path.write_bytes(pickle.dumps(data, protocol=2))
+    d = load_training_data([str(path)])
+    assert [len(V) for V in d.train] == [10, 12] and [len(V) for V in d.valid] == [7]
+    assert d.resolution == {"steps_per_beat": 2, "bpm": 120.0} and d.trained_on == "Tiny.pickle"
+    assert d.valid[0][0].nonzero()[0].tolist() == [60 - 21, 64 - 21]
+    write_midi_folder(tmp_path / "tunes", n=10)
+    m = load_training_data([str(tmp_path / "tunes")], valid_fraction=0.2, seed=4)
+    assert (len(m.train), len(m.valid)) == (8, 2)
+    assert load_training_data([str(tmp_path / "tunes")], valid_fraction=0.2, seed=4).valid[0].tobytes() == \
+        m.valid[0].tobytes()  # the hold-out is fixed by the seed (a resumed run sees the same split)
+
+
+def test_corrupt_file_is_skipped_and_named(tmp_path, capsys):
+    data = tmp_path / "tunes"
+    write_midi_folder(data)
+    (data / "broken.mid").write_bytes(b"MThd this is not a MIDI file")
+    out = tmp_path / "w.npz"
+    code = cli.main(["train", str(data), "--out", str(out), "--epochs", "2", "--hidden", "8", "--recurrent", "4",
+                     "--lowest-note", str(LO), "--highest-note", str(HI), "--k", "2", "--batch-frames", "16",
+                     "--batch-size", "2", "--ais-every", "0", "--no-progress", "--valid-fraction", "0.3"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "skipped" in err and "broken.mid" in err and "1 file(s) skipped" in err
+    model = load_weights(out)
+    meta = model.meta
+    assert meta["steps_per_beat"] == 2 and meta["trained_on"] == "tunes"
+    assert meta["command"].startswith("live-rnnrbm ") and "--epochs 2" in meta["command"]
+    assert meta["training"]["k"] == 2 and meta["validation"]["pieces"] == 2
+    state = load_weights(latest_path(out)).meta["train_state"]
+    assert meta["epoch"] == state["best"]["epoch"] and state["epoch"] == 2  # epochs counted from 1, as printed
+
+
+def test_no_usable_data_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.mid").write_bytes(b"garbage")
+    (bad / "b.midi").write_bytes(b"")
+    code = cli.main(["train", str(bad), "--out", str(tmp_path / "w.npz"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no usable data" in err and "a.mid" in err and "b.midi" in err
+    assert not (tmp_path / "w.npz").exists()
+    with pytest.raises(DataError, match="holds no MIDI files"):
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        load_training_data([str(empty)])
+
+
+def test_ctrl_c_finishes_the_step_and_leaves_a_checkpoint(tmp_path):
+    data = tmp_path / "tunes"
+    write_midi_folder(data, n=12)
+    out = tmp_path / "w.npz"
+    common = [sys.executable, "-m", "live_rnnrbm.cli", "train", str(data), "--out", str(out)]
+    args = common + ["--epochs", "100000", "--hidden", "16", "--recurrent", "8", "--lowest-note", str(LO), "--highest-note", str(HI),
+            "--batch-frames", "8", "--ais-every", "0", "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "epoch" not in line and time.monotonic() < deadline:  # wait for a first epoch
+            line = proc.stdout.readline()
+        assert "epoch" in line, proc.stderr.read() if proc.poll() is not None else "no epoch after 60 s"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, stderr
+    assert "SIGINT: finishing this step" in stderr and "--resume" in stderr
+    latest = load_weights(latest_path(out))
+    assert latest.meta["train_state"]["epoch"] >= 1
+    load_weights(out)  # the best-so-far weights are a usable file too
+    # and the run continues from there
+    epochs_done = latest.meta["train_state"]["epoch"]
+    more = subprocess.run(common + ["--epochs", str(epochs_done + 1), "--resume", "--no-progress", "--ais-every", "0"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert more.returncode == 0 and f"resuming {latest_path(out)} at epoch {epochs_done + 1}" in more.stderr, more.stderr
+    assert load_weights(latest_path(out)).meta["train_state"]["epoch"] == epochs_done + 1
+
+
+# --------------------------------------------------------------------------- optimisers
+
+
+def test_adam_step_matches_the_paper_formula():
+    rng = np.random.default_rng(0)
+    p = {"W": rng.normal(size=(3, 2))}
+    start = p["W"].copy()
+    opt = Adam(p)
+    g1, g2 = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    opt.step(p, {"W": g1}, lr=0.1)
+    opt.step(p, {"W": g2}, lr=0.1)
+    m1, v1 = 0.1 * g1, 0.001 * g1 ** 2
+    m2, v2 = 0.9 * m1 + 0.1 * g2, 0.999 * v1 + 0.001 * g2 ** 2
+    # Kingma & Ba's bias-corrected step, in the form of their section 2 (ε after the correction)
+    w1 = start - 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9) * m1 / (np.sqrt(v1) + 1e-8)
+    w2 = w1 - 0.1 * np.sqrt(1 - 0.999 ** 2) / (1 - 0.9 ** 2) * m2 / (np.sqrt(v2) + 1e-8)
+    np.testing.assert_allclose(p["W"], w2, rtol=1e-12)
+    # the first step of Adam moves every weight by lr (times the sign of its gradient)
+    q = {"W": np.zeros(3)}
+    Adam(q).step(q, {"W": np.array([2.0, -0.5, 0.1])}, lr=0.01)
+    np.testing.assert_allclose(q["W"], [-0.01, 0.01, -0.01], rtol=1e-4)
+
+
+def test_clip_and_schedule():
+    g = {"a": np.array([3.0, 0.0], np.float32), "b": np.array([4.0], np.float32)}
+    assert clip_grad_norm(g, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([g["a"], g["b"]]), [0.6, 0.0, 0.8], rtol=1e-6)
+    cos = Schedule("cosine", 1.0, epochs=10, min_factor=0.1)
+    assert cos.lr(0, 0, 5, 100) == pytest.approx(1.0) and cos.lr(10, 0, 5, 100) == pytest.approx(0.1)
+    assert cos.lr(5, 0, 5, 100) == pytest.approx(0.55)
+    plateau = Schedule("plateau", 1.0, 10, patience=2, factor=0.5)
+    cuts = [plateau.report(s) for s in (1.0, 0.9, 0.8, 1.1, 1.0, 1.0)]
+    assert cuts == [False, False, True, False, False, True] and plateau.lr(0, 0, 1, 100) == 0.25
