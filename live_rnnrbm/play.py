@@ -89,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         print("error: --duration must be > 0 seconds", file=sys.stderr)
         return 2
 
+    # The MIDI callback, the frame worker and the clock pass the GIL between them; Python's default
+    # 5 ms switch interval would let each hand-off eat into the time before the next tick.
+    sys.setswitchinterval(0.0002)
+
     from .generate import load_model
     from .ports import PortError, open_input, open_output
     from .weights import WeightsError
