@@ -23,6 +23,9 @@ from numba import njit, prange
 from .rng import step, to_unit, uniform
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
+# Reassociation lets LLVM vectorise reductions and fuse multiply-adds; unlike fastmath=True it keeps
+# infinities meaningful (sigmoid relies on 1/(1+inf) = 0 for very negative inputs).
+_SIMD = {"reassoc", "contract", "nsz"}
 
 
 @njit(**_JIT)
@@ -145,7 +148,7 @@ HALF = np.float32(0.5)
 SURE = 1e-6
 
 
-@njit(fastmath=True, **_JIT)
+@njit(fastmath=_SIMD, **_JIT)
 def approx_sigmoid(a, beta, out):
     """out = σ(beta · a) to within 2e-7, vectorised."""
     for j in range(a.shape[0]):
@@ -279,7 +282,7 @@ def gibbs_batch(W, WT, BV, BH, V, k, beta, states, P_out):
 # --------------------------------------------------------------------------- training
 
 
-@njit(**_JIT)
+@njit(fastmath=_SIMD, **_JIT)
 def cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                   gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu):
     """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the CD samples Vt held constant, and its gradient
