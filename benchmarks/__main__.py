@@ -1,4 +1,5 @@
-"""Run every benchmark: ``python -m benchmarks [--quick] [NAME ...]`` from the project root.
+"""Run every benchmark: ``python -m benchmarks [--quick] [NAME ...]`` from the project root
+(the 30-minute soak, ``benchmarks/soak.py``, runs only on its own).
 
 Each ``bench_*.py`` is a script of its own (run it alone for its options); this runs them one after
 the other, so they never compete for the two cores.
@@ -20,7 +21,8 @@ def main() -> int:
     failed = 0
     for script in scripts:
         print(f"\n=== {script.stem} ===", flush=True)
-        failed += subprocess.call([sys.executable, str(script), *quick], cwd=HERE.parent) != 0
+        flags = [f for f in quick if f in script.read_text()]  # only the flags the script knows
+        failed += subprocess.call([sys.executable, str(script), *flags], cwd=HERE.parent) != 0
     return 1 if failed else 0
 
 
