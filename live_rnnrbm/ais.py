@@ -197,7 +197,8 @@ def ais_frame(W, WT, bv, bh, c, d, betas, log_w, state, a, ph, h, hw, v, bhd):
 
 @njit(**_JIT)
 def _logmeanexp_and_var(log_w):
-    """(log mean exp(log_w), delta-method variance of that estimate: Var(w)/(M·mean(w)²))."""
+    """(log mean exp(log_w), delta-method variance of that estimate: Var(w)/(M·mean(w)²), and the
+    effective sample size (Σw)²/Σw²)."""
     M = log_w.shape[0]
     m = log_w[0]
     for c in range(1, M):
@@ -213,7 +214,7 @@ def _logmeanexp_and_var(log_w):
     var = s2 / M - mean * mean
     if var < 0.0:
         var = 0.0
-    return m + math.log(mean), var / (M * mean * mean) if M > 1 else 0.0
+    return m + math.log(mean), var / (M * mean * mean) if M > 1 else 0.0, s * s / s2
 
 
 @njit(parallel=True, **_JIT)
@@ -234,20 +235,13 @@ def ais_log_z(W, WT, BV, BH, C, D, betas, n_chains, states, log_z, log_z_var, es
         bhd = np.empty(n_h)
         log_w = np.empty(n_chains)
         log_z0 = ais_frame(W, WT, BV[n], BH[n], C[n], D[n], betas, log_w, states[n], a, ph, h, hw, v, bhd)
-        lme, var = _logmeanexp_and_var(log_w)
+        lme, var, ess_n = _logmeanexp_and_var(log_w)
         log_z[n] = log_z0 + lme
         log_z_var[n] = var
-        # ESS = (Σw)² / Σw² with the weights normalised by their maximum
-        m = log_w.max()
-        s = 0.0
-        s2 = 0.0
-        for c in range(n_chains):
-            r = math.exp(log_w[c] - m)
-            s += r
-            s2 += r * r
-        ess[n] = s * s / s2
+        ess[n] = ess_n
         log_z_jack[n] = log_z[n]
         if n_chains > 1:
+            m = log_w.max()
             loo = 0.0  # mean over i of logmeanexp without chain i (sum of the others, not S − w_i: no cancellation)
             for i in range(n_chains):
                 t = 0.0
