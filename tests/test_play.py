@@ -240,3 +240,54 @@ def test_ports_lists_exact_names(jack):
     assert r.returncode == 0, r.stderr
     inputs = r.stdout.split("outputs")[0]
     assert "  lr-listed:out\n" in inputs, r.stdout
+
+
+def test_cc_pause_silences_and_resumes_and_panic_sends_all_notes_off(jack, weights):
+    """The default preset maps CC 23 to pause and CC 24 to panic (buttons: act on the press)."""
+    frame = 60 / 120 / 4
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-cc", "--input", "lr-cc-in",
+                       "--mode", "off", "--bpm", "120", "--steps-per-beat", "4", "--seed", "3",
+                       "--note-range", "21", "108", "--max-polyphony", "4"])
+    rx = Receiver("rx-cc")
+    tx = Sender("tx-cc")
+
+    def press(cc: int) -> float:
+        t = time.perf_counter()
+        tx.send([0xB0, cc, 127])
+        tx.send([0xB0, cc, 0])
+        return t
+
+    try:
+        jack.connect("lr-cc:out", rx.name)
+        jack.connect(tx.name, "lr-cc-in:in")
+        time.sleep(1.0)
+        t_pause = press(23)
+        time.sleep(1.2)
+        t_resume = press(23)
+        time.sleep(1.0)
+        t_panic = press(24)
+        time.sleep(0.6)
+        assert play.signal(signal.SIGINT) == 0, play.stderr
+        time.sleep(0.2)
+    finally:
+        rx.close()
+        tx.close()
+    msgs = [m for _, m in rx.events]
+    ons = [a for a, m in zip(rx.arrivals, msgs) if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert [a for a in ons if a < t_pause], "the model plays before the pause"
+    settle = 3 * frame  # the frame already computed may still sound, then silence
+    assert not [a for a in ons if t_pause + settle < a < t_resume], "no new notes while paused"
+    sounding: set = set()
+    for a, m in zip(rx.arrivals, msgs):
+        if a >= t_resume or len(m) != 3 or m[0] & 0xE0 != 0x80:
+            continue
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            sounding.add(m[1])
+        else:
+            sounding.discard(m[1])
+    assert sounding == set(), f"notes left sounding while paused: {sounding}"
+    assert [a for a in ons if t_resume < a < t_panic], "playing again after the second press"
+    after_panic = [tuple(m[1:]) for a, m in zip(rx.arrivals, msgs) if a > t_panic and len(m) == 3 and m[0] == 0xB0]
+    assert after_panic.count((123, 0)) >= 2 and after_panic.count((120, 0)) >= 2, after_panic  # panic, then the stop
+    assert [a for a in ons if t_panic + settle < a], "panic silences, then the model plays on"
+    assert unmatched_notes(rx.events) == []
