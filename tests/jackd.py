@@ -77,9 +77,10 @@ class JackServer:
 class Play:
     """`live-rnnrbm play` as a subprocess; stderr is collected on a thread."""
 
-    def __init__(self, jack: JackServer, args: list[str], ready: str = "live-rnnrbm: playing", timeout: float = 30):
+    def __init__(self, jack: JackServer, args: list[str], ready: str = "live-rnnrbm: playing", timeout: float = 30,
+                 stdin=subprocess.DEVNULL):
         cmd = [sys.executable, "-m", "live_rnnrbm.cli", "play", "--backend", "jack", "--no-status", *args]
-        self.proc = subprocess.Popen(cmd, env=jack.env, cwd=str(REPO), stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(cmd, env=jack.env, cwd=str(REPO), stdin=stdin,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.launched = time.perf_counter()

@@ -291,3 +291,35 @@ def test_cc_pause_silences_and_resumes_and_panic_sends_all_notes_off(jack, weigh
     assert after_panic.count((123, 0)) >= 2 and after_panic.count((120, 0)) >= 2, after_panic  # panic, then the stop
     assert [a for a in ons if t_panic + settle < a], "panic silences, then the model plays on"
     assert unmatched_notes(rx.events) == []
+
+
+def test_terminal_keys_space_pauses_and_q_quits_with_every_note_off(jack, weights):
+    import os
+    import pty
+    frame = 60 / 120 / 4
+    master, slave = pty.openpty()  # a real terminal for the product's stdin
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-keys", "--bpm", "120",
+                       "--steps-per-beat", "4", "--seed", "4", "--note-range", "21", "108", "--max-polyphony", "4"],
+                stdin=slave)
+    os.close(slave)
+    rx = Receiver("rx-keys")
+    try:
+        jack.connect("lr-keys:out", rx.name)
+        time.sleep(1.0)
+        t_pause = time.perf_counter()
+        os.write(master, b" ")
+        time.sleep(1.0)
+        t_quit = time.perf_counter()
+        os.write(master, b"q")
+        assert play.proc.wait(10) == 0, play.stderr
+        time.sleep(0.2)
+    finally:
+        rx.close()
+        os.close(master)
+    msgs = [m for _, m in rx.events]
+    ons = [a for a, m in zip(rx.arrivals, msgs) if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert [a for a in ons if a < t_pause], "the model plays before the key"
+    assert not [a for a in ons if t_pause + 3 * frame < a], "space pauses (and q ends) the playing"
+    assert unmatched_notes(rx.events) == []
+    ccs = [tuple(m[1:]) for m in msgs if len(m) == 3 and m[0] == 0xB0]
+    assert ccs[-3:] == [(64, 0), (123, 0), (120, 0)], ccs
