@@ -34,6 +34,15 @@ def load_model(spec: str | None, seed: int | None = None, warn=None) -> RnnRbm:
     return model
 
 
+TUTORIAL_K = 25
+
+
+def generation_k(model: RnnRbm) -> int:
+    """Gibbs steps per generated frame: what the weights' metadata asks for (``generation_k``:
+    a trained model may need more than the tutorial's 25 to mix from silence), else 25."""
+    return int(model.meta.get("generation_k") or TUTORIAL_K)
+
+
 def frame_resolution(model: RnnRbm) -> dict:
     """The frame length a model was trained with, as keyword arguments for roll conversion."""
     meta = model.meta
@@ -79,7 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=256, help="frames to generate (default 256)")
     p.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same piece")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1 = the model)")
-    p.add_argument("--k", type=int, default=25, help="Gibbs steps per frame (default 25, as the tutorial)")
+    p.add_argument("--k", type=int, default=None,
+                   help="Gibbs steps per frame (default: the weights' generation_k, else 25 as the tutorial)")
     p.add_argument("--primer", help="a MIDI file to run the RNN over first; the piece continues it")
     p.add_argument("--out", default="generated.mid", help="the .mid file to write (default generated.mid)")
     p.add_argument("--png", help="also draw the piano-roll into this picture")
@@ -88,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.frames < 1 or args.k < 1 or not args.temperature > 0 or not 1 <= args.velocity <= 127:
+    if args.frames < 1 or (args.k is not None and args.k < 1) or not args.temperature > 0 or not 1 <= args.velocity <= 127:
         print("error: need --frames ≥ 1, --k ≥ 1, --temperature > 0 and --velocity in 1..127", file=sys.stderr)
         return 2
     try:
@@ -104,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     except (WeightsError, MidiReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    frames = model.generate(args.frames, k=args.k, temperature=args.temperature, primer=primer)
+    k = args.k or generation_k(model)
+    frames = model.generate(args.frames, k=k, temperature=args.temperature, primer=primer)
     bpm = args.bpm or float(model.meta.get("bpm", 120.0))
     full = frames if primer is None else np.concatenate([primer.astype(frames.dtype), frames])
     mid = roll_to_midi(full, bpm=bpm, lowest_note=model.lowest_note, velocity=args.velocity, **res)

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     # 5 ms switch interval would let each hand-off eat into the time before the next tick.
     sys.setswitchinterval(0.0002)
 
-    from .generate import load_model
+    from .generate import generation_k, load_model
     from .ports import PortError, open_input, open_output
     from .weights import WeightsError
     from .weights import resolve_weights
@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if settings["k"] is None:  # the Gibbs steps these weights need to mix from silence
+        settings["k"] = generation_k(model)
     from .clock import ClockFollower, InternalClock
     from .controls import Controls
     from .listener import Listener

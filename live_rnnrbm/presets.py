@@ -31,7 +31,7 @@ DEFAULT_PRESET = "default"
 DEFAULTS: dict[str, Any] = {
     # the model
     "weights": "nottingham",
-    "k": 25,
+    "k": None,
     "seed": None,
     "temperature": 1.0,
     "density": 1.0,
@@ -207,7 +207,8 @@ SPEC: dict[str, tuple[str, Check]] = {
     "velocity_range": ("a list [lo, hi] of integers from 1 to 127 with lo <= hi", _not_null(_pair(1, 127))),
     "temperature": ("a number above 0", _not_null(_number(0, above=True))),
     "density": ("a number above 0 (1 = as the model learned)", _not_null(_number(0, above=True))),
-    "k": ("an integer from 1 up (Gibbs steps per frame)", _not_null(_integer(1))),
+    "k": ("null (the weights' own generation_k, else 25) or an integer from 1 up (Gibbs steps per frame)",
+          _or_null(_integer(1))),
     "note_range": ("a list [lo, hi] of MIDI notes from 0 to 127 with lo <= hi", _not_null(_pair(0, 127))),
     "max_polyphony": ("an integer from 1 up", _not_null(_integer(1))),
     "max_note_frames": ("an integer from 1 up", _not_null(_integer(1))),

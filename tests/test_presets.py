@@ -103,7 +103,7 @@ def test_unknown_cc_key(tmp_path):
                                    "lo <= hi, got [21, 128]"),
     ("temperature: -1\n", 1, "'temperature' must be a number above 0, got -1"),
     ("density: 0\n", 1, "'density' must be a number above 0 (1 = as the model learned), got 0"),
-    ("k: 0\n", 1, "'k' must be an integer from 1 up (Gibbs steps per frame), got 0"),
+    ("k: 0\n", 1, "'k' must be null (the weights' own generation_k, else 25) or an integer from 1 up (Gibbs steps per frame), got 0"),
     ("max_polyphony: 0\n", 1, "'max_polyphony' must be an integer from 1 up, got 0"),
     ("max_note_frames: many\n", 1, "'max_note_frames' must be an integer from 1 up, got 'many'"),
     ("seed: -3\n", 1, "'seed' must be null (a fresh seed each run) or an integer from 0 up, got -3"),

@@ -139,3 +139,17 @@ def test_generate_reports_bad_weights_clearly(tmp_path):
     r = run_cli("generate", "--weights", str(bad), "--out", str(tmp_path / "x.mid"))
     assert r.returncode == 2
     assert "bad.npz: not an .npz weights file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_generation_k_comes_from_the_weights_else_the_tutorials_25(tmp_path):
+    from live_rnnrbm.generate import generation_k
+    from live_rnnrbm.presets import load_preset
+    assert generation_k(tiny()) == 25
+    back = load_weights(save_weights(tiny(), tmp_path / "k.npz", dt=0.3, generation_k=60))
+    assert generation_k(back) == 60
+    assert load_preset(None)["k"] is None  # the default preset defers to the weights
+    # the shipped models mix from silence only with more steps than the tutorial's 25
+    from live_rnnrbm.weights import shipped_weights
+    for name in ("nottingham.npz", "jsb.npz"):
+        path = shipped_weights(name)
+        assert path is not None and generation_k(load_weights(path)) == 100
