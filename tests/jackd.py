@@ -169,6 +169,12 @@ class Sender:
         self.rt.delete()
 
 
+def arrived(rx: "Receiver") -> list[tuple[float, list[int]]]:
+    """The receiver's events stamped with their arrival time (perf_counter, this process's clock),
+    for comparing with the moments the test itself sent something."""
+    return [(a, m) for a, (_, m) in zip(rx.arrivals, rx.events)]
+
+
 def note_ons(events, channel: int | None = None) -> list[tuple[float, int, int]]:
     """(time, note, velocity) of every note-on (velocity > 0)."""
     return [(t, m[1], m[2]) for t, m in events

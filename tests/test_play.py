@@ -14,8 +14,8 @@ import pytest
 
 from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.weights import save_weights
-from jackd import (REPO, JackServer, Play, Receiver, Sender, have_jack, note_ons, onset_groups, sleep_until,
-                   unmatched_notes)
+from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, note_ons, onset_groups,
+                   sleep_until, unmatched_notes)
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
 
@@ -179,8 +179,7 @@ def play_notes_in(jack, weights, mode: str, name: str):
     finally:
         rx.close()
         tx.close()
-    ons = [(a, m[1]) for a, m in zip(rx.arrivals, [m for _, m in rx.events])
-           if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    ons = [(a, note) for a, note, _ in note_ons(arrived(rx))]
     assert unmatched_notes(rx.events) == []
     return ons, t_on, t_off
 
@@ -272,22 +271,15 @@ def test_cc_pause_silences_and_resumes_and_panic_sends_all_notes_off(jack, weigh
     finally:
         rx.close()
         tx.close()
-    msgs = [m for _, m in rx.events]
-    ons = [a for a, m in zip(rx.arrivals, msgs) if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    events = arrived(rx)
+    ons = [a for a, _, _ in note_ons(events)]
     assert [a for a in ons if a < t_pause], "the model plays before the pause"
     settle = 3 * frame  # the frame already computed may still sound, then silence
     assert not [a for a in ons if t_pause + settle < a < t_resume], "no new notes while paused"
-    sounding: set = set()
-    for a, m in zip(rx.arrivals, msgs):
-        if a >= t_resume or len(m) != 3 or m[0] & 0xE0 != 0x80:
-            continue
-        if m[0] & 0xF0 == 0x90 and m[2] > 0:
-            sounding.add(m[1])
-        else:
-            sounding.discard(m[1])
-    assert sounding == set(), f"notes left sounding while paused: {sounding}"
+    left = unmatched_notes([(a, m) for a, m in events if a < t_resume])
+    assert left == [], f"notes left sounding while paused: {left}"
     assert [a for a in ons if t_resume < a < t_panic], "playing again after the second press"
-    after_panic = [tuple(m[1:]) for a, m in zip(rx.arrivals, msgs) if a > t_panic and len(m) == 3 and m[0] == 0xB0]
+    after_panic = [tuple(m[1:]) for a, m in events if a > t_panic and len(m) == 3 and m[0] == 0xB0]
     assert after_panic.count((123, 0)) >= 2 and after_panic.count((120, 0)) >= 2, after_panic  # panic, then the stop
     assert [a for a in ons if t_panic + settle < a], "panic silences, then the model plays on"
     assert unmatched_notes(rx.events) == []
@@ -316,10 +308,9 @@ def test_terminal_keys_space_pauses_and_q_quits_with_every_note_off(jack, weight
     finally:
         rx.close()
         os.close(master)
-    msgs = [m for _, m in rx.events]
-    ons = [a for a, m in zip(rx.arrivals, msgs) if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    ons = [a for a, _, _ in note_ons(arrived(rx))]
     assert [a for a in ons if a < t_pause], "the model plays before the key"
     assert not [a for a in ons if t_pause + 3 * frame < a], "space pauses (and q ends) the playing"
     assert unmatched_notes(rx.events) == []
-    ccs = [tuple(m[1:]) for m in msgs if len(m) == 3 and m[0] == 0xB0]
+    ccs = [tuple(m[1:]) for _, m in rx.events if len(m) == 3 and m[0] == 0xB0]
     assert ccs[-3:] == [(64, 0), (123, 0), (120, 0)], ccs
