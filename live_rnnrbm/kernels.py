@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .rng import step, to_unit, uniform
+from .rng import step, to_unit
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 # Reassociation lets LLVM vectorise reductions and fuse multiply-adds; unlike fastmath=True it keeps
@@ -46,13 +46,6 @@ def add(x, y):
     """y += x, as a plain loop: Numba's array expressions would allocate a temporary."""
     for i in range(y.shape[0]):
         y[i] += x[i]
-
-
-@njit(**_JIT)
-def sub(x, y):
-    """y -= x."""
-    for i in range(y.shape[0]):
-        y[i] -= x[i]
 
 
 @njit(**_JIT)
