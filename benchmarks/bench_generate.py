@@ -3,7 +3,8 @@ u_{t-1}, a k=25 Gibbs chain from silence, then the RNN step), 88 × 150 × 100.
 
     python benchmarks/bench_generate.py [--frames 3000] [--weights nottingham] [--quick]
 
-Prints median and p99 for the Numba kernel (one thread, as on the tick path) and for a plain-NumPy
+Prints median and p99 for the Numba kernel (``advance_and_sample``, one thread, as the engine's
+worker calls it) and for a plain-NumPy
 reference written for the purpose, and their ratio. Goal: median ≤ 50 µs, ≥ 10× NumPy.
 """
 import argparse
@@ -72,11 +73,12 @@ def main() -> None:
     beta = f32(1.0)
     state = model.rng_state
 
-    def numba_frame():
-        kernels.next_frame(u, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], a.k, beta, clamp, v_clamp,
-                           state, v, pv, bv_t, bh_t, work, idx)
-        kernels.rnn_step(v, u, p["bu"], p["Wvu"], p["Wuu"], u_next)
-        u[:] = u_next
+    def numba_frame():  # as the engine's worker: u_t from the frame just sent, then v_{t+1}
+        nonlocal u, u_next
+        kernels.advance_and_sample(v, u, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"], p["Wvu"],
+                                   p["Wuu"], a.k, beta, clamp, v_clamp, state, u_next, v, pv, bv_t, bh_t,
+                                   work, idx)
+        u, u_next = u_next, u
 
     for _ in range(50):  # warm: compile/load the cache, settle the RNN
         numba_frame()

@@ -36,7 +36,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .kernels import gibbs_chain, softplus
+from .kernels import gibbs_chain, new_index, softplus
 from .rng import uniform
 
 _JIT = dict(cache=True, nogil=True)
@@ -287,7 +287,7 @@ def frame_accuracy(W, WT, BV, BH, V, n_samples, k, beta, states, acc, counts):
         s_v = np.empty(n_v, dt)
         pv = np.empty(n_v, dt)
         work = np.zeros(3 * n_h + n_v, dt)
-        idx = np.zeros(max(n_v, n_h), np.int64)
+        idx = new_index(n_v, n_h)
         total = 0.0
         tp_all = 0
         fp_all = 0
@@ -338,7 +338,7 @@ def fitted_base(W, WT, BV, BH, V, n_chains, k, prior, states, C, D):
         v = np.empty(n_v, dt)
         pv = np.empty(n_v, dt)
         work = np.zeros(3 * n_h + n_v, dt)
-        idx = np.zeros(max(n_v, n_h), np.int64)
+        idx = new_index(n_v, n_h)
         mu = np.zeros(n_v)
         for s in range(n_chains):
             if s % 2 == 0:

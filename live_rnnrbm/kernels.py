@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .rng import step, to_unit
+from .rng import LANES, fill_draws
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 # Reassociation lets LLVM vectorise reductions and fuse multiply-adds; unlike fastmath=True it keeps
@@ -55,6 +55,40 @@ def axpy(a, x, y):
         y[i] += a * x[i]
 
 
+@njit(fastmath=_SIMD, **_JIT)
+def axpy4(a0, x0, a1, x1, a2, x2, a3, x3, y):
+    """y += a0·x0 + a1·x1 + a2·x2 + a3·x3 in one pass over y (a quarter of the loads and stores
+    of y that four ``axpy`` make; the rows are short, so that traffic is much of the cost)."""
+    for i in range(y.shape[0]):
+        y[i] += (a0 * x0[i] + a1 * x1[i]) + (a2 * x2[i] + a3 * x3[i])
+
+
+@njit(**_JIT)
+def add_rows(M, rows, coefs, n, y):
+    """y += Σ_{f<n} coefs[f]·M[rows[f]], four rows per pass."""
+    f = 0
+    while f + 4 <= n:
+        axpy4(coefs[f], M[rows[f]], coefs[f + 1], M[rows[f + 1]],
+              coefs[f + 2], M[rows[f + 2]], coefs[f + 3], M[rows[f + 3]], y)
+        f += 4
+    while f < n:
+        axpy(coefs[f], M[rows[f]], y)
+        f += 1
+
+
+@njit(**_JIT)
+def add_all_rows(M, coefs, y):
+    """y += coefs·M = Σ_a coefs[a]·M[a] (a dense vector times a matrix), four rows per pass."""
+    n = M.shape[0]
+    a = 0
+    while a + 4 <= n:
+        axpy4(coefs[a], M[a], coefs[a + 1], M[a + 1], coefs[a + 2], M[a + 2], coefs[a + 3], M[a + 3], y)
+        a += 4
+    while a < n:
+        axpy(coefs[a], M[a], y)
+        a += 1
+
+
 # --------------------------------------------------------------------------- RNN
 
 
@@ -63,11 +97,8 @@ def rbm_biases(u_prev, bv, bh, Wuv, Wuh, bv_t, bh_t):
     """bv_t = bv + u_{t-1}·Wuv and bh_t = bh + u_{t-1}·Wuh, written into bv_t, bh_t."""
     bv_t[:] = bv
     bh_t[:] = bh
-    for a in range(u_prev.shape[0]):
-        ua = u_prev[a]
-        if ua != 0.0:
-            axpy(ua, Wuv[a], bv_t)
-            axpy(ua, Wuh[a], bh_t)
+    add_all_rows(Wuv, u_prev, bv_t)
+    add_all_rows(Wuh, u_prev, bh_t)
 
 
 @njit(**_JIT)
@@ -78,12 +109,12 @@ def rnn_step(v, u_prev, bu, Wvu, Wuu, u_out):
         vi = v[i]
         if vi != 0.0:
             axpy(vi, Wvu[i], u_out)
-    for a in range(u_prev.shape[0]):
-        ua = u_prev[a]
-        if ua != 0.0:
-            axpy(ua, Wuu[a], u_out)
-    for b in range(u_out.shape[0]):
-        u_out[b] = math.tanh(u_out[b])
+    add_all_rows(Wuu, u_prev, u_out)
+    if u_out.itemsize == 4:  # float32 (the instrument, training): the vectorised tanh, within 3e-7
+        approx_tanh(u_out, u_out)
+    else:  # float64 (the tests against finite differences): exactly
+        for b in range(u_out.shape[0]):
+            u_out[b] = math.tanh(u_out[b])
 
 
 @njit(**_JIT)
@@ -136,6 +167,8 @@ A1, A3, A5, A7, A9, A11, A13 = (np.float32(a) for a in _A)
 B0, B2, B4, B6 = (np.float32(b) for b in _B)
 CLAMP = np.float32(7.99881172180175781)
 HALF = np.float32(0.5)
+ZERO, ONE, TWO = np.float32(0.0), np.float32(1.0), np.float32(2.0)
+THIRD, FIFTH, SEVENTH, NINTH, ELEVENTH, THIRTEENTH = (np.float32(1.0 / n) for n in (3, 5, 7, 9, 11, 13))
 # a draw u decides "on" by u < σ; when u lies within SURE of the approximation, σ is computed
 # exactly, so every decision is the one the exact σ would make: the sampler is exact, not close
 SURE = 1e-6
@@ -154,31 +187,112 @@ def approx_sigmoid(a, beta, out):
         out[j] = HALF + HALF * (p / q)
 
 
+@njit(fastmath=_SIMD, **_JIT)
+def approx_softplus_sigmoid(x):
+    """Σ_j softplus(x_j), and x_j replaced by σ(x_j), vectorised (float32 training).
+
+    softplus(x) = max(x, 0) + log1p(e^{−|x|}) = max(x, 0) − log(1 − t) with t = σ(−|x|) ≤ 1/2
+    (from the vectorised σ, within 2e-7), and −log(1 − t) = 2·atanh(z), z = t/(2 − t) ≤ 1/3,
+    summed as its series to z¹³ (the rest < 1e-8): within 6e-7 per unit.
+    """
+    total = 0.0
+    for j in range(x.shape[0]):
+        xj = x[j]
+        y = xj * HALF
+        y = CLAMP if y > CLAMP else y
+        y = -CLAMP if y < -CLAMP else y
+        y2 = y * y
+        p = y * (A1 + y2 * (A3 + y2 * (A5 + y2 * (A7 + y2 * (A9 + y2 * (A11 + y2 * A13))))))
+        q = B0 + y2 * (B2 + y2 * (B4 + y2 * B6))
+        s = HALF + HALF * (p / q)
+        t = min(s, ONE - s)
+        z = t / (TWO - t)
+        z2 = z * z
+        atanh = z * (ONE + z2 * (THIRD + z2 * (FIFTH + z2 * (SEVENTH + z2 * (NINTH + z2 * (ELEVENTH + z2 * THIRTEENTH))))))
+        total += max(xj, ZERO) + TWO * atanh
+        x[j] = s
+    return total
+
+
+@njit(fastmath=_SIMD, **_JIT)
+def approx_tanh(a, out):
+    """out = tanh(a) to within 3e-7 (float32's own rounding is 6e-8 near 1), vectorised; in place
+    is fine. BPTT's 1 − u² is then the derivative to the same precision."""
+    for j in range(a.shape[0]):
+        x = a[j]
+        x = CLAMP if x > CLAMP else x
+        x = -CLAMP if x < -CLAMP else x
+        x2 = x * x
+        p = x * (A1 + x2 * (A3 + x2 * (A5 + x2 * (A7 + x2 * (A9 + x2 * (A11 + x2 * A13))))))
+        q = B0 + x2 * (B2 + x2 * (B4 + x2 * B6))
+        out[j] = p / q
+
+
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
 @njit(**_JIT)
-def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx):
+def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx, few_flips=False):
     """Sample every unit: units[j] = 1 with probability σ(beta · inputs[j]), given ``probs`` ≈
-    that σ (see SURE). Units with clamp[j] != 0 keep their value (clamp may be empty: none).
-    Writes the indices of the units that changed into idx and returns how many there are."""
-    n_changed = 0
-    has_clamp = clamp.shape[0] != 0
-    s0 = state[0]
-    s1 = state[1]
-    for j in range(units.shape[0]):
-        draw, s0, s1 = step(s0, s1)
-        u = to_unit(draw)
+    that σ (see SURE); probs is overwritten. Units with clamp[j] != 0 keep their value (clamp
+    may be empty: none). Writes the indices of the units that changed into idx and returns how
+    many there are; the tail of idx (``index_space``) holds the layer's draws.
+
+    Three passes, so that nothing in the hot ones branches on a draw (a third of a trained
+    model's hidden units are unsure at every step: branches on them mispredict): decide every
+    unit into probs (SIMD; 2 marks a draw within SURE of the approximation), settle the marked
+    ones with the exact σ (rare), then apply the decisions and list the flips — with a branch
+    per unit only when ``few_flips`` says the layer rarely flips (the visible layer).
+    """
+    n = units.shape[0]
+    lanes = state.shape[1]
+    draws = idx[idx.shape[0] - (n + lanes - 1) // lanes * lanes:]
+    fill_draws(state, draws, n)
+    unsure = 0
+    for j in range(n):
+        u = draws[j] * _TWO_M53
         p = probs[j]
-        on = u < p
-        if abs(u - p) <= SURE:  # rare: decide with the exact σ
-            on = u < sigmoid(beta * inputs[j])
-        new = 1.0 if on else 0.0
-        if has_clamp and clamp[j] != 0:
-            new = units[j]
+        close = abs(u - p) <= SURE
+        unsure += close
+        probs[j] = 2.0 if close else (1.0 if u < p else 0.0)
+    if unsure:
+        for j in range(n):
+            if probs[j] == 2.0:
+                probs[j] = 1.0 if draws[j] * _TWO_M53 < sigmoid(beta * inputs[j]) else 0.0
+    if clamp.shape[0] != 0:
+        for j in range(n):
+            if clamp[j] != 0:
+                probs[j] = units[j]
+    n_changed = 0
+    if few_flips:  # a trained model's visible units rarely flip: this branch is predictable
+        for j in range(n):
+            new = probs[j]
+            if new != units[j]:
+                idx[n_changed] = j
+                probs[n_changed] = new - units[j]  # already read (n_changed <= j): the flip's sign
+                units[j] = new
+                n_changed += 1
+        return n_changed
+    for j in range(n):  # the same without branches, for layers whose flips are unpredictable
+        new = probs[j]
         idx[n_changed] = j
-        n_changed += new != units[j]  # branch-free: flips are unpredictable
+        probs[n_changed] = new - units[j]
+        n_changed += new != units[j]
         units[j] = new
-    state[0] = s0
-    state[1] = s1
     return n_changed
+
+
+def index_space(n_visible: int, n_hidden: int) -> int:
+    """Length of the int64 scratch ``idx`` of ``gibbs_chain``: the flipped units' indices, then
+    room for a layer's draws (whole rounds of the stream's lanes)."""
+    m = max(n_visible, n_hidden)
+    return m + -(-m // LANES) * LANES
+
+
+@njit(**_JIT)
+def new_index(n_visible, n_hidden):
+    m = max(n_visible, n_hidden)
+    return np.zeros(m + (m + LANES - 1) // LANES * LANES, np.int64)
 
 
 @njit(**_JIT)
@@ -188,7 +302,7 @@ def gibbs_chain(W, WT, bv_t, bh_t, v, k, beta, clamp, state, pv, work, idx):
     v: the start state (binary), left holding the sample after k steps. clamp: int8 mask of
     visible units held at their start value (``harmonize`` mode; empty or all zeros otherwise).
     beta: 1/temperature, of v's dtype. pv: receives p(v=1|h) of the last step (the chain's
-    mean). work (≥ 3·n_h + n_v floats) and idx (≥ max(n_v, n_h) int64) are scratch space, from
+    mean). work (≥ 3·n_h + n_v floats) and idx (``index_space`` int64) are scratch space, from
     ``workspace``. Draws come from the xoroshiro stream ``state``.
 
     Between steps only a few units change, so the inputs ah = v·W + bh_t and av = h·Wᵀ + bv_t
@@ -203,24 +317,37 @@ def gibbs_chain(W, WT, bv_t, bh_t, v, k, beta, clamp, state, pv, work, idx):
     hidden_input(v, W, bh_t, ah)
     av[:] = bv_t
     h[:] = 0.0
+    few = True
     for _ in range(k):
         approx_sigmoid(ah, beta, ph)
         n = bernoulli_layer(state, ph, ah, beta, h, no_clamp, idx)
-        for f in range(n):
-            j = idx[f]
-            axpy(2.0 * h[j] - 1.0, WT[j], av)
+        add_rows(WT, idx, ph, n, av)
         approx_sigmoid(av, beta, pv)
-        n = bernoulli_layer(state, pv, av, beta, v, clamp, idx)
-        for f in range(n):
-            i = idx[f]
-            axpy(2.0 * v[i] - 1.0, W[i], ah)
-    for i in range(n_v):  # the mean of the last step, exactly
-        pv[i] = sigmoid(beta * av[i])
+        n = bernoulli_layer(state, pv, av, beta, v, clamp, idx, few)
+        few = 16 * n < n_v  # a trained model's notes rarely flip: then a branch per note is cheaper
+        add_rows(W, idx, pv, n, ah)
+    if pv.itemsize == 4:  # float32 (the instrument): the vectorised σ, within 2e-7
+        approx_sigmoid(av, beta, pv)
+    else:  # float64 (the tests): the mean of the last step, exactly
+        for i in range(n_v):
+            pv[i] = sigmoid(beta * av[i])
+
+
+def aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``a`` whose data starts on a cache line: a row that straddles two
+    lines costs the Gibbs chain two loads (measured ≈ 10 % of the flip updates)."""
+    a = np.asarray(a)
+    buf = np.empty(a.nbytes + align, np.uint8)
+    start = -buf.ctypes.data % align
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 def workspace(n_visible: int, n_hidden: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Scratch arrays (work, idx) for ``gibbs_chain`` / ``next_frame``: allocate once, reuse."""
-    return np.zeros(3 * n_hidden + n_visible, dtype), np.zeros(max(n_visible, n_hidden), np.int64)
+    return (aligned(np.zeros(3 * n_hidden + n_visible, dtype)),
+            aligned(np.zeros(index_space(n_visible, n_hidden), np.int64)))
 
 
 @njit(**_JIT)
@@ -239,6 +366,16 @@ def next_frame(u_prev, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, v_clamp, state,
 
 
 @njit(**_JIT)
+def advance_and_sample(v_prev, u_prev, W, WT, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, k, beta, clamp, v_clamp,
+                       state, u_out, v_out, pv_out, bv_t, bh_t, work, idx):
+    """One tick of the live instrument in one call (one dispatch from Python, not two):
+    ``rnn_step`` from v_{t-1} into u_out, then ``next_frame`` from it into v_out, pv_out."""
+    rnn_step(v_prev, u_prev, bu, Wvu, Wuu, u_out)
+    next_frame(u_out, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, v_clamp, state,
+               v_out, pv_out, bv_t, bh_t, work, idx)
+
+
+@njit(**_JIT)
 def generate_sequence(u0, W, WT, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, k, beta, state, V_out, P_out, u_end):
     """Generate len(V_out) frames from state u0; V_out gets the frames, P_out their means, u_end
     the RNN state after the last frame."""
@@ -249,7 +386,7 @@ def generate_sequence(u0, W, WT, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, k, beta, state,
     bv_t = np.empty(n_v, dt)
     bh_t = np.empty(n_h, dt)
     work = np.zeros(3 * n_h + n_v, dt)
-    idx = np.zeros(max(n_v, n_h), np.int64)
+    idx = new_index(n_v, n_h)
     clamp = np.zeros(n_v, np.int8)
     for t in range(V_out.shape[0]):
         next_frame(u, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, V_out[t], state,
@@ -268,11 +405,21 @@ def gibbs_batch(W, WT, BV, BH, V, k, beta, states, P_out):
     clamp = np.zeros(0, np.int8)
     for n in prange(V.shape[0]):
         work = np.zeros(3 * n_h + n_v, dt)
-        idx = np.zeros(max(n_v, n_h), np.int64)
+        idx = new_index(n_v, n_h)
         gibbs_chain(W, WT, BV[n], BH[n], V[n], k, beta, clamp, states[n], P_out[n], work, idx)
 
 
 # --------------------------------------------------------------------------- training
+
+
+@njit(**_JIT)
+def softplus_and_sigmoid(x):
+    """(softplus(x), σ(x)) from one exp: e = e^{−|x|}, softplus = max(x, 0) + log1p(e)."""
+    e = math.exp(-abs(x))
+    r = 1.0 / (1.0 + e)
+    if x >= 0.0:
+        return x + math.log1p(e), r
+    return math.log1p(e), e * r
 
 
 @njit(fastmath=_SIMD, **_JIT)
@@ -280,7 +427,12 @@ def cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                   gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu):
     """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the CD samples Vt held constant, and its gradient
     with respect to all eight parameters, *added* into the g* arrays (BPTT through bv_t and bh_t
-    into the RNN). U, BV, BH come from ``rnn_forward`` over V. Returns the cost."""
+    into the RNN). U, BV, BH come from ``rnn_forward`` over V. Returns the cost.
+
+    The backward pass over time only carries dcost/du_t (a matrix-vector product per frame, the
+    part that must be sequential); the weight gradients of the RNN are sums over frames of outer
+    products, accumulated afterwards four frames per pass over each gradient row.
+    """
     T, n_v = V.shape
     n_h = W.shape[1]
     n_u = U.shape[1]
@@ -300,11 +452,18 @@ def cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
             f_d -= V[t, i] * BV[t, i]
             f_m -= Vt[t, i] * BV[t, i]
             dBV[t, i] = s * (Vt[t, i] - V[t, i])
+        if sig_d.itemsize == 4:  # float32 training: vectorised, within 6e-7 per unit
+            f_d -= approx_softplus_sigmoid(sig_d)
+            f_m -= approx_softplus_sigmoid(sig_m)
+        else:  # float64 (the tests against finite differences): exactly
+            for j in range(n_h):
+                sp, sg = softplus_and_sigmoid(sig_d[j])
+                f_d -= sp
+                sig_d[j] = sg
+                sp, sg = softplus_and_sigmoid(sig_m[j])
+                f_m -= sp
+                sig_m[j] = sg
         for j in range(n_h):
-            f_d -= softplus(sig_d[j])
-            f_m -= softplus(sig_m[j])
-            sig_d[j] = sigmoid(sig_d[j])
-            sig_m[j] = sigmoid(sig_m[j])
             dBH[t, j] = s * (sig_m[j] - sig_d[j])
         cost += s * (f_d - f_m)
         for i in range(n_v):
@@ -312,26 +471,17 @@ def cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                 axpy(s * Vt[t, i], sig_m, gW[i])
             if V[t, i] != 0.0:
                 axpy(-s * V[t, i], sig_d, gW[i])
-    # backpropagation through time: du holds dcost/du_t for the frame being processed
+    # backpropagation through time: du holds dcost/du_t for the frame being processed; DA[t] gets
+    # dcost/da_t, where u_t = tanh(a_t)
+    DA = np.empty((T, n_u), dt)
     du = np.zeros(n_u, dt)
-    du_prev = np.empty(n_u, dt)
-    da = np.empty(n_u, dt)
     for t in range(T - 1, -1, -1):
         # u_t = U[t+1] = tanh(a_t); it feeds bv_{t+1}, bh_{t+1} and u_{t+1} (all in du)
+        da = DA[t]
         for b in range(n_u):
             ub = U[t + 1, b]
             da[b] = du[b] * (1.0 - ub * ub)
-        add(da, gbu)
-        add(dBV[t], gbv)
-        add(dBH[t], gbh)
-        for i in range(n_v):
-            if V[t, i] != 0.0:
-                axpy(V[t, i], da, gWvu[i])
         for a in range(n_u):
-            ua = U[t, a]
-            axpy(ua, da, gWuu[a])
-            axpy(ua, dBV[t], gWuv[a])
-            axpy(ua, dBH[t], gWuh[a])
             acc = 0.0
             row_uu = Wuu[a]
             for b in range(n_u):
@@ -342,8 +492,20 @@ def cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
             row_uh = Wuh[a]
             for j in range(n_h):
                 acc += row_uh[j] * dBH[t, j]
-            du_prev[a] = acc
-        du[:] = du_prev
+            du[a] = acc
+    # the weight gradients: g[a] += Σ_t U[t, a]·X[t] for X = DA, dBV, dBH (U[t] = u_{t-1})
+    UT = np.ascontiguousarray(U[:T].T)
+    for a in range(n_u):
+        add_all_rows(DA, UT[a], gWuu[a])
+        add_all_rows(dBV, UT[a], gWuv[a])
+        add_all_rows(dBH, UT[a], gWuh[a])
+    for t in range(T):
+        add(DA[t], gbu)
+        add(dBV[t], gbv)
+        add(dBH[t], gbh)
+        for i in range(n_v):
+            if V[t, i] != 0.0:
+                axpy(V[t, i], DA[t], gWvu[i])
     return cost
 
 
@@ -381,7 +543,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     Vt = V.copy()
     P = np.empty((T, n_v), dt)
     work = np.zeros(3 * n_h + n_v, dt)
-    idx = np.zeros(max(n_v, n_h), np.int64)
+    idx = new_index(n_v, n_h)
     clamp = np.zeros(0, np.int8)
     one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
     for t in range(T):

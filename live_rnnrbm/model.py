@@ -69,7 +69,7 @@ class RnnRbm:
             self.params = {name: (rng.normal(0.0, std[name], shape) if name in std else np.zeros(shape))
                            for name, shape in shapes.items()}
         for name, shape in shapes.items():
-            self.params[name] = np.ascontiguousarray(self.params[name], dtype=self.dtype)
+            self.params[name] = kernels.aligned(np.asarray(self.params[name], dtype=self.dtype))
             if self.params[name].shape != shape:
                 raise ValueError(f"parameter {name} has shape {self.params[name].shape}, expected {shape}")
         self.rng_state = new_state(self.seed)
@@ -89,7 +89,7 @@ class RnnRbm:
     @property
     def WT(self) -> np.ndarray:
         """W transposed and contiguous: row j is hidden unit j's weights (h·Wᵀ = sum of rows)."""
-        return np.ascontiguousarray(self.params["W"].T)
+        return kernels.aligned(self.params["W"].T)
 
     def astype(self, dtype: Any) -> "RnnRbm":
         """A copy with parameters in another float type (same seed and metadata)."""

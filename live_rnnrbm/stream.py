@@ -150,7 +150,10 @@ class Engine:
         kernels.next_frame(self.base_u, self.W, self.WT, self.bv, self.bh, self.Wuv, self.Wuh, self.k,
                            self.dtype.type(1.0), self.clamp, self.human, self.state.copy(), s.v, s.pv,
                            self.bv_t, self.bh_t, self.work, self.idx)
-        kernels.rnn_step(s.v, self.base_u, self.bu, self.Wvu, self.Wuu, s.u)
+        kernels.advance_and_sample(s.v, self.base_u, self.W, self.WT, self.bv, self.bh, self.Wuv, self.Wuh,
+                                   self.bu, self.Wvu, self.Wuu, self.k, self.dtype.type(1.0), self.clamp,
+                                   self.human, self.state.copy(), s.u, s.v, s.pv, self.bv_t, self.bh_t,
+                                   self.work, self.idx)
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         union(s.v, s.v, self.x)
 
@@ -184,14 +187,6 @@ class Engine:
         if self.density != self._density_done:  # density multiplies each note's odds: bv + log(density)
             np.add(self.bv, self.dtype.type(math.log(self.density)), out=self.bv_eff)
             self._density_done = self.density
-        if first:
-            s.u[:] = self.base_u                 # frame 1 comes from u_0 itself
-        else:
-            if listening:
-                union(self.base_v, self.human, self.x)
-                kernels.rnn_step(self.x, self.base_u, self.bu, self.Wvu, self.Wuu, s.u)
-            else:
-                kernels.rnn_step(self.base_v, self.base_u, self.bu, self.Wvu, self.Wuu, s.u)
         if listening and mode == "harmonize":
             np.greater(self.human, 0, out=self.human_clamped, casting="unsafe")
             np.bitwise_or(self.human_clamped, 1 - self.in_range, out=self.clamp)
@@ -199,9 +194,22 @@ class Engine:
         else:
             self.human_clamped[:] = 0
             np.subtract(1, self.in_range, out=self.clamp)
-        kernels.next_frame(s.u, self.W, self.WT, self.bv_eff, self.bh, self.Wuv, self.Wuh, self.k,
-                           self.dtype.type(1.0 / self.temperature), self.clamp, self.human, self.state,
-                           s.v, s.pv, self.bv_t, self.bh_t, self.work, self.idx)
+        beta = self.dtype.type(1.0 / self.temperature)
+        if first:  # frame 1 comes from u_0 itself
+            s.u[:] = self.base_u
+            kernels.next_frame(s.u, self.W, self.WT, self.bv_eff, self.bh, self.Wuv, self.Wuh, self.k, beta,
+                               self.clamp, self.human, self.state, s.v, s.pv, self.bv_t, self.bh_t,
+                               self.work, self.idx)
+        else:  # u_t from the frame sent (with the player's notes when listening), then v_{t+1}
+            if listening:
+                union(self.base_v, self.human, self.x)
+                v_prev = self.x
+            else:
+                v_prev = self.base_v
+            kernels.advance_and_sample(v_prev, self.base_u, self.W, self.WT, self.bv_eff, self.bh, self.Wuv,
+                                       self.Wuh, self.bu, self.Wvu, self.Wuu, self.k, beta, self.clamp,
+                                       self.human, self.state, s.u, s.v, s.pv, self.bv_t, self.bh_t,
+                                       self.work, self.idx)
         if self.paused:
             s.v_out[:] = 0
         else:

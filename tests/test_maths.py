@@ -208,3 +208,82 @@ def test_vectorised_sigmoid_is_within_the_exactness_margin(dtype):
         kernels.approx_sigmoid(x, dtype(beta), out)
         exact = 1 / (1 + np.exp(-beta * x.astype(np.float64)))
         assert np.abs(out - exact).max() < kernels.SURE / 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorised_tanh_of_the_live_rnn_step_is_close(dtype):
+    x = np.linspace(-40, 40, 2_000_001).astype(dtype)
+    out = np.empty_like(x)
+    kernels.approx_tanh(x, out)
+    assert np.abs(out - np.tanh(x.astype(np.float64))).max() < 4e-7
+
+
+def test_live_tick_kernel_equals_rnn_step_then_next_frame():
+    """advance_and_sample (the engine's one call per tick) is rnn_step followed by next_frame:
+    the same u up to the vectorised tanh, and the same sample from the same stream."""
+    m = small_model(seed=21, n_notes=10, n_h=7, n_u=5).astype(np.float32)
+    p, WT = m.params, m.WT
+    f32 = np.float32
+    v_prev = (np.random.default_rng(0).random(10) < 0.4).astype(f32)
+    u_prev = np.tanh(np.random.default_rng(1).normal(0, 1, 5)).astype(f32)
+    clamp, v_clamp = np.zeros(10, np.int8), np.zeros(10, f32)
+    outs = []
+    for fused in (True, False):
+        state = new_state(9)
+        u, v, pv, bv_t = np.zeros(5, f32), np.zeros(10, f32), np.zeros(10, f32), np.zeros(10, f32)
+        bh_t = np.zeros(7, f32)
+        work, idx = kernels.workspace(10, 7, f32)
+        if fused:
+            kernels.advance_and_sample(v_prev, u_prev, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"],
+                                       p["Wvu"], p["Wuu"], 25, f32(1), clamp, v_clamp, state, u, v, pv, bv_t, bh_t,
+                                       work, idx)
+        else:
+            kernels.rnn_step(v_prev, u_prev, p["bu"], p["Wvu"], p["Wuu"], u)
+            kernels.next_frame(u, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], 25, f32(1), clamp, v_clamp,
+                               state, v, pv, bv_t, bh_t, work, idx)
+        outs.append((u, v))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+def test_stream_lanes_are_uniform_and_independent():
+    """fill_draws steps LANES generators side by side: every lane's draws are uniform (chi-square
+    over 16 bins) and no two lanes repeat each other."""
+    from live_rnnrbm.rng import LANES, fill_draws
+    state = new_state(77)
+    n = 4096 * LANES
+    out = np.empty(n, np.int64)
+    fill_draws(state, out, n)
+    u = out.reshape(-1, LANES) * 2.0 ** -53
+    assert 0.0 <= u.min() and u.max() < 1.0
+    for lane in range(LANES):
+        counts = np.bincount((u[:, lane] * 16).astype(int), minlength=16)
+        expected = len(u) / 16
+        assert ((counts - expected) ** 2 / expected).sum() < 50  # chi-square, 15 dof: p ≈ 1e-5
+    corr = np.corrcoef(u.T)
+    assert np.abs(corr[~np.eye(LANES, dtype=bool)]).max() < 0.08
+
+
+def test_vectorised_softplus_and_sigmoid_of_float32_training():
+    x = np.linspace(-40, 40, 4001).astype(np.float32)
+    for xi in x[::50]:
+        one = np.array([xi], np.float32)
+        total = kernels.approx_softplus_sigmoid(one)
+        assert abs(total - np.logaddexp(0.0, float(xi))) < 6e-7
+        assert abs(one[0] - 1 / (1 + np.exp(-float(xi)))) < 2e-7
+    y = x.copy()
+    assert abs(kernels.approx_softplus_sigmoid(y) - np.logaddexp(0.0, x.astype(np.float64)).sum()) < 1e-4
+
+
+def test_float32_gradient_equals_the_float64_one():
+    """The float32 path (vectorised tanh, σ and softplus) computes the same cost and gradient as
+    the exact float64 one, to float32 precision."""
+    m64 = small_model(seed=31, n_notes=12, n_h=9, n_u=6, scale=0.5)
+    rng = np.random.default_rng(2)
+    V = (rng.random((20, 12)) < 0.3).astype(np.float64)
+    Vt = (rng.random((20, 12)) < 0.3).astype(np.float64)
+    c64, g64 = m64.cost_and_grad(V, Vt)
+    c32, g32 = m64.astype(np.float32).cost_and_grad(V, Vt)
+    assert abs(c32 - c64) < 1e-5 * max(1.0, abs(c64))
+    for n in PARAM_NAMES:
+        np.testing.assert_allclose(g32[n], g64[n], rtol=2e-3, atol=2e-6 * np.abs(g64[n]).max(), err_msg=n)

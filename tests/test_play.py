@@ -41,9 +41,13 @@ def weights(tmp_path_factory):
     p = {k: np.zeros_like(v) for k, v in m.params.items()}
     lo = m.lowest_note
     p["bv"][:] = -12.0
-    p["bh"][:] = -18.0
-    for note in (60, 64, 67):
-        p["W"][note - lo, 0] = 16.0
+    p["bh"][:] = -16.0
+    # a clamped 60 alone gives hidden unit 0 an even chance at every Gibbs step (so it is on
+    # within the 25 steps but for 2^-25), which turns 64 and 67 on almost surely (σ(12)), and
+    # those three hold it on; without 60 it stays off (σ(-16)) and the model is silent
+    p["W"][60 - lo, 0] = 16.0
+    p["W"][64 - lo, 0] = 24.0
+    p["W"][67 - lo, 0] = 24.0
     p["Wvu"][60 - lo, 0] = 3.0       # the player's 60 drives u_0 ...
     p["Wuv"][0, 72 - lo] = 20.0      # ... which turns on 72 in the next frame
     listen = RnnRbm(n_hidden=8, n_hidden_recurrent=4, seed=4, params=p)

@@ -65,7 +65,8 @@ def write_midi_folder(folder: Path, n: int = 6, seed: int = 0) -> None:
 
 def test_learns_a_chord_progression(tmp_path):
     train, valid = progression(24), progression(6, seed=1)
-    trainer = Trainer(train, valid, tiny_config(), progress=False, log=lambda s: None)
+    # 30 epochs: at 15 some training seeds still play a fifth of the frames off the chords
+    trainer = Trainer(train, valid, tiny_config(epochs=30), progress=False, log=lambda s: None)
     before = predictive_monitor(trainer.model, valid, seed=3)
     assert trainer.fit(tmp_path / "w.npz") == "done"
     after = trainer.best["valid"]
