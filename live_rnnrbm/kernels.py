@@ -525,13 +525,20 @@ def cross_entropy(V, P):
     return total / V.shape[0]
 
 
+CHAIN_STARTS = ("data", "silence", "previous")  # where the negative phase's chain of frame t starts
+
+
 @njit(**_JIT)
 def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
-                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end):
+                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start=0):
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
-    pass, a k-step chain from every v_t, then ``cost_and_grad``. Gradients are added into g*;
+    pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
-    (cost, cross-entropy)."""
+    (cost, cross-entropy).
+
+    ``start`` (an index into CHAIN_STARTS) is where frame t's chain starts: 0, at v_t (CD-k, the
+    tutorial); 1, at silence, as generation starts it, so that training meets the states a
+    short chain from silence visits; 2, at v_{t-1} (silence for the first frame)."""
     T, n_v = V.shape
     n_h = W.shape[1]
     n_u = u0.shape[0]
@@ -541,6 +548,11 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     BH = np.empty((T, n_h), dt)
     rnn_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH)
     Vt = V.copy()
+    if start == 1:
+        Vt[:] = 0.0
+    elif start == 2:
+        Vt[0] = 0.0
+        Vt[1:] = V[:-1]
     P = np.empty((T, n_v), dt)
     work = np.zeros(3 * n_h + n_v, dt)
     idx = new_index(n_v, n_h)
@@ -556,17 +568,18 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 
 @njit(parallel=True, **_JIT)
 def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states,
-               gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents):
+               gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start=0):
     """``subsequence_grad`` for a mini-batch of B subsequences in parallel (one per thread).
 
     Subsequence b is Vcat[starts[b] : starts[b] + lengths[b]], starting from U0[b], drawing from
     states[b]. The g* arrays carry a leading batch axis (B, ...) so threads never share a
-    buffer; the caller sums over it. U_end[b], costs[b], xents[b] get each subsequence's results.
+    buffer; the caller sums over it. U_end[b], costs[b], xents[b] get each subsequence's results;
+    ``start`` as in ``subsequence_grad``.
     """
     for b in prange(starts.shape[0]):
         V = Vcat[starts[b]:starts[b] + lengths[b]]
         c, x = subsequence_grad(V, U0[b], W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states[b],
                                 gW[b], gbv[b], gbh[b], gWuh[b], gWuv[b], gWvu[b], gWuu[b], gbu[b],
-                                U_end[b])
+                                U_end[b], start)
         costs[b] = c
         xents[b] = x

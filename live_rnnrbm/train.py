@@ -44,7 +44,7 @@ from .model import HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
 from .pianoroll import PianoRoll
 from .rng import new_states
-from .weights import WeightsError, read_meta, save_weights
+from .weights import WeightsError, load_weights, read_meta, save_weights
 
 
 # --------------------------------------------------------------------------- settings
@@ -62,6 +62,8 @@ class TrainConfig:
     batch_frames: int = 100  # frames per subsequence (the tutorial's batch_size)
     batch_size: int = 1  # subsequences per update, computed in parallel
     k: int = 15  # CD-k
+    chain_start: str = "data"  # the negative chains start at v_t (CD), "silence" or "previous" (v_{t-1})
+    weight_decay: float = 0.0  # L2 on W and the RNN's matrices (not the biases), added to the gradient
     optimizer: str = "sgd"
     lr: float = 0.001
     momentum: float = 0.0
@@ -275,6 +277,13 @@ class Trainer:
                 raise ValueError(f"pieces must be (frames, {n_v}) rolls, got {V.shape}")
         if c.batch_frames < 1 or c.batch_size < 1 or c.k < 1 or c.epochs < 0 or c.pretrain_epochs < 0:
             raise ValueError("need batch_frames ≥ 1, batch_size ≥ 1, k ≥ 1, epochs ≥ 0, pretrain_epochs ≥ 0")
+        if c.chain_start not in kernels.CHAIN_STARTS:
+            raise ValueError(f"chain_start must be one of {', '.join(kernels.CHAIN_STARTS)}, not {c.chain_start!r}")
+        if model is not None and (model.n_hidden, model.n_hidden_recurrent, model.lowest_note, model.highest_note) != (
+                c.n_hidden, c.n_hidden_recurrent, c.lowest_note, c.highest_note):
+            raise ValueError(f"the starting model is {model.n_visible} × {model.n_hidden} × {model.n_hidden_recurrent} "
+                             f"(notes {model.lowest_note}..{model.highest_note}), the settings ask for "
+                             f"{n_v} × {c.n_hidden} × {c.n_hidden_recurrent} (notes {c.lowest_note}..{c.highest_note})")
         self.train = [np.ascontiguousarray(V, np.float32) for V in train]
         self.valid = [np.ascontiguousarray(V, np.float32) for V in valid]
         self.valid_subset = _spread(self.valid, c.valid_pieces)
@@ -369,12 +378,16 @@ class Trainer:
         U_end = np.empty_like(U0)
         costs, xents = np.empty(B), np.empty(B)
         kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
-                           p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs, xents)
+                           p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs, xents,
+                           kernels.CHAIN_STARTS.index(c.chain_start))
         if c.carry_u and not self.is_pretraining():
             for b, (_, _, _, stream) in enumerate(batch):
                 self.u_carry[stream] = U_end[b]
         # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
         grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(PARAM_NAMES, views)}
+        if c.weight_decay:
+            for n in ("W", "Wuh", "Wuv", "Wvu", "Wuu"):
+                grads[n] += np.float32(c.weight_decay) * p[n]
         if self.is_pretraining():  # pretraining trains the RBM alone: W, bv, bh
             for n in ("Wuh", "Wuv", "Wvu", "Wuu", "bu"):
                 grads[n][...] = 0.0
@@ -615,11 +628,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--hidden", type=int, default=150, help="n_h, the RBM's hidden units")
     m.add_argument("--recurrent", type=int, default=100, help="n_u, the RNN's units")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--init", metavar="WEIGHTS", help="start from this weights file (its sizes and note range) "
+                   "instead of the tutorial's random initialisation: fine-tuning")
     o = p.add_argument_group("optimisation (defaults: the tutorial)")
     o.add_argument("--batch-frames", type=int, default=100, help="frames per subsequence")
     o.add_argument("--batch-size", type=int, default=1,
                    help="subsequences per update, computed in parallel (use ≥ 2 on 2 cores)")
     o.add_argument("--k", type=int, default=15, help="CD-k Gibbs steps")
+    o.add_argument("--chain-start", choices=kernels.CHAIN_STARTS, default="data",
+                   help="where each frame's negative chain starts: at the frame (CD, the tutorial), at "
+                        "silence (as generation starts it), or at the previous frame")
+    o.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on W and the RNN's matrices")
     o.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     o.add_argument("--lr", type=float, default=0.001)
     o.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
@@ -652,7 +671,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         n_hidden=args.hidden, n_hidden_recurrent=args.recurrent, lowest_note=args.lowest_note,
         highest_note=args.highest_note, epochs=50 if args.epochs is None else args.epochs,
-        batch_frames=args.batch_frames, batch_size=args.batch_size, k=args.k, optimizer=args.optimizer,
+        batch_frames=args.batch_frames, batch_size=args.batch_size, k=args.k, chain_start=args.chain_start,
+        weight_decay=args.weight_decay, optimizer=args.optimizer,
         lr=args.lr, momentum=args.momentum, clip=args.clip, schedule=args.schedule, warmup=args.warmup,
         lr_factor=args.lr_factor, patience=args.patience, pretrain_epochs=args.pretrain_epochs,
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
@@ -734,6 +754,19 @@ def run(args: argparse.Namespace) -> int:
         if args.dt is None and args.steps_per_beat is None:
             args.dt, args.steps_per_beat = meta.get("dt"), meta.get("steps_per_beat")
 
+    init_model = None
+    if args.init and not args.resume:  # fine-tuning: the file decides the sizes, notes and frame length
+        try:
+            init_model = load_weights(args.init)
+        except WeightsError as e:
+            print(f"error: --init: {e}", file=sys.stderr)
+            return 2
+        args.hidden, args.recurrent = init_model.n_hidden, init_model.n_hidden_recurrent
+        args.lowest_note, args.highest_note = init_model.lowest_note, init_model.highest_note
+        if args.dt is None and args.steps_per_beat is None:
+            args.dt, args.steps_per_beat = init_model.meta.get("dt"), init_model.meta.get("steps_per_beat")
+        init_model.meta = {}
+
     try:
         data = load_training_data(args.data, args.valid, args.split, args.valid_fraction, args.dt,
                                   args.steps_per_beat, args.lowest_note, args.highest_note,
@@ -761,7 +794,9 @@ def run(args: argparse.Namespace) -> int:
             if latest_path(out).exists():
                 print(f"note: starting afresh; {latest_path(out)} will be overwritten (use --resume to continue it)",
                       file=sys.stderr)
-            trainer = Trainer(data.train, data.valid, config_from_args(args), weights_meta,
+            if init_model is not None:
+                weights_meta["init"] = str(args.init)
+            trainer = Trainer(data.train, data.valid, config_from_args(args), weights_meta, model=init_model,
                               progress=not args.no_progress)
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

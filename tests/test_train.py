@@ -137,6 +137,68 @@ def test_tutorial_baseline_is_one_subsequence_per_sgd_step():
     assert any(np.abs(g).max() > 0 for g in grads.values())
 
 
+@pytest.mark.parametrize("start", ["data", "silence", "previous"])
+def test_negative_chain_starts(start):
+    """With k = 0 the chain stays where it starts, so the cost is mean_t [F_t(v_t) − F_t(start_t)]:
+    0 for CD's start at v_t, F_t(0) for silence, F_t(v_{t-1}) (silence at t = 0) for previous."""
+    from live_rnnrbm import kernels
+    V = progression(1, frames=30)[0]
+    t = Trainer([V], [], tiny_config(), progress=False)
+    m = t.model
+    p = m.params
+    grads = [np.zeros_like(p[n]) for n in PARAM_NAMES]
+    cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+                                       p["Wvu"], p["Wuu"], p["bu"], 0, new_states(1, 1)[0], *grads,
+                                       m.initial_state(), kernels.CHAIN_STARTS.index(start))
+    F = m.free_energy(V)
+    _, BV, BH = m.run(V)
+    starts = {"data": V, "silence": np.zeros_like(V), "previous": np.vstack([np.zeros_like(V[:1]), V[:-1]])}[start]
+    work = np.empty(m.n_hidden, np.float32)
+    F_start = np.array([kernels.free_energy(s, p["W"], BV[i], BH[i], work) for i, s in enumerate(starts)])
+    assert cost == pytest.approx(float(np.mean(F - F_start)), abs=1e-5)
+    if start == "silence":
+        assert abs(cost) > 1e-3
+
+
+def test_weight_decay_adds_lr_times_decay_times_the_weights_to_the_sgd_step():
+    train = progression(2, frames=30)
+    steps = {}
+    for wd in (0.0, 0.1):
+        t = Trainer(train, [], tiny_config(batch_size=1, optimizer="sgd", lr=0.01, weight_decay=wd), progress=False)
+        before = {k: v.copy() for k, v in t.model.params.items()}
+        t.train_step(t.plan(0)[0], np.zeros(2, np.int64), 0.01, seed=3)
+        steps[wd] = {k: t.model.params[k] - before[k] for k in before}
+    for n in PARAM_NAMES:
+        extra = steps[0.1][n] - steps[0.0][n]
+        expected = -0.01 * 0.1 * before[n] if n in ("W", "Wuh", "Wuv", "Wvu", "Wuu") else 0.0 * before[n]
+        np.testing.assert_allclose(extra, expected, rtol=1e-3, atol=1e-8, err_msg=n)
+
+
+def test_init_fine_tunes_a_weights_file(tmp_path, capsys):
+    data = tmp_path / "tunes"
+    write_midi_folder(data)
+    first = tmp_path / "first.npz"
+    args = ["--k", "2", "--batch-frames", "16", "--batch-size", "2", "--ais-every", "0", "--no-progress",
+            "--valid-fraction", "0.3"]
+    assert cli.main(["train", str(data), "--out", str(first), "--epochs", "2", "--hidden", "8", "--recurrent", "4",
+                     "--lowest-note", str(LO), "--highest-note", str(HI), *args]) == 0
+    start = load_weights(first)
+    tuned = tmp_path / "tuned.npz"
+    # sizes and notes come from the file (the defaults would be 88 × 150 × 100); with lr 0 and
+    # weight decay the update is zero: the parameters are the file's
+    assert cli.main(["train", str(data), "--out", str(tuned), "--epochs", "1", "--init", str(first),
+                     "--lr", "0", "--chain-start", "silence", *args]) == 0
+    m = load_weights(tuned)
+    assert (m.n_visible, m.n_hidden, m.n_hidden_recurrent) == (12, 8, 4)
+    assert m.meta["init"] == str(first) and m.meta["training"]["chain_start"] == "silence"
+    for n in PARAM_NAMES:
+        np.testing.assert_array_equal(m.params[n], start.params[n], err_msg=n)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a weights file")
+    assert cli.main(["train", str(data), "--out", str(tmp_path / "x.npz"), "--init", str(bad), *args]) == 2
+    assert "--init" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- data
 
 
