@@ -12,7 +12,9 @@ Starts its own JACK server (dummy driver, 48 kHz, 256-frame periods). Figures:
   up to one period of quantization (≈ 2.5 ms p99 here).
 - played note → effect: a note sent into --input (follow mode) until the model's answer arrives,
   against a minimal python-rtmidi echo (the MIDI round trip alone). "Next tick" means the answer
-  came at the first tick after the note.
+  came at the first tick after the note was sent; the same from inside, from play's own --record
+  file: the answer at the first tick after the note reached the engine (JACK delivers input at a
+  period boundary, so a note sent just before a tick can reach the engine after it).
 - time to first note from launch (warm compile cache), read at a receiving client.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
-from jackd import JackServer, Play, Receiver, Sender, sleep_until  # noqa: E402
+from jackd import JackServer, Play, Receiver, Sender, heard_at_next_tick, sleep_until  # noqa: E402
 
 RATE, PERIOD = 48000, 256
 DT = 0.125  # 120 BPM, 16th notes
@@ -126,8 +128,10 @@ def main() -> None:
         j_min = jitter(onsets(d2))
 
         # played note → effect (follow mode), and the bare MIDI round trip of an echo
+        recording = Path(tmp) / "latency.mid"
         play = Play(jack, ["--weights", str(listen), "--port", "bench-lat", "--input", "bench-lat-in", "--mode",
-                           "follow", "--bpm", "120", "--steps-per-beat", "4", "--max-note-frames", "1000"])
+                           "follow", "--bpm", "120", "--steps-per-beat", "4", "--max-note-frames", "1000",
+                           "--record", str(recording)])
         rx, tx = Receiver("bench-lat-rx"), Sender("bench-lat-tx")
         jack.connect("bench-lat:out", rx.name)
         jack.connect(tx.name, "bench-lat-in:in")
@@ -147,6 +151,7 @@ def main() -> None:
             tx.send([0x80, 60, 0])
         play.signal(2)
         rx.close(); tx.close()
+        inside = heard_at_next_tick(recording, DT)
 
         import rtmidi
         echo_in = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name="bench-echo")
@@ -181,6 +186,10 @@ def main() -> None:
     print(f"  median {np.nanmedian(lat_ms):.1f} ms, max {np.nanmax(lat_ms):.1f} ms, frame {DT * 1e3:.0f} ms: "
           f"{np.mean(lat_ms < DT * 1e3 + 12):.0%} answered at the next tick (< 1 frame + 12 ms), "
           f"{int(np.isnan(lat_ms).sum())} unanswered")
+    miss = inside["misses_before_tick_ms"]
+    print(f"  inside the engine (play's own recording: arrival at the input callback → the tick that "
+          f"sounded the answer): {inside['next_tick']:.0%} of {inside['presses']} heard at the next tick"
+          + (f"; the others arrived {', '.join(f'{m:.1f}' for m in sorted(miss))} ms before that tick" if miss else ""))
     print(f"  minimal rtmidi echo round trip: median {np.nanmedian(rtt_ms):.1f} ms, max {np.nanmax(rtt_ms):.1f} ms")
     if late:
         print("  product:", late[-1].strip())

@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--record", help="write the session (model and player tracks) to this .mid file")
     a("--status", action=argparse.BooleanOptionalAction, default=None, help="one-line status on stderr")
     a("--duration", type=float, default=None, help="stop after this many seconds (default: run until stopped)")
+    a("--realtime", action=argparse.BooleanOptionalAction, default=True,
+      help="run the clock and the frame worker with real-time scheduling when the OS allows it")
 
 
 SETTING_FLAGS = ("weights", "port", "backend", "input", "input_channel", "mode", "thru", "clock", "clock_out",
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from .clock import ClockFollower, InternalClock
     from .controls import Controls
     from .listener import Listener
+    from .realtime import CLOCK_PRIORITY, promote
     from .stream import Engine
 
     stop = threading.Event()
@@ -140,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         if settings.get("record"):
             from .record import Recorder
             recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
-        engine = Engine(model, out.rt.send_message, settings, recorder=recorder, clock_t0=t0)
+        engine = Engine(model, out.rt.send_message, settings, recorder=recorder, clock_t0=t0,
+                        realtime=args.realtime)
 
         # the player's input and the external clock (one port may carry both)
         same = external and settings["input"] and settings["input"] == settings["clock"]
@@ -192,6 +196,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             say(f"playing on {backend} ports {names}; {effective_bpm(settings):.1f} BPM, "
                 f"{frame_period(settings) * 1e3:.1f} ms per frame")
+        rt = engine.worker_realtime.wait(2.0) and engine.worker_realtime_ok
+        if not external and args.realtime:
+            rt = promote(CLOCK_PRIORITY) and rt   # this thread runs the internal clock
+        if args.realtime:
+            say("real-time scheduling: on" if rt else
+                "real-time scheduling: not permitted (timing may suffer on a busy machine; see the README)")
         if settings["status"]:
             controls.start_status((lambda: follower.bpm) if external else (lambda: effective_bpm(settings)),
                                   "external" if external else "internal")

@@ -78,10 +78,10 @@ class Slot:
 
 class Engine:
     def __init__(self, model: RnnRbm, send: Callable[[list], None], settings: dict,
-                 listener=None, recorder=None, clock_t0: float | None = None):
+                 listener=None, recorder=None, clock_t0: float | None = None, realtime: bool = False):
         self.model = model
         self.send = send
-        self.listener = listener
+        self._listener = None
         self.recorder = recorder
         p = model.params
         self.dtype = model.dtype
@@ -136,10 +136,24 @@ class Engine:
         self.t0 = time.perf_counter() if clock_t0 is None else clock_t0
         self._lock = threading.Lock()   # only ever contended by close(): the tick never waits on it
         self._wake = threading.Event()
+        self.listener = listener
         self._human_seen = -1
         self._next_slot = 0
         self._worker = threading.Thread(target=self._work, name="live-rnnrbm frames", daemon=True)
-        if listener is not None:  # a played note recomputes the pending frame at once, not at the next poll
+        self.realtime = realtime                  # ask for SCHED_FIFO in the worker (realtime.py)
+        self.worker_realtime = threading.Event()  # set once the worker has tried
+        self.worker_realtime_ok = False
+
+    @property
+    def listener(self):
+        return self._listener
+
+    @listener.setter
+    def listener(self, listener) -> None:
+        """The player's side (listener.py); a played note recomputes the pending frame at once,
+        not at the worker's next poll (which alone would miss ticks up to 50 ms away)."""
+        self._listener = listener
+        if listener is not None:
             listener.on_change = self._wake.set
 
     # ------------------------------------------------------------------ worker side
@@ -236,6 +250,10 @@ class Engine:
         self.frame_time_max = max(self.frame_time_max, dt)
 
     def _work(self) -> None:
+        if self.realtime:
+            from .realtime import WORKER_PRIORITY, promote
+            self.worker_realtime_ok = promote(WORKER_PRIORITY)
+        self.worker_realtime.set()
         done = 0
         while not self.closed:
             self._wake.wait(0.05)

@@ -22,6 +22,8 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -212,3 +214,30 @@ def sleep_until(deadline: float) -> None:
             return
         if left > 0.0008:
             time.sleep(left - 0.0008)
+
+
+def heard_at_next_tick(recording, dt: float, played: int = 60, answer: int = 72) -> dict:
+    """From play's own --record file: for every press, the time it reached the engine (the player
+    track's note-on, stamped by the input callback) and the tick that sounded the answer (the model
+    track's note-on, stamped with the tick's deadline). "Heard at the next tick" = the answer sounded
+    at the first tick after the note arrived; for the others, how long before that tick it arrived."""
+    import mido
+    t, ons = 0.0, []
+    for msg in mido.MidiFile(recording):   # merged tracks, times in seconds through the tempo map
+        t += msg.time
+        if msg.type == "note_on" and msg.velocity > 0 and msg.note in (played, answer):
+            ons.append((t, msg.note))
+    arrivals = [a for a, n in ons if n == played]
+    answers = np.array([a for a, n in ons if n == answer])
+    if not arrivals or not len(answers):
+        return {"presses": len(arrivals), "next_tick": float("nan"), "misses_before_tick_ms": []}
+    tau0 = answers[0]
+    next_tick, margins = [], []
+    for a in arrivals:
+        k_next = np.ceil((a - tau0) / dt + 1e-9)          # the first tick after the arrival
+        later = answers[answers > a - 0.002]
+        k_ans = np.round((later[0] - tau0) / dt) if len(later) else np.inf
+        next_tick.append(k_ans == k_next)
+        if k_ans != k_next:
+            margins.append((tau0 + k_next * dt - a) * 1e3)
+    return {"presses": len(arrivals), "next_tick": float(np.mean(next_tick)), "misses_before_tick_ms": margins}
