@@ -169,6 +169,9 @@ def main() -> None:
 
         def ours(threads: int, start: int) -> float:
             numba.set_num_threads(threads)
+            # one untimed update first: the thread pool wakes, and NumPy's BLAS threads (which
+            # spin for a while after the reference's matrix products) have let go of the cores
+            trainer.train_step(plan[start % len(plan)], shifts, 0.001, seed=start)
             for n, a in start_params.items():  # every repeat from the same state (lr·grad drifts it)
                 model.params[n][...] = a
             t0 = time.perf_counter()
