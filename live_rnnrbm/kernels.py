@@ -175,16 +175,21 @@ SURE = 1e-6
 
 
 @njit(fastmath=_SIMD, **_JIT)
+def rational_tanh(x):
+    """tanh(x) to within 3e-7 as plain arithmetic (so that loops calling it compile to SIMD)."""
+    x = CLAMP if x > CLAMP else x
+    x = -CLAMP if x < -CLAMP else x
+    x2 = x * x
+    p = x * (A1 + x2 * (A3 + x2 * (A5 + x2 * (A7 + x2 * (A9 + x2 * (A11 + x2 * A13))))))
+    q = B0 + x2 * (B2 + x2 * (B4 + x2 * B6))
+    return p / q
+
+
+@njit(fastmath=_SIMD, **_JIT)
 def approx_sigmoid(a, beta, out):
     """out = σ(beta · a) to within 2e-7, vectorised."""
     for j in range(a.shape[0]):
-        x = beta * a[j] * HALF
-        x = CLAMP if x > CLAMP else x
-        x = -CLAMP if x < -CLAMP else x
-        x2 = x * x
-        p = x * (A1 + x2 * (A3 + x2 * (A5 + x2 * (A7 + x2 * (A9 + x2 * (A11 + x2 * A13))))))
-        q = B0 + x2 * (B2 + x2 * (B4 + x2 * B6))
-        out[j] = HALF + HALF * (p / q)
+        out[j] = HALF + HALF * rational_tanh(beta * a[j] * HALF)
 
 
 @njit(fastmath=_SIMD, **_JIT)
@@ -198,13 +203,7 @@ def approx_softplus_sigmoid(x):
     total = 0.0
     for j in range(x.shape[0]):
         xj = x[j]
-        y = xj * HALF
-        y = CLAMP if y > CLAMP else y
-        y = -CLAMP if y < -CLAMP else y
-        y2 = y * y
-        p = y * (A1 + y2 * (A3 + y2 * (A5 + y2 * (A7 + y2 * (A9 + y2 * (A11 + y2 * A13))))))
-        q = B0 + y2 * (B2 + y2 * (B4 + y2 * B6))
-        s = HALF + HALF * (p / q)
+        s = HALF + HALF * rational_tanh(xj * HALF)
         t = min(s, ONE - s)
         z = t / (TWO - t)
         z2 = z * z
@@ -219,13 +218,7 @@ def approx_tanh(a, out):
     """out = tanh(a) to within 3e-7 (float32's own rounding is 6e-8 near 1), vectorised; in place
     is fine. BPTT's 1 − u² is then the derivative to the same precision."""
     for j in range(a.shape[0]):
-        x = a[j]
-        x = CLAMP if x > CLAMP else x
-        x = -CLAMP if x < -CLAMP else x
-        x2 = x * x
-        p = x * (A1 + x2 * (A3 + x2 * (A5 + x2 * (A7 + x2 * (A9 + x2 * (A11 + x2 * A13))))))
-        q = B0 + x2 * (B2 + x2 * (B4 + x2 * B6))
-        out[j] = p / q
+        out[j] = rational_tanh(a[j])
 
 
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
@@ -236,7 +229,7 @@ def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx, few_flips=Fal
     """Sample every unit: units[j] = 1 with probability σ(beta · inputs[j]), given ``probs`` ≈
     that σ (see SURE); probs is overwritten. Units with clamp[j] != 0 keep their value (clamp
     may be empty: none). Writes the indices of the units that changed into idx and returns how
-    many there are; the tail of idx (``index_space``) holds the layer's draws.
+    many there are; the tail of idx (``new_index``) holds the layer's draws.
 
     Three passes, so that nothing in the hot ones branches on a draw (a third of a trained
     model's hidden units are unsure at every step: branches on them mispredict): decide every
@@ -282,15 +275,10 @@ def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx, few_flips=Fal
     return n_changed
 
 
-def index_space(n_visible: int, n_hidden: int) -> int:
-    """Length of the int64 scratch ``idx`` of ``gibbs_chain``: the flipped units' indices, then
-    room for a layer's draws (whole rounds of the stream's lanes)."""
-    m = max(n_visible, n_hidden)
-    return m + -(-m // LANES) * LANES
-
-
 @njit(**_JIT)
 def new_index(n_visible, n_hidden):
+    """The int64 scratch ``idx`` of ``gibbs_chain``: room for the flipped units' indices, then
+    for a layer's draws (whole rounds of the stream's lanes)."""
     m = max(n_visible, n_hidden)
     return np.zeros(m + (m + LANES - 1) // LANES * LANES, np.int64)
 
@@ -302,7 +290,7 @@ def gibbs_chain(W, WT, bv_t, bh_t, v, k, beta, clamp, state, pv, work, idx):
     v: the start state (binary), left holding the sample after k steps. clamp: int8 mask of
     visible units held at their start value (``harmonize`` mode; empty or all zeros otherwise).
     beta: 1/temperature, of v's dtype. pv: receives p(v=1|h) of the last step (the chain's
-    mean). work (≥ 3·n_h + n_v floats) and idx (``index_space`` int64) are scratch space, from
+    mean). work (≥ 3·n_h + n_v floats) and idx (``new_index``) are scratch space, from
     ``workspace``. Draws come from the xoroshiro stream ``state``.
 
     Between steps only a few units change, so the inputs ah = v·W + bh_t and av = h·Wᵀ + bv_t
@@ -347,7 +335,7 @@ def aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
 def workspace(n_visible: int, n_hidden: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Scratch arrays (work, idx) for ``gibbs_chain`` / ``next_frame``: allocate once, reuse."""
     return (aligned(np.zeros(3 * n_hidden + n_visible, dtype)),
-            aligned(np.zeros(index_space(n_visible, n_hidden), np.int64)))
+            aligned(new_index(n_visible, n_hidden)))
 
 
 @njit(**_JIT)
