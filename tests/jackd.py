@@ -196,8 +196,12 @@ def unmatched_notes(events) -> list[tuple[int, int]]:
     return sorted(k for k, n in on.items() if n)
 
 
-def onset_groups(times: list[float], gap: float = 0.004) -> list[float]:
-    """Times of the first event of each group of events closer than `gap` (one frame's note-ons)."""
+def onset_groups(times: list[float], gap: float = 0.008) -> list[float]:
+    """Times of the first event of each group of events closer than `gap` (one frame's note-ons).
+
+    python-rtmidi's JACK output queues each message for the next process cycle, so when JACK's
+    cycle runs in the middle of a tick's sends, one frame arrives in two consecutive periods
+    (5.33 ms apart at 48 kHz / 256); `gap` must exceed one period to keep it one group."""
     groups: list[float] = []
     last = None
     for t in sorted(times):
