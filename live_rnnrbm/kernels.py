@@ -56,37 +56,53 @@ def axpy(a, x, y):
 
 
 @njit(fastmath=_SIMD, **_JIT)
-def axpy4(a0, x0, a1, x1, a2, x2, a3, x3, y):
-    """y += a0·x0 + a1·x1 + a2·x2 + a3·x3 in one pass over y (a quarter of the loads and stores
-    of y that four ``axpy`` make; the rows are short, so that traffic is much of the cost)."""
-    for i in range(y.shape[0]):
-        y[i] += (a0 * x0[i] + a1 * x1[i]) + (a2 * x2[i] + a3 * x3[i])
-
-
-@njit(**_JIT)
 def add_rows(M, rows, coefs, n, y):
-    """y += Σ_{f<n} coefs[f]·M[rows[f]], four rows per pass."""
+    """y += Σ_{f<n} coefs[f]·M[rows[f]], four rows per pass over y.
+
+    Indexing M[r, i] directly, not through row views: with five separate arrays (four rows and y)
+    LLVM must prove they do not overlap before it vectorises, and the checks cost more than the
+    rows (measured 1.6× slower)."""
+    m = y.shape[0]
     f = 0
     while f + 4 <= n:
-        axpy4(coefs[f], M[rows[f]], coefs[f + 1], M[rows[f + 1]],
-              coefs[f + 2], M[rows[f + 2]], coefs[f + 3], M[rows[f + 3]], y)
+        r0, r1, r2, r3 = rows[f], rows[f + 1], rows[f + 2], rows[f + 3]
+        c0, c1, c2, c3 = coefs[f], coefs[f + 1], coefs[f + 2], coefs[f + 3]
+        for i in range(m):
+            y[i] += (c0 * M[r0, i] + c1 * M[r1, i]) + (c2 * M[r2, i] + c3 * M[r3, i])
         f += 4
     while f < n:
-        axpy(coefs[f], M[rows[f]], y)
+        r0, c0 = rows[f], coefs[f]
+        for i in range(m):
+            y[i] += c0 * M[r0, i]
         f += 1
 
 
-@njit(**_JIT)
+@njit(fastmath=_SIMD, **_JIT)
 def add_all_rows(M, coefs, y):
     """y += coefs·M = Σ_a coefs[a]·M[a] (a dense vector times a matrix), four rows per pass."""
-    n = M.shape[0]
+    n, m = M.shape
     a = 0
     while a + 4 <= n:
-        axpy4(coefs[a], M[a], coefs[a + 1], M[a + 1], coefs[a + 2], M[a + 2], coefs[a + 3], M[a + 3], y)
+        c0, c1, c2, c3 = coefs[a], coefs[a + 1], coefs[a + 2], coefs[a + 3]
+        for i in range(m):
+            y[i] += (c0 * M[a, i] + c1 * M[a + 1, i]) + (c2 * M[a + 2, i] + c3 * M[a + 3, i])
         a += 4
     while a < n:
-        axpy(coefs[a], M[a], y)
+        c0 = coefs[a]
+        for i in range(m):
+            y[i] += c0 * M[a, i]
         a += 1
+
+
+@njit(**_JIT)
+def add_rows_on(M, v, y):
+    """y += v·M for a sparse v (a frame: few notes on), by rows."""
+    m = y.shape[0]
+    for r in range(v.shape[0]):
+        c = v[r]
+        if c != 0.0:
+            for i in range(m):
+                y[i] += c * M[r, i]
 
 
 # --------------------------------------------------------------------------- RNN
@@ -105,10 +121,7 @@ def rbm_biases(u_prev, bv, bh, Wuv, Wuh, bv_t, bh_t):
 def rnn_step(v, u_prev, bu, Wvu, Wuu, u_out):
     """u_t = tanh(bu + v_t·Wvu + u_{t-1}·Wuu), written into u_out (which must not alias u_prev)."""
     u_out[:] = bu
-    for i in range(v.shape[0]):
-        vi = v[i]
-        if vi != 0.0:
-            axpy(vi, Wvu[i], u_out)
+    add_rows_on(Wvu, v, u_out)
     add_all_rows(Wuu, u_prev, u_out)
     if u_out.itemsize == 4:  # float32 (the instrument, training): the vectorised tanh, within 3e-7
         approx_tanh(u_out, u_out)
@@ -137,13 +150,7 @@ def rnn_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH):
 def hidden_input(v, W, bh_t, out):
     """out = v·W + bh_t."""
     out[:] = bh_t
-    for i in range(v.shape[0]):
-        vi = v[i]
-        if vi != 0.0:
-            if vi == 1.0:
-                add(W[i], out)
-            else:
-                axpy(vi, W[i], out)
+    add_rows_on(W, v, out)
 
 
 @njit(**_JIT)
@@ -333,15 +340,17 @@ def aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
 
 
 def workspace(n_visible: int, n_hidden: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch arrays (work, idx) for ``gibbs_chain`` / ``next_frame``: allocate once, reuse."""
-    return (aligned(np.zeros(3 * n_hidden + n_visible, dtype)),
+    """Scratch arrays (work, idx) for ``gibbs_chain``, ``next_frame``, ``sample_frame`` and
+    ``advance_and_sample``: allocate once, reuse. work holds the chain's vectors, then (from a
+    cache line on) the frame's biases bv_t | bh_t."""
+    return (aligned(np.zeros(_line(3 * n_hidden + n_visible) + live_layout(n_visible, n_hidden, 1)[8], dtype)),
             aligned(new_index(n_visible, n_hidden)))
 
 
 @njit(**_JIT)
 def next_frame(u_prev, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, v_clamp, state,
                v_out, pv_out, bv_t, bh_t, work, idx):
-    """The generation step of one frame, allocation-free (the live path).
+    """The generation step of one frame, allocation-free.
 
     Biases from u_{t-1}, then a k-step chain started from silence (the tutorial's start state)
     with the clamped notes set to ``v_clamp``. v_out gets the sample v_t, pv_out its mean;
@@ -353,14 +362,106 @@ def next_frame(u_prev, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, v_clamp, state,
     gibbs_chain(W, WT, bv_t, bh_t, v_out, k, beta, clamp, state, pv_out, work, idx)
 
 
+# --------------------------------------------------------------------------- the live tick
+# The instrument calls one kernel per frame, and each array argument costs the call ~0.1 µs of
+# type checks and unboxing (of a ~30 µs frame): so the parameters travel as one packed array.
+# Packing also puts Wuv and Wuh side by side, so bv_t | bh_t = [bv | bh] + u·[Wuv | Wuh] is one
+# pass over u's rows instead of two.
+
+
 @njit(**_JIT)
-def advance_and_sample(v_prev, u_prev, W, WT, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, k, beta, clamp, v_clamp,
-                       state, u_out, v_out, pv_out, bv_t, bh_t, work, idx):
-    """One tick of the live instrument in one call (one dispatch from Python, not two):
-    ``rnn_step`` from v_{t-1} into u_out, then ``next_frame`` from it into v_out, pv_out."""
+def _line(n):
+    """n rounded up to whole 64-byte cache lines of float32 (16 floats)."""
+    return (n + 15) // 16 * 16
+
+
+@njit(**_JIT)
+def live_layout(n_v, n_h, n_u):
+    """Where things are in a packed parameter array (after a 16-float header holding n_v, n_h,
+    n_u): offsets of W, WT, Wuvh, bvh, bu, Wvu, Wuu, the array's length, and Wuvh's row length
+    and where bh starts in it. Wuvh's rows are [Wuv | Wuh] and bvh is [bv | bh], each bh from a
+    cache line on and the row padded with zeros to a multiple of 8 floats (a 238-float row costs
+    the pass over u's rows a quarter more than a 248-float one: the vector loop's tail)."""
+    o_h = _line(n_v)
+    row = (o_h + n_h + 7) // 8 * 8
+    o_W = 16
+    o_WT = o_W + _line(n_v * n_h)
+    o_Wuvh = o_WT + _line(n_h * n_v)
+    o_bvh = o_Wuvh + _line(n_u * row)
+    o_bu = o_bvh + _line(row)
+    o_Wvu = o_bu + _line(n_u)
+    o_Wuu = o_Wvu + _line(n_v * n_u)
+    return o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wuu + _line(n_u * n_u), row, o_h
+
+
+@njit(**_JIT)
+def unpack(P):
+    """Views (W, WT, Wuvh, bvh, bu, Wvu, Wuu) into a packed parameter array (``pack``), and where
+    bh starts in Wuvh's rows and in bvh; no copy."""
+    n_v, n_h, n_u = int(P[0]), int(P[1]), int(P[2])
+    o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, _, row, o_h = live_layout(n_v, n_h, n_u)
+    return (P[o_W:o_W + n_v * n_h].reshape((n_v, n_h)),
+            P[o_WT:o_WT + n_h * n_v].reshape((n_h, n_v)),
+            P[o_Wuvh:o_Wuvh + n_u * row].reshape((n_u, row)),
+            P[o_bvh:o_bvh + row],
+            P[o_bu:o_bu + n_u],
+            P[o_Wvu:o_Wvu + n_v * n_u].reshape((n_v, n_u)),
+            P[o_Wuu:o_Wuu + n_u * n_u].reshape((n_u, n_u)),
+            o_h)
+
+
+def pack(params: dict, dtype=None) -> np.ndarray:
+    """The eight parameters in one cache-line-aligned array, for ``sample_frame`` and
+    ``advance_and_sample``. A copy: write ``views(P)["bv"]`` to shift the notes' biases (density).
+
+    >>> P = pack(model.params)
+    >>> views(P)["bv"][:] += math.log(2.0)      # every note twice as likely
+    """
+    W = np.asarray(params["W"])
+    dtype = np.dtype(dtype or W.dtype)
+    n_v, n_h = W.shape
+    n_u = np.asarray(params["bu"]).shape[0]
+    P = aligned(np.zeros(live_layout(n_v, n_h, n_u)[7], dtype))
+    P[:3] = n_v, n_h, n_u
+    v = views(P)
+    v["W"][...] = W
+    v["WT"][...] = W.T
+    for name in ("Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu"):
+        v[name][...] = params[name]
+    return P
+
+
+def views(P: np.ndarray) -> dict[str, np.ndarray]:
+    """Named views into a packed parameter array: the eight parameters and WT (Wuv, Wuh, bv and
+    bh are slices of the concatenated Wuvh and bvh)."""
+    W, WT, Wuvh, bvh, bu, Wvu, Wuu, o_h = unpack(P)
+    n_v, n_h = W.shape
+    return dict(W=W, WT=WT, Wuv=Wuvh[:, :n_v], Wuh=Wuvh[:, o_h:o_h + n_h], bv=bvh[:n_v],
+                bh=bvh[o_h:o_h + n_h], bu=bu, Wvu=Wvu, Wuu=Wuu)
+
+
+@njit(**_JIT)
+def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx):
+    """``next_frame`` on packed parameters: v_t (into v_out, its mean into pv_out) given u_{t-1},
+    by a k-step chain from silence with the clamped notes set to ``v_clamp``."""
+    W, WT, Wuvh, bvh, bu, Wvu, Wuu, o_h = unpack(P)
+    n_v, n_h = W.shape
+    o = _line(3 * n_h + n_v)
+    b_t = work[o:o + bvh.shape[0]]      # bv_t | bh_t, laid out as bvh
+    b_t[:] = bvh
+    add_all_rows(Wuvh, u_prev, b_t)
+    for i in range(n_v):
+        v_out[i] = v_clamp[i] if clamp[i] != 0 else 0.0
+    gibbs_chain(W, WT, b_t[:n_v], b_t[o_h:o_h + n_h], v_out, k, beta, clamp, state, pv_out, work, idx)
+
+
+@njit(**_JIT)
+def advance_and_sample(v_prev, u_prev, P, k, beta, clamp, v_clamp, state, u_out, v_out, pv_out, work, idx):
+    """One tick of the live instrument in one call: u_t = tanh(bu + v_{t-1}·Wvu + u_{t-1}·Wuu)
+    into u_out (``rnn_step``), then ``sample_frame`` from it into v_out, pv_out. P is ``pack``'s."""
+    _, _, _, _, bu, Wvu, Wuu, _ = unpack(P)
     rnn_step(v_prev, u_prev, bu, Wvu, Wuu, u_out)
-    next_frame(u_out, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, v_clamp, state,
-               v_out, pv_out, bv_t, bh_t, work, idx)
+    sample_frame(u_out, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx)
 
 
 @njit(**_JIT)

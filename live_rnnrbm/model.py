@@ -221,18 +221,15 @@ class FrameSampler:
         self.model = model
         self.k = int(k)
         n_v, n_h, dt = model.n_visible, model.n_hidden, model.dtype
-        self.WT = model.WT
+        self.P = kernels.pack(model.params)  # packed for the live kernels; its bv takes the offset
         self.u = model.initial_state()
         self.u_next = model.initial_state()
         self.v = np.zeros(n_v, dt)
         self.pv = np.zeros(n_v, dt)
-        self.bv_t = np.zeros(n_v, dt)
-        self.bh_t = np.zeros(n_h, dt)
         self.work, self.idx = kernels.workspace(n_v, n_h, dt)
         self.clamp = np.zeros(n_v, np.int8)  # harmonize: 1 where the player's note is held
         self.v_clamp = np.zeros(n_v, dt)
         self.bias_offset = np.zeros(n_v, dt)  # e.g. density: added to bv (log-odds of every note)
-        self._bv = model.params["bv"].copy()
         self.beta = dt.type(1.0 / temperature)
 
     def set_temperature(self, temperature: float) -> None:
@@ -241,7 +238,7 @@ class FrameSampler:
     def set_bias_offset(self, offset: np.ndarray | float) -> None:
         """Shift every note's visible bias (log-odds) by ``offset``: > 0 plays more notes."""
         self.bias_offset[:] = offset
-        np.add(self.model.params["bv"], self.bias_offset, out=self._bv)
+        np.add(self.model.params["bv"], self.bias_offset, out=kernels.views(self.P)["bv"])
 
     def reset(self) -> None:
         """Back to u_0 = 0 (a new piece)."""
@@ -250,10 +247,8 @@ class FrameSampler:
     def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
         """Sample v_t given u_{t-1} (clamped notes held at ``v_clamp``); returns the sampler's own
         (v, pv) buffers, overwritten by the next call."""
-        p = self.model.params
-        kernels.next_frame(self.u, p["W"], self.WT, self._bv, p["bh"], p["Wuv"], p["Wuh"], self.k, self.beta,
-                           self.clamp, self.v_clamp, self.model.rng_state, self.v, self.pv, self.bv_t,
-                           self.bh_t, self.work, self.idx)
+        kernels.sample_frame(self.u, self.P, self.k, self.beta, self.clamp, self.v_clamp, self.model.rng_state,
+                             self.v, self.pv, self.work, self.idx)
         return self.v, self.pv
 
     def advance(self, v: np.ndarray) -> None:

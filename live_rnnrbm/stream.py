@@ -7,10 +7,11 @@
 
 A worker thread owns u_t and every buffer. Right after tick t it computes
 u_t = tanh(bu + x_t·Wvu + u_{t-1}·Wuu), with x_t the frame just sent (united with the player's
-held notes in follow/harmonize), then v_{t+1} with ``kernels.next_frame`` — nogil, so the MIDI
-callbacks keep the GIL meanwhile — and turns it into ready-made lists of note-on/off messages
-(by difference with v_t: a note held across frames sounds once). When the player's notes change
-before the tick, the pending frame is computed again, so a played note is heard at the next tick.
+held notes in follow/harmonize), then v_{t+1}, in one call (``kernels.advance_and_sample``) —
+nogil, so the MIDI callbacks keep the GIL meanwhile — and turns it into ready-made lists of
+note-on/off messages (by difference with v_t: a note held across frames sounds once). When the
+player's notes change before the tick, the pending frame is computed again, so a played note is
+heard at the next tick.
 
 Frames go from the worker to the tick through four preallocated slots and a seqlock: the worker
 never writes the slot the tick has claimed, the tick never uses a slot being written; nothing
@@ -83,10 +84,9 @@ class Engine:
         self.send = send
         self._listener = None
         self.recorder = recorder
-        p = model.params
         self.dtype = model.dtype
-        self.W, self.WT, self.bv, self.bh = p["W"], model.WT, p["bv"], p["bh"]
-        self.Wuv, self.Wuh, self.Wvu, self.Wuu, self.bu = p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"], p["bu"]
+        self.P = kernels.pack(model.params)      # the engine's own copy: density rewrites its bv
+        self.bv, self.bv_eff = model.params["bv"], kernels.views(self.P)["bv"]
         n_v, n_h, n_u = model.n_visible, model.n_hidden, model.n_hidden_recurrent
         self.lowest = model.lowest_note
         self.ch = int(settings["channel"]) - 1
@@ -107,8 +107,7 @@ class Engine:
         self.panic_requested = False
         # worker-owned buffers
         self.slots = [Slot(n_v, n_u, self.dtype, self.lowest, self.ch) for _ in range(N_SLOTS)]
-        self.bv_eff = self.bv.copy()
-        self._density_done = None
+        self._density_done = 1.0
         self.base_v = np.zeros(n_v, self.dtype)    # v_t, the frame last sent
         self.base_u = model.initial_state()        # u_{t-1} it was sampled from
         self.human = np.zeros(n_v, self.dtype)
@@ -117,7 +116,6 @@ class Engine:
         self.no_human = np.zeros(n_v, np.int8)
         self.human_clamped = np.zeros(n_v, np.int8)
         self.runs = np.zeros(n_v, np.int64)
-        self.bv_t, self.bh_t = np.zeros(n_v, self.dtype), np.zeros(n_h, self.dtype)
         self.work, self.idx = kernels.workspace(n_v, n_h, self.dtype)
         self.state = model.rng_state
         self.off_msg = [[NOTE_OFF | self.ch, self.lowest + i, 0] for i in range(n_v)]
@@ -161,13 +159,11 @@ class Engine:
         """Compile/load the kernels and run one real frame, so the first tick costs nothing."""
         warm_up(self.dtype)
         s = self.slots[-1]
-        kernels.next_frame(self.base_u, self.W, self.WT, self.bv, self.bh, self.Wuv, self.Wuh, self.k,
-                           self.dtype.type(1.0), self.clamp, self.human, self.state.copy(), s.v, s.pv,
-                           self.bv_t, self.bh_t, self.work, self.idx)
-        kernels.advance_and_sample(s.v, self.base_u, self.W, self.WT, self.bv, self.bh, self.Wuv, self.Wuh,
-                                   self.bu, self.Wvu, self.Wuu, self.k, self.dtype.type(1.0), self.clamp,
-                                   self.human, self.state.copy(), s.u, s.v, s.pv, self.bv_t, self.bh_t,
-                                   self.work, self.idx)
+        one = self.dtype.type(1.0)
+        kernels.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
+                             s.v, s.pv, self.work, self.idx)
+        kernels.advance_and_sample(s.v, self.base_u, self.P, self.k, one, self.clamp, self.human,
+                                   self.state.copy(), s.u, s.v, s.pv, self.work, self.idx)
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         union(s.v, s.v, self.x)
 
@@ -211,19 +207,16 @@ class Engine:
         beta = self.dtype.type(1.0 / self.temperature)
         if first:  # frame 1 comes from u_0 itself
             s.u[:] = self.base_u
-            kernels.next_frame(s.u, self.W, self.WT, self.bv_eff, self.bh, self.Wuv, self.Wuh, self.k, beta,
-                               self.clamp, self.human, self.state, s.v, s.pv, self.bv_t, self.bh_t,
-                               self.work, self.idx)
+            kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, s.v, s.pv,
+                                 self.work, self.idx)
         else:  # u_t from the frame sent (with the player's notes when listening), then v_{t+1}
             if listening:
                 union(self.base_v, self.human, self.x)
                 v_prev = self.x
             else:
                 v_prev = self.base_v
-            kernels.advance_and_sample(v_prev, self.base_u, self.W, self.WT, self.bv_eff, self.bh, self.Wuv,
-                                       self.Wuh, self.bu, self.Wvu, self.Wuu, self.k, beta, self.clamp,
-                                       self.human, self.state, s.u, s.v, s.pv, self.bv_t, self.bh_t,
-                                       self.work, self.idx)
+            kernels.advance_and_sample(v_prev, self.base_u, self.P, self.k, beta, self.clamp, self.human,
+                                       self.state, s.u, s.v, s.pv, self.work, self.idx)
         if self.paused:
             s.v_out[:] = 0
         else:

@@ -219,8 +219,9 @@ def test_vectorised_tanh_of_the_live_rnn_step_is_close(dtype):
 
 
 def test_live_tick_kernel_equals_rnn_step_then_next_frame():
-    """advance_and_sample (the engine's one call per tick) is rnn_step followed by next_frame:
-    the same u up to the vectorised tanh, and the same sample from the same stream."""
+    """advance_and_sample (the engine's one call per tick, on packed parameters) is rnn_step
+    followed by next_frame on the model's own arrays: the same u up to the vectorised tanh, and
+    the same sample from the same stream."""
     m = small_model(seed=21, n_notes=10, n_h=7, n_u=5).astype(np.float32)
     p, WT = m.params, m.WT
     f32 = np.float32
@@ -234,16 +235,16 @@ def test_live_tick_kernel_equals_rnn_step_then_next_frame():
         bh_t = np.zeros(7, f32)
         work, idx = kernels.workspace(10, 7, f32)
         if fused:
-            kernels.advance_and_sample(v_prev, u_prev, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"],
-                                       p["Wvu"], p["Wuu"], 25, f32(1), clamp, v_clamp, state, u, v, pv, bv_t, bh_t,
-                                       work, idx)
+            P = kernels.pack(p)
+            kernels.advance_and_sample(v_prev, u_prev, P, 25, f32(1), clamp, v_clamp, state, u, v, pv, work, idx)
         else:
             kernels.rnn_step(v_prev, u_prev, p["bu"], p["Wvu"], p["Wuu"], u)
             kernels.next_frame(u, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], 25, f32(1), clamp, v_clamp,
                                state, v, pv, bv_t, bh_t, work, idx)
-        outs.append((u, v))
+        outs.append((u, v, pv))
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    np.testing.assert_allclose(outs[0][2], outs[1][2], atol=1e-6)
 
 
 def test_stream_lanes_are_uniform_and_independent():
