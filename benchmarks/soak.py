@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,18 +24,80 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
-from jackd import JackServer, Play, Receiver, Sender, sleep_until, unmatched_notes  # noqa: E402
+from jackd import (JackServer, Play, Receiver, Sender, onset_groups, sleep_until,  # noqa: E402
+                   unmatched_notes)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
-    """(RSS, private) in MB. RSS counts JACK's shared-memory segment (≈ 100 MB at these settings,
-    mapped by every JACK client and shared with the server); private memory is the process's own."""
-    fields = {}
-    for line in open(f"/proc/{pid}/smaps_rollup"):
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
-            fields[parts[0][:-1]] = int(parts[1]) / 1024
-    return fields.get("Rss", float("nan")), fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    """(RSS, RSS without JACK's shared segment) in MB. libjack maps the server's shared memory
+    (≈ 105 MB at these settings, a compile-time size of jack2, locked into RAM) into every JACK
+    client, so it counts in each client's RSS; with ALSA or CoreMIDI it does not exist."""
+    rss = jack = 0.0
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):                    # what ps and top show
+            rss = int(line.split()[1])
+    name = ""
+    for line in open(f"/proc/{pid}/smaps"):
+        first = line.split(None, 6)
+        if "-" in first[0] and ":" not in first[0]:      # a mapping's header line
+            name = first[5].strip() if len(first) > 5 else ""
+        elif first[0] == "Rss:" and name.startswith("/dev/shm/jack"):
+            jack += int(first[1])
+    return rss / 1024, (rss - jack) / 1024
+
+
+def on_grid_in_jack_frames(path: Path, ppf: int) -> str:
+    """The grid check on JACK's frame stamps: each onset group (frame with a new note) against the
+    clock pulses as JACK delivered them, independent of any process's scheduling."""
+    pulses, ons = [], []
+    for line in open(path):
+        parts = line.replace(":", " ").split()
+        if len(parts) < 2 or not parts[0].isdigit():
+            continue
+        t, status = int(parts[0]), int(parts[1], 16)
+        if status == 0xF8:
+            pulses.append(t)
+        elif status & 0xF0 == 0x90 and len(parts) >= 4 and int(parts[3], 16) > 0:
+            if not ons or t - ons[-1] > 384:     # one frame's note-ons: within 8 ms at 48 kHz
+                ons.append(t)
+    if not pulses or not ons:
+        return f"{len(pulses)} pulses, {len(ons)} onset groups"
+    p, o = np.array(pulses), np.array(ons)
+    idx = np.clip(np.searchsorted(p, o, side="right") - 1, 0, len(p) - 1)
+    off = idx % ppf != 0
+    first = f", first at pulse {idx[off][0]} of {len(p)}" if off.any() else ""
+    lag = (o - p[idx]) / 48.0
+    return (f"{len(p)} pulses, {len(o)} onset groups, {int(off.sum())} off their frame pulse{first}; "
+            f"onset after pulse median {np.median(lag):.2f} ms, max {lag.max():.2f} ms")
+
+
+def grid_verdict(idx: np.ndarray, delay_ms: np.ndarray, ppf: int, missed: int | None) -> str:
+    """Every frame on its pulse, counting the pulses play heard.
+
+    An onset at sent pulse i has phase i mod ppf. A pulse that JACK drops before it reaches play
+    (an xrun: the dummy driver on a busy VM has them) moves every later frame one pulse later
+    against the sender's count, so the phase steps up by one for each pulse lost. The grid is
+    right when the phase starts at 0 and steps up exactly as often as pulses were lost; a lone
+    onset off its neighbours' phase is a late delivery (listed with its delay), not a shift."""
+    phases = idx % ppf
+    lone = [i for i in range(1, len(phases) - 1)
+            if phases[i] != phases[i - 1] and phases[i - 1] == phases[i + 1]]
+    keep = np.ones(len(phases), bool)
+    keep[lone] = False
+    runs = []                                   # (first pulse, phase, onsets)
+    for i, ph in zip(idx[keep], phases[keep]):
+        if runs and runs[-1][1] == ph:
+            runs[-1][2] += 1
+        else:
+            runs.append([int(i), int(ph), 1])
+    steps = [(b[0], (b[1] - a[1]) % ppf) for a, b in zip(runs, runs[1:])]
+    shift = sum(d for _, d in steps)
+    early = [i for i in lone if phases[i] != (phases[i - 1] + 1) % ppf]   # not one pulse late: wrong
+    ok = bool(runs) and runs[0][1] == 0 and missed is not None and shift == missed and not early
+    where = ", ".join(f"+{d} at pulse {i}" for i, d in steps) or "none"
+    lone_s = ", ".join(f"pulse {idx[i]} ({delay_ms[i]:.1f} ms late)" for i in lone[:5]) or "none"
+    return (f"grid {'OK' if ok else 'WRONG'}: phase {runs[0][1] if runs else '?'} at the start, shifts {where} "
+            f"(pulses lost before play: {missed}); lone onsets off their neighbours' pulse: {lone_s}")
 
 
 def main() -> None:
@@ -57,6 +121,17 @@ def main() -> None:
         jack.connect("soak:out", rx.name)
         jack.connect(clk.name, "soak-clock:clock")
         jack.connect(keys.name, "soak-in:in")
+        # JACK's own view, frame-exact: the clock as sent and the model's notes, merged on one port
+        dump_file = open(Path(tmp) / "dump.txt", "w")
+        dump = subprocess.Popen(["jack_midi_dump", "-a", "soak-dump"], env=jack.env, stdout=dump_file,
+                                stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            if subprocess.run(["jack_lsp", "soak-dump:input"], env=jack.env, capture_output=True,
+                              text=True).stdout.strip():
+                break
+            time.sleep(0.1)
+        jack.connect(clk.name, "soak-dump:input")
+        jack.connect("soak:out", "soak-dump:input")
         time.sleep(0.3)
         print(f"soak {args.minutes} min, JACK realtime={jack.realtime}, load {os.getloadavg()[0]:.2f}", flush=True)
         pulses: list[float] = []
@@ -101,16 +176,22 @@ def main() -> None:
         time.sleep(0.3)
         code = play.signal(15)
         time.sleep(0.2)
+        dump.terminate(); dump.wait(); dump_file.close()
         rx.close(); clk.close(); keys.close()
+        jack_view = on_grid_in_jack_frames(Path(tmp) / "dump.txt", ppf)
+        xruns = [line for line in jack.log.splitlines() if "xrun" in line.lower() or "not finished" in line]
+        if os.environ.get("SOAK_JACK_LOG"):
+            Path(os.environ["SOAK_JACK_LOG"]).write_text(jack.log)
 
     pulses_a = np.array(pulses)
     ev = [(a, m) for a, (_, m) in zip(rx.arrivals, rx.events)]
-    ons = [a for a, m in ev if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
-    groups = [a for i, a in enumerate(sorted(ons)) if i == 0 or a - sorted(ons)[i - 1] > 0.004]
+    groups = onset_groups(sorted(a for a, m in ev if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0))
     idx = np.searchsorted(pulses_a, np.array(groups)) - 1          # the last pulse sent before the onset
     idx = np.clip(idx, 0, len(pulses_a) - 1)
     off_grid = int(np.sum(idx % ppf != 0))
     delay = (np.array(groups) - pulses_a[idx]) * 1e3
+    heard = re.search(r"(\d+) clock pulses", play.stderr)
+    missed = len(pulses) - int(heard.group(1)) if heard else None
     # longest note in frames
     longest, start_of = 0.0, {}
     for a, m in ev:
@@ -123,13 +204,21 @@ def main() -> None:
     pr = np.array([x[1] for _, x in rss])
     print(f"exit code {code}; {len(pulses)} pulses, {len(groups)} onset groups "
           f"(frames with a new note; {len(pulses) // ppf} frames)")
+    print(f"play heard {len(pulses) - missed if missed is not None else '?'} of the {len(pulses)} pulses sent "
+          f"(JACK lost {missed} on the way)")
+    print(grid_verdict(idx, delay, ppf, missed))
     print(f"onsets off the frame pulses: {off_grid}; onset after its pulse: median {np.median(delay):.2f} ms, "
           f"p99 {np.percentile(delay, 99):.2f} ms, max {delay.max():.2f} ms")
     print(f"stuck notes: {unmatched_notes([(0, m) for _, m in ev])}; longest note {longest:.2f} s "
           f"(watchdog {args.max_note_frames} frames = {args.max_note_frames * 60 / 96 / args.steps_per_beat:.2f} s at the slowest tempo)")
     print(f"RSS MB: first {r[0]:.1f}, after 1 min {r[min(6, len(r) - 1)]:.1f}, last {r[-1]:.1f}, max {r.max():.1f}")
-    print(f"private MB (RSS without JACK's shared memory): first {pr[0]:.1f}, after 1 min "
+    print(f"RSS without JACK's shared segment, MB (goal ≤ 200): first {pr[0]:.1f}, after 1 min "
           f"{pr[min(6, len(pr) - 1)]:.1f}, last {pr[-1]:.1f}, max {pr.max():.1f}")
+    print(f"in JACK's frames (jack_midi_dump): {jack_view}")
+    late = re.findall(r"client = (\S+) was not finished", "\n".join(xruns))
+    who = ", ".join(f"{c} {late.count(c)}" for c in sorted(set(late), key=late.count, reverse=True))
+    print(f"jackd: {sum('Process XRun' in x for x in xruns)} cycles overran; clients not finished in time: "
+          f"{who or 'none'}")
     print(play.stderr.strip().splitlines()[-1])
 
 

@@ -83,6 +83,7 @@ class ClockFollower:
         self.running = False
         self.position = 0            # pulses since the song start
         self.frames = 0              # frames ticked
+        self.pulses = 0              # clock pulses received in all
         self._times = [0.0] * PPQN   # ring of the last pulse arrival times
         self._n = 0                  # pulses received since the last Start/Continue
         self.bpm = 0.0
@@ -99,6 +100,7 @@ class ClockFollower:
 
     def handle(self, status: int, msg, now: float) -> None:
         if status == CLOCK:
+            self.pulses += 1
             i = self._n % PPQN
             if self._n >= PPQN:  # a beat of history: tempo = 1 beat / (24 intervals)
                 self.bpm = 60.0 / (now - self._times[i])

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop_because("terminated"))
 
     ports = []
-    engine = None
+    engine = follower = None
     listener = None
     clock_out = False
     out = None
@@ -158,7 +158,6 @@ def run(args: argparse.Namespace) -> int:
             listener.on_cc = controls.on_cc
         engine.start()   # kernels warm, frame 1 computed: everything below is quick
 
-        follower = None
         if external:
             follower = ClockFollower(int(settings["steps_per_beat"]), engine.tick, on_stop=engine.silence,
                                      on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
@@ -243,7 +242,9 @@ def run(args: argparse.Namespace) -> int:
             engine.close()
             if clock_out:
                 out.rt.send_message([0xFC])
-            say(f"stopped ({why[0] if why else 'done'}): {engine.sent} frames, {engine.late} late; all notes off")
+            pulses = f", {follower.pulses} clock pulses" if follower is not None else ""
+            say(f"stopped ({why[0] if why else 'done'}): {engine.sent} frames, {engine.late} late{pulses}; "
+                "all notes off")
             time.sleep(0.1)  # JACK sends at the next period: let the last note-offs leave before closing
         for p in reversed(ports):
             p.close()

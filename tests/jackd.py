@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +38,8 @@ class JackServer:
         self.rate, self.period = rate, period
         self.proc = None
         self.realtime = True
+        # jackd's messages go to a file: a pipe nobody reads fills up in a long run and blocks jackd
+        self.log_path = Path(tempfile.gettempdir()) / f"{self.name}.log"
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
                         JACK_NO_START_SERVER="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
@@ -44,8 +47,9 @@ class JackServer:
         for realtime in (True, False):
             cmd = ["jackd", "-n", self.name, "-R" if realtime else "--no-realtime", "-d", "dummy",
                    "-r", str(self.rate), "-p", str(self.period)]
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                         start_new_session=True)
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
             if subprocess.run(["jack_wait", "-s", self.name, "-w", "-t", "5"], env=self.env,
                               capture_output=True).returncode == 0 and self.proc.poll() is None:
                 self.realtime = realtime
@@ -66,11 +70,20 @@ class JackServer:
                 self.proc.wait()
         self.proc = None
 
+    @property
+    def log(self) -> str:
+        """What jackd has printed so far (xruns, clients coming and going)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def __enter__(self) -> "JackServer":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self.log_path.unlink(missing_ok=True)
 
     def connect(self, src: str, dst: str) -> None:
         subprocess.run(["jack_connect", src, dst], env=self.env, check=True, capture_output=True, timeout=10)
