@@ -5,8 +5,11 @@ played in, through a JACK dummy server.
     python3 benchmarks/soak.py --minutes 3 --weights weights/nottingham.npz
 
 Checks: every model onset lands on a frame pulse (pulse index a multiple of 24/steps_per_beat after
-Start, within a few ms of it) — no drift against the clock; no stuck note (every note-on gets its
-note-off, no note longer than max_note_frames); resident memory flat (sampled every 10 s).
+Start, within a few ms of it), counting the pulses play heard — JACK's dummy driver on a busy VM
+has xruns, and a pulse dropped in one cannot be counted by anyone (``grid_verdict``); the same
+check on JACK's frame stamps (jack_midi_dump); no stuck note (every note-on gets its note-off, no
+note longer than max_note_frames); resident memory flat, and under 200 MB without the segment
+that libjack maps into every JACK client (sampled every 10 s).
 """
 from __future__ import annotations
 
@@ -46,9 +49,10 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return rss / 1024, (rss - jack) / 1024
 
 
-def on_grid_in_jack_frames(path: Path, ppf: int) -> str:
+def on_grid_in_jack_frames(path: Path, ppf: int, sent: int) -> str:
     """The grid check on JACK's frame stamps: each onset group (frame with a new note) against the
-    clock pulses as JACK delivered them, independent of any process's scheduling."""
+    clock pulses as JACK delivered them to jack_midi_dump, independent of any process's
+    scheduling (the dump, a JACK client too, can lose pulses in an xrun as well)."""
     pulses, ons = [], []
     for line in open(path):
         parts = line.replace(":", " ").split()
@@ -64,11 +68,9 @@ def on_grid_in_jack_frames(path: Path, ppf: int) -> str:
         return f"{len(pulses)} pulses, {len(ons)} onset groups"
     p, o = np.array(pulses), np.array(ons)
     idx = np.clip(np.searchsorted(p, o, side="right") - 1, 0, len(p) - 1)
-    off = idx % ppf != 0
-    first = f", first at pulse {idx[off][0]} of {len(p)}" if off.any() else ""
     lag = (o - p[idx]) / 48.0
-    return (f"{len(p)} pulses, {len(o)} onset groups, {int(off.sum())} off their frame pulse{first}; "
-            f"onset after pulse median {np.median(lag):.2f} ms, max {lag.max():.2f} ms")
+    return (f"{len(p)} pulses, {len(o)} onset groups; onset after its pulse median {np.median(lag):.2f} ms, "
+            f"max {lag.max():.2f} ms; " + grid_verdict(idx, lag, ppf, sent - len(p)).replace("before play", "before the dump"))
 
 
 def grid_verdict(idx: np.ndarray, delay_ms: np.ndarray, ppf: int, missed: int | None) -> str:
@@ -178,7 +180,7 @@ def main() -> None:
         time.sleep(0.2)
         dump.terminate(); dump.wait(); dump_file.close()
         rx.close(); clk.close(); keys.close()
-        jack_view = on_grid_in_jack_frames(Path(tmp) / "dump.txt", ppf)
+        jack_view = on_grid_in_jack_frames(Path(tmp) / "dump.txt", ppf, len(pulses))
         xruns = [line for line in jack.log.splitlines() if "xrun" in line.lower() or "not finished" in line]
         if os.environ.get("SOAK_JACK_LOG"):
             Path(os.environ["SOAK_JACK_LOG"]).write_text(jack.log)

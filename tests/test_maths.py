@@ -247,6 +247,28 @@ def test_live_tick_kernel_equals_rnn_step_then_next_frame():
     np.testing.assert_allclose(outs[0][2], outs[1][2], atol=1e-6)
 
 
+def test_packed_parameters_hold_the_model_exactly():
+    """pack/views: every parameter (and Wᵀ) reads back bit for bit, at sizes whose rows need
+    padding, every section starts on a cache line, and writing bv through a view (density) is
+    what the live kernel then uses."""
+    for n_notes, n_h, n_u in ((60, 150, 100), (10, 7, 5), (3, 17, 2)):
+        m = small_model(seed=n_h, n_notes=n_notes, n_h=n_h, n_u=n_u).astype(np.float32)
+        P = kernels.pack(m.params)
+        views = kernels.views(P)
+        for name, a in m.params.items():
+            np.testing.assert_array_equal(views[name], a, err_msg=name)
+        np.testing.assert_array_equal(views["WT"], m.params["W"].T)
+        for name in ("W", "WT", "Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu"):
+            assert views[name].ctypes.data % 64 == 0, name
+    views["bv"][:] = 50.0   # every note certain: the chain must play all of them
+    f32 = np.float32
+    work, idx = kernels.workspace(3, 17, f32)
+    v, pv = np.zeros(3, f32), np.zeros(3, f32)
+    kernels.sample_frame(np.zeros(2, f32), P, 5, f32(1), np.zeros(3, np.int8), v.copy(), new_state(1), v, pv,
+                         work, idx)
+    assert v.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_stream_lanes_are_uniform_and_independent():
     """fill_draws steps LANES generators side by side: every lane's draws are uniform (chi-square
     over 16 bins) and no two lanes repeat each other."""
