@@ -156,7 +156,14 @@ def run(args: argparse.Namespace) -> int:
         controls = Controls(engine, settings["cc"], stop)
         if listener is not None:
             listener.on_cc = controls.on_cc
-        engine.start()   # kernels warm, frame 1 computed: everything below is quick
+        # A first start after installing compiles the kernels (Numba caches them): say so if slow.
+        compiling = threading.Timer(1.5, say, ("compiling the Numba kernels: the first start after installing "
+                                                "takes about 15 s, later ones about a second",))
+        compiling.start()
+        try:
+            engine.start()   # kernels warm, frame 1 computed: everything below is quick
+        finally:
+            compiling.cancel()
 
         if external:
             follower = ClockFollower(int(settings["steps_per_beat"]), engine.tick, on_stop=engine.silence,
