@@ -256,14 +256,3 @@ class FrameSampler:
         p = self.model.params
         kernels.rnn_step(v, self.u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
         self.u, self.u_next = self.u_next, self.u
-
-
-def warm_up(dtype: Any = np.float32) -> None:
-    """Compile (or load from the cache) every kernel the instrument and the generator call, on a
-    tiny model, so that the first real frame does not pay for compilation."""
-    m = RnnRbm(n_hidden=3, n_hidden_recurrent=2, lowest_note=60, highest_note=63, seed=0, dtype=dtype)
-    m.generate(2, k=1)
-    m.free_energy(np.zeros((2, 4)))
-    sampler = FrameSampler(m, k=1)
-    v, _ = sampler.next_frame()
-    sampler.advance(v)

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from . import kernels
-from .model import RnnRbm, warm_up
+from .model import RnnRbm
 
 NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
 MODES = ("follow", "harmonize", "off")
@@ -156,8 +156,8 @@ class Engine:
 
     # ------------------------------------------------------------------ worker side
     def warm(self) -> None:
-        """Compile/load the kernels and run one real frame, so the first tick costs nothing."""
-        warm_up(self.dtype)
+        """Compile (or load from Numba's cache) the kernels the worker calls, by running each on the
+        real model with scratch state, so the first tick costs nothing."""
         s = self.slots[-1]
         one = self.dtype.type(1.0)
         kernels.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
