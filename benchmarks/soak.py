@@ -69,8 +69,12 @@ def on_grid_in_jack_frames(path: Path, ppf: int, sent: int) -> str:
     p, o = np.array(pulses), np.array(ons)
     idx = np.clip(np.searchsorted(p, o, side="right") - 1, 0, len(p) - 1)
     lag = (o - p[idx]) / 48.0
+    # The dump is a JACK client with xruns of its own: its view is a cross-check, not the verdict
+    # (phase steps here that the sender's count does not show happened on the way to the dump).
+    verdict = grid_verdict(idx, lag, ppf, sent - len(p))
     return (f"{len(p)} pulses, {len(o)} onset groups; onset after its pulse median {np.median(lag):.2f} ms, "
-            f"max {lag.max():.2f} ms; " + grid_verdict(idx, lag, ppf, sent - len(p)).replace("before play", "before the dump"))
+            f"max {lag.max():.2f} ms; phase as the dump saw it: " + verdict.split(": ", 1)[1]
+            .replace("before play", "before the dump"))
 
 
 def grid_verdict(idx: np.ndarray, delay_ms: np.ndarray, ppf: int, missed: int | None) -> str:
