@@ -340,26 +340,11 @@ def aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
 
 
 def workspace(n_visible: int, n_hidden: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch arrays (work, idx) for ``gibbs_chain``, ``next_frame``, ``sample_frame`` and
+    """Scratch arrays (work, idx) for ``gibbs_chain``, ``sample_frame`` and
     ``advance_and_sample``: allocate once, reuse. work holds the chain's vectors, then (from a
     cache line on) the frame's biases bv_t | bh_t."""
     return (aligned(np.zeros(_line(3 * n_hidden + n_visible) + live_layout(n_visible, n_hidden, 1)[8], dtype)),
             aligned(new_index(n_visible, n_hidden)))
-
-
-@njit(**_JIT)
-def next_frame(u_prev, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, v_clamp, state,
-               v_out, pv_out, bv_t, bh_t, work, idx):
-    """The generation step of one frame, allocation-free.
-
-    Biases from u_{t-1}, then a k-step chain started from silence (the tutorial's start state)
-    with the clamped notes set to ``v_clamp``. v_out gets the sample v_t, pv_out its mean;
-    bv_t, bh_t receive the frame's biases; work and idx come from ``workspace``.
-    """
-    rbm_biases(u_prev, bv, bh, Wuv, Wuh, bv_t, bh_t)
-    for i in range(v_out.shape[0]):
-        v_out[i] = v_clamp[i] if clamp[i] != 0 else 0.0
-    gibbs_chain(W, WT, bv_t, bh_t, v_out, k, beta, clamp, state, pv_out, work, idx)
 
 
 # --------------------------------------------------------------------------- the live tick
@@ -443,8 +428,10 @@ def views(P: np.ndarray) -> dict[str, np.ndarray]:
 
 @njit(**_JIT)
 def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx):
-    """``next_frame`` on packed parameters: v_t (into v_out, its mean into pv_out) given u_{t-1},
-    by a k-step chain from silence with the clamped notes set to ``v_clamp``."""
+    """The generation step of one frame, allocation-free: the biases bv_t, bh_t from u_{t-1}, then
+    a k-step chain started from silence (the tutorial's start state) with the clamped notes set to
+    ``v_clamp``. v_out gets the sample v_t, pv_out its mean. P is ``pack``'s; work and idx come
+    from ``workspace``."""
     W, WT, Wuvh, bvh, bu, Wvu, Wuu, o_h = unpack(P)
     n_v, n_h = W.shape
     o = _line(3 * n_h + n_v)
@@ -466,21 +453,18 @@ def advance_and_sample(v_prev, u_prev, P, k, beta, clamp, v_clamp, state, u_out,
 
 
 @njit(**_JIT)
-def generate_sequence(u0, W, WT, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, k, beta, state, V_out, P_out, u_end):
-    """Generate len(V_out) frames from state u0; V_out gets the frames, P_out their means, u_end
-    the RNN state after the last frame."""
+def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
+    """Generate len(V_out) frames from state u0 with the packed parameters P (``pack``): V_out
+    gets the frames, PV_out their means, u_end the RNN state after the last frame."""
+    W, _, _, bvh, bu, Wvu, Wuu, _ = unpack(P)
     n_v, n_h = W.shape
-    dt = W.dtype
     u = u0.copy()
     u_next = np.empty_like(u0)
-    bv_t = np.empty(n_v, dt)
-    bh_t = np.empty(n_h, dt)
-    work = np.zeros(3 * n_h + n_v, dt)
+    work = np.zeros(_line(3 * n_h + n_v) + bvh.shape[0], W.dtype)
     idx = new_index(n_v, n_h)
     clamp = np.zeros(n_v, np.int8)
     for t in range(V_out.shape[0]):
-        next_frame(u, W, WT, bv, bh, Wuv, Wuh, k, beta, clamp, V_out[t], state,
-                   V_out[t], P_out[t], bv_t, bh_t, work, idx)
+        sample_frame(u, P, k, beta, clamp, V_out[t], state, V_out[t], PV_out[t], work, idx)
         rnn_step(V_out[t], u, bu, Wvu, Wuu, u_next)
         u[:] = u_next
     u_end[:] = u

@@ -157,13 +157,11 @@ class RnnRbm:
             U, _, _ = self.run(primer)
             u0 = U[-1].copy()
         V = np.zeros((n_frames, self.n_visible), self.dtype)
-        P = np.zeros_like(V)
+        PV = np.zeros_like(V)
         u_end = np.empty_like(u0)
-        p = self.params
-        kernels.generate_sequence(u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"],
-                                  p["Wvu"], p["Wuu"], int(k), self._beta(temperature), self.rng_state,
-                                  V, P, u_end)
-        return (V, P) if return_probabilities else V
+        kernels.generate_sequence(u0, kernels.pack(self.params), int(k), self._beta(temperature), self.rng_state,
+                                  V, PV, u_end)
+        return (V, PV) if return_probabilities else V
 
     def sample_frames(self, BV: np.ndarray, BH: np.ndarray, start: np.ndarray | None = None,
                       k: int = 25, temperature: float = 1.0, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -218,10 +218,10 @@ def test_vectorised_tanh_of_the_live_rnn_step_is_close(dtype):
     assert np.abs(out - np.tanh(x.astype(np.float64))).max() < 4e-7
 
 
-def test_live_tick_kernel_equals_rnn_step_then_next_frame():
-    """advance_and_sample (the engine's one call per tick, on packed parameters) is rnn_step
-    followed by next_frame on the model's own arrays: the same u up to the vectorised tanh, and
-    the same sample from the same stream."""
+def test_live_tick_kernel_equals_its_parts():
+    """advance_and_sample (the engine's one call per tick, on packed parameters) is rnn_step, then
+    rbm_biases and a Gibbs chain from silence on the model's own arrays: the same u up to the
+    vectorised tanh, and the same sample and mean from the same stream."""
     m = small_model(seed=21, n_notes=10, n_h=7, n_u=5).astype(np.float32)
     p, WT = m.params, m.WT
     f32 = np.float32
@@ -239,8 +239,8 @@ def test_live_tick_kernel_equals_rnn_step_then_next_frame():
             kernels.advance_and_sample(v_prev, u_prev, P, 25, f32(1), clamp, v_clamp, state, u, v, pv, work, idx)
         else:
             kernels.rnn_step(v_prev, u_prev, p["bu"], p["Wvu"], p["Wuu"], u)
-            kernels.next_frame(u, p["W"], WT, p["bv"], p["bh"], p["Wuv"], p["Wuh"], 25, f32(1), clamp, v_clamp,
-                               state, v, pv, bv_t, bh_t, work, idx)
+            kernels.rbm_biases(u, p["bv"], p["bh"], p["Wuv"], p["Wuh"], bv_t, bh_t)
+            kernels.gibbs_chain(p["W"], WT, bv_t, bh_t, v, 25, f32(1), clamp, state, pv, work, idx)
         outs.append((u, v, pv))
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
