@@ -343,7 +343,7 @@ def workspace(n_visible: int, n_hidden: int, dtype=np.float32) -> tuple[np.ndarr
     """Scratch arrays (work, idx) for ``gibbs_chain``, ``sample_frame`` and
     ``advance_and_sample``: allocate once, reuse. work holds the chain's vectors, then (from a
     cache line on) the frame's biases bv_t | bh_t."""
-    return (aligned(np.zeros(_line(3 * n_hidden + n_visible) + live_layout(n_visible, n_hidden, 1)[8], dtype)),
+    return (aligned(np.zeros(work_layout(n_visible, n_hidden)[1], dtype)),
             aligned(new_index(n_visible, n_hidden)))
 
 
@@ -381,6 +381,14 @@ def live_layout(n_v, n_h, n_u):
 
 
 @njit(**_JIT)
+def work_layout(n_v, n_h):
+    """Where the frame's biases bv_t | bh_t (laid out as bvh) start in the scratch ``work``, after
+    the chain's 3·n_h + n_v floats, and the length of ``work``."""
+    o_b = _line(3 * n_h + n_v)
+    return o_b, o_b + live_layout(n_v, n_h, 1)[8]
+
+
+@njit(**_JIT)
 def unpack(P):
     """Views (W, WT, Wuvh, bvh, bu, Wvu, Wuu) into a packed parameter array (``pack``), and where
     bh starts in Wuvh's rows and in bvh; no copy."""
@@ -407,7 +415,8 @@ def pack(params: dict, dtype=None) -> np.ndarray:
     dtype = np.dtype(dtype or W.dtype)
     n_v, n_h = W.shape
     n_u = np.asarray(params["bu"]).shape[0]
-    P = aligned(np.zeros(live_layout(n_v, n_h, n_u)[7], dtype))
+    size = live_layout(n_v, n_h, n_u)[7]
+    P = aligned(np.zeros(size, dtype))
     P[:3] = n_v, n_h, n_u
     v = views(P)
     v["W"][...] = W
@@ -434,8 +443,8 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
     from ``workspace``."""
     W, WT, Wuvh, bvh, bu, Wvu, Wuu, o_h = unpack(P)
     n_v, n_h = W.shape
-    o = _line(3 * n_h + n_v)
-    b_t = work[o:o + bvh.shape[0]]      # bv_t | bh_t, laid out as bvh
+    o_b, _ = work_layout(n_v, n_h)
+    b_t = work[o_b:o_b + bvh.shape[0]]      # bv_t | bh_t, laid out as bvh
     b_t[:] = bvh
     add_all_rows(Wuvh, u_prev, b_t)
     for i in range(n_v):
@@ -456,11 +465,11 @@ def advance_and_sample(v_prev, u_prev, P, k, beta, clamp, v_clamp, state, u_out,
 def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
     """Generate len(V_out) frames from state u0 with the packed parameters P (``pack``): V_out
     gets the frames, PV_out their means, u_end the RNN state after the last frame."""
-    W, _, _, bvh, bu, Wvu, Wuu, _ = unpack(P)
+    W, _, _, _, bu, Wvu, Wuu, _ = unpack(P)
     n_v, n_h = W.shape
     u = u0.copy()
     u_next = np.empty_like(u0)
-    work = np.zeros(_line(3 * n_h + n_v) + bvh.shape[0], W.dtype)
+    work = np.zeros(work_layout(n_v, n_h)[1], W.dtype)
     idx = new_index(n_v, n_h)
     clamp = np.zeros(n_v, np.int8)
     for t in range(V_out.shape[0]):
