@@ -53,7 +53,7 @@ def on_grid_in_jack_frames(path: Path, ppf: int, sent: int) -> str:
     """The grid check on JACK's frame stamps: each onset group (frame with a new note) against the
     clock pulses as JACK delivered them to jack_midi_dump, independent of any process's
     scheduling (the dump, a JACK client too, can lose pulses in an xrun as well)."""
-    pulses, ons = [], []
+    pulses, note_ons = [], []
     for line in open(path):
         parts = line.replace(":", " ").split()
         if len(parts) < 2 or not parts[0].isdigit():
@@ -62,8 +62,8 @@ def on_grid_in_jack_frames(path: Path, ppf: int, sent: int) -> str:
         if status == 0xF8:
             pulses.append(t)
         elif status & 0xF0 == 0x90 and len(parts) >= 4 and int(parts[3], 16) > 0:
-            if not ons or t - ons[-1] > 384:     # one frame's note-ons: within 8 ms at 48 kHz
-                ons.append(t)
+            note_ons.append(t)
+    ons = onset_groups(note_ons, gap=384)        # one frame's note-ons: within 8 ms at 48 kHz
     if not pulses or not ons:
         return f"{len(pulses)} pulses, {len(ons)} onset groups"
     p, o = np.array(pulses), np.array(ons)
