@@ -124,6 +124,46 @@ def _softplus_sum(beta, a, bh):
 
 
 @njit(**_JIT)
+def _gibbs_sweep(beta, W, WT, bv, c, ph, h, hw, v, a, state):
+    """One Gibbs sweep at β: h ~ ph (σ of the hidden input, from ``_hidden_pass``), then
+    v ~ σ(β·h·Wᵀ + bv + (1−β)·c). hw = h·Wᵀ and a (v·W − d) are kept up to date from the units
+    that flip. Returns (whether v changed, the change of v·c, the change of v·bv)."""
+    n_v, n_h = W.shape
+    for j in range(n_h):
+        on = uniform(state) < ph[j]
+        if on != (h[j] != 0.0):
+            if on:
+                h[j] = 1.0
+                for i in range(n_v):
+                    hw[i] += WT[j, i]
+            else:
+                h[j] = 0.0
+                for i in range(n_v):
+                    hw[i] -= WT[j, i]
+    changed = False
+    dvc = 0.0
+    dvb = 0.0
+    for i in range(n_v):
+        y = beta * hw[i] + bv[i] + (1.0 - beta) * c[i]
+        on = _bernoulli_logit(y, uniform(state))
+        if on != (v[i] != 0.0):
+            changed = True
+            if on:
+                dvc += c[i]
+                dvb += bv[i]
+                v[i] = 1.0
+                for j in range(n_h):
+                    a[j] += W[i, j]
+            else:
+                dvc -= c[i]
+                dvb -= bv[i]
+                v[i] = 0.0
+                for j in range(n_h):
+                    a[j] -= W[i, j]
+    return changed, dvc, dvb
+
+
+@njit(**_JIT)
 def ais_frame(W, WT, bv, bh, c, d, betas, log_w, state, a, ph, h, hw, v, bhd):
     """AIS for one RBM (biases bv, bh; base shifts c, d): fills log_w (one entry per chain)
     with the chains' log importance weights, each an estimate of log(Z/Z_0). a, ph, h, bhd (n_h)
@@ -162,37 +202,84 @@ def ais_frame(W, WT, bv, bh, c, d, betas, log_w, state, a, ph, h, hw, v, bhd):
             lw += s_k - s_prev - (beta - betas[k - 1]) * vc
             if k == K:
                 break
-            # one Gibbs sweep at β_k: h ~ ph, then v ~ σ(β·h·Wᵀ + bv + (1−β)·c)
-            for j in range(n_h):
-                on = uniform(state) < ph[j]
-                if on != (h[j] != 0.0):
-                    if on:
-                        h[j] = 1.0
-                        for i in range(n_v):
-                            hw[i] += WT[j, i]
-                    else:
-                        h[j] = 0.0
-                        for i in range(n_v):
-                            hw[i] -= WT[j, i]
-            changed = False
-            for i in range(n_v):
-                y = beta * hw[i] + bv[i] + (1.0 - beta) * c[i]
-                on = _bernoulli_logit(y, uniform(state))
-                if on != (v[i] != 0.0):
-                    changed = True
-                    if on:
-                        vc += c[i]
-                        v[i] = 1.0
-                        for j in range(n_h):
-                            a[j] += W[i, j]
-                    else:
-                        vc -= c[i]
-                        v[i] = 0.0
-                        for j in range(n_h):
-                            a[j] -= W[i, j]
+            changed, dvc, _ = _gibbs_sweep(beta, W, WT, bv, c, ph, h, hw, v, a, state)
+            vc += dvc
             s_prev = _softplus_sum(beta, a, bhd) if changed else s_k
         log_w[chain] = lw
     return log_z0
+
+
+@njit(**_JIT)
+def raise_frame(W, WT, bv, bh, c, d, betas, v_data, log_w, state, a, ph, h, hw, v, bhd):
+    """RAISE for one RBM (Burda, Grosse & Salakhutdinov 2015): the conservative twin of
+    ``ais_frame``. The forward AIS chain, read as a generative model — v_0 from the base, then
+    one Gibbs sweep at each β_1 … β_K — defines an *annealed model* p_ann, which tends to the
+    RBM as K grows. Its probability of the true frame is estimated by running the chain
+    backwards from it: x_K = v_data, x_{k−1} = one sweep at β_k from x_k (a v → h → v sweep is
+    reversible, so it is its own reversal), with the weight
+
+        w = p_0(x_0) · Π_k p*_{β_k}(x_k) / p*_{β_k}(x_{k−1}),   E[w] = p_ann(v_data).
+
+    The mean of the weights is unbiased for p_ann(v_data), so its log errs low (Jensen): where
+    AIS's log Z is too low when it misses modes and its log-likelihood too good, RAISE's is too
+    bad. Between the two lies the truth, once the annealed model is close to the RBM. The base
+    (c, d) must not depend on v_data itself, or p_ann would not be a model of it. Fills log_w
+    with the chains' log weights (each an estimate of log p_ann(v_data))."""
+    n_v, n_h = W.shape
+    K = betas.shape[0] - 1
+    for j in range(n_h):
+        bhd[j] = bh[j] + d[j]
+    for chain in range(log_w.shape[0]):
+        for j in range(n_h):
+            a[j] = -d[j]
+        vb = 0.0  # v·bv
+        vc = 0.0  # v·c
+        for i in range(n_v):
+            v[i] = v_data[i]
+            if v[i] != 0.0:
+                vb += bv[i]
+                vc += c[i]
+                for j in range(n_h):
+                    a[j] += W[i, j]
+        h[:] = 0.0
+        hw[:] = 0.0
+        lw = 0.0
+        for k in range(K, 0, -1):
+            beta = betas[k]
+            s_k = _hidden_pass(beta, a, bhd, ph)
+            before = vb + (1.0 - beta) * vc + s_k  # log p*_{β_k}(x_k)
+            changed, dvc, dvb = _gibbs_sweep(beta, W, WT, bv, c, ph, h, hw, v, a, state)
+            vc += dvc
+            vb += dvb
+            if changed:  # unchanged, x_{k−1} = x_k and the ratio is 1
+                lw += before - (vb + (1.0 - beta) * vc + _softplus_sum(beta, a, bhd))
+        # log p_0(x_0): the base's units are independent, v_i ~ σ(bv_i + c_i)
+        for i in range(n_v):
+            x = bv[i] + c[i]
+            lw += (x if v[i] != 0.0 else 0.0) - softplus(x)
+        log_w[chain] = lw
+
+
+@njit(**_JIT)
+def _chain_work(n_v, n_h):
+    """The float64 work arrays of ``ais_frame`` and ``raise_frame``: a, ph, h, hw, v, bhd."""
+    return np.empty(n_h), np.empty(n_h), np.empty(n_h), np.empty(n_v), np.empty(n_v), np.empty(n_h)
+
+
+@njit(parallel=True, **_JIT)
+def raise_log_p(W, WT, BV, BH, C, D, betas, V, n_chains, states, log_p, log_p_var):
+    """RAISE estimates of log p(V[n]) under the RBMs with biases BV[n], BH[n] and base shifts
+    C[n], D[n], in parallel over n: log_p[n] = log mean of the chains' weights (no jackknife:
+    its small-sample bias points the conservative way, and stays), log_p_var[n] its
+    delta-method variance."""
+    n_v, n_h = W.shape
+    for n in prange(BV.shape[0]):
+        a, ph, h, hw, v, bhd = _chain_work(n_v, n_h)
+        log_w = np.empty(n_chains)
+        raise_frame(W, WT, BV[n], BH[n], C[n], D[n], betas, V[n], log_w, states[n], a, ph, h, hw, v, bhd)
+        lme, var, _ = _logmeanexp_and_var(log_w)
+        log_p[n] = lme
+        log_p_var[n] = var
 
 
 @njit(**_JIT)
@@ -227,12 +314,7 @@ def ais_log_z(W, WT, BV, BH, C, D, betas, n_chains, states, log_z, log_z_var, es
     that leading term."""
     n_v, n_h = W.shape
     for n in prange(BV.shape[0]):
-        a = np.empty(n_h)
-        ph = np.empty(n_h)
-        h = np.empty(n_h)
-        hw = np.empty(n_v)
-        v = np.empty(n_v)
-        bhd = np.empty(n_h)
+        a, ph, h, hw, v, bhd = _chain_work(n_v, n_h)
         log_w = np.empty(n_chains)
         log_z0 = ais_frame(W, WT, BV[n], BH[n], C[n], D[n], betas, log_w, states[n], a, ph, h, hw, v, bhd)
         lme, var, ess_n = _logmeanexp_and_var(log_w)

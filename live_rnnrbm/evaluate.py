@@ -27,7 +27,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numba
 import numpy as np
@@ -61,11 +61,20 @@ class EvalResult:
     log_likelihood_plain: float = float("nan")  # with the uncorrected logmeanexp of the weights
     ais_impossible_frames: int = 0  # frames whose estimated log Z < log p*(v_t), i.e. log p > 0: unconverged
     accuracy_pooled_counts: float = 0.0  # Σ TP / Σ (TP + FP + FN) over all frames and samples
+    # RAISE (``raise_chains``): the conservative estimate, errs low where AIS errs high; NaN if not run
+    log_likelihood_raise: float = float("nan")
+    log_likelihood_raise_se: float = float("nan")
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A dict for ``json.dumps``: a figure that was skipped (NaN) becomes null."""
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+def _previous(arrays: Sequence[np.ndarray], dtype: Any) -> np.ndarray:
+    """Each frame's predecessor in its piece (silence before the first), stacked like ``_stack``."""
+    out = [np.concatenate([np.zeros((1, a.shape[1]), dtype), np.asarray(a, dtype)[:-1]]) for a in arrays if len(a)]
+    return np.concatenate(out)
 
 
 def _stack(model: RnnRbm, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,9 +102,23 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="frame", smoothing=0.1, leave=False, file=sys.stderr)
 
 
+def _in_chunks(N: int, desc: str, progress: bool, step: Callable[[int, int], None], chunk: int = CHUNK_FRAMES) -> None:
+    """step(s, e) over frames [0, N) in chunks, with a progress bar when asked: threads stay
+    busy within a chunk, and the bar moves between them."""
+    bar = _progress(N, desc, progress)
+    for s in range(0, N, chunk):
+        e = min(N, s + chunk)
+        step(s, e)
+        if bar is not None:
+            bar.update(e - s)
+    if bar is not None:
+        bar.close()
+
+
 def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int = 100, ais_steps: int = 1000,
                    accuracy_samples: int = 10, k: int = 25, seed: int = 0, progress: bool = False,
-                   schedule: str = "sm", base: str = "fitted", base_chains: int = 40) -> EvalResult:
+                   schedule: str = "sm", base: str = "fitted", base_chains: int = 40,
+                   raise_chains: int = 0) -> EvalResult:
     """Log-likelihood per frame (AIS for every frame's log Z) and expected frame-level accuracy
     of ``model`` on ``arrays`` (a list of (T, n_v) piano-rolls), each frame given its true
     history. ``accuracy_samples=0`` skips the accuracy, ``ais_chains=0`` the log-likelihood
@@ -107,11 +130,16 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     ``base_chains`` k-step Gibbs chains of the frame's RBM play (half started from silence, half
     from the true frame; mixed with 0.5% of an even coin), and the path scales the shifts away as
     it scales W in (``ais``). Any fixed base keeps the estimate of Z unbiased; a base close to
-    the target needs far fewer steps (measured in notes/README-eval.md)."""
+    the target needs far fewer steps (measured in notes/README-eval.md).
+
+    ``raise_chains`` > 0 also runs RAISE (``ais.raise_log_p``) with that many chains and the same
+    steps: a conservative estimate, which errs low where AIS errs high, so the two bracket the
+    log-likelihood and their gap says how far from converged both are. Its base is fitted with
+    chains from silence and from the previous frame, never the frame being scored."""
     if base not in ("fitted", "zero"):
         raise ValueError(f"unknown AIS base {base!r} (use 'fitted' or 'zero')")
-    if ais_chains < 0 or ais_steps < 1 or accuracy_samples < 0 or k < 1:
-        raise ValueError("need ais_chains ≥ 0, ais_steps ≥ 1, accuracy_samples ≥ 0 and k ≥ 1")
+    if ais_chains < 0 or raise_chains < 0 or ais_steps < 1 or accuracy_samples < 0 or k < 1:
+        raise ValueError("need ais_chains ≥ 0, raise_chains ≥ 0, ais_steps ≥ 1, accuracy_samples ≥ 0 and k ≥ 1")
     t0 = time.perf_counter()
     V, BV, BH = _stack(model, arrays)
     N = V.shape[0]
@@ -138,18 +166,15 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
         log_z_var = np.empty(N)
         ess = np.empty(N)
         log_z_jack = np.empty(N)
-        bar = _progress(N, "log-likelihood (AIS)", progress)
-        for s in range(0, N, CHUNK_FRAMES):
-            e = min(N, s + CHUNK_FRAMES)
+
+        def ais_chunk(s: int, e: int) -> None:
             if base == "fitted":
                 ais.fitted_base(W, WT, BV[s:e], BH[s:e], V[s:e], base_chains, k, BASE_PRIOR, base_states[s:e],
                                 C[s:e], D[s:e])
             ais.ais_log_z(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, ais_chains, states[s:e],
                           log_z[s:e], log_z_var[s:e], ess[s:e], log_z_jack[s:e])
-            if bar is not None:
-                bar.update(e - s)
-        if bar is not None:
-            bar.close()
+
+        _in_chunks(N, "log-likelihood (AIS)", progress, ais_chunk)
         F = np.empty(N)
         ais.free_energies(V, W, BV, BH, F)
         log_p = -F - log_z_jack  # jackknife-corrected log Z: the O(1/chains) bias of logmeanexp removed
@@ -162,21 +187,43 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
         impossible = int((log_p > 0.01).sum())  # log p ≤ 0 always; a little noise allowed
         timings["log_likelihood"] = time.perf_counter() - t1
 
+    ll_raise = ll_raise_se = nan
+    if raise_chains:
+        t1 = time.perf_counter()
+        betas = ais.beta_schedule(ais_steps, schedule)
+        V_prev = _previous(arrays, model.dtype)
+        states = new_states(seed + 3, N)
+        base_states = new_states(seed + 4, N)
+        C = np.zeros((N, model.n_visible))
+        D = np.zeros((N, model.n_hidden))
+        log_p_r = np.empty(N)
+        log_p_var = np.empty(N)
+
+        def raise_chunk(s: int, e: int) -> None:
+            if base == "fitted":
+                ais.fitted_base(W, WT, BV[s:e], BH[s:e], V_prev[s:e], base_chains, k, BASE_PRIOR,
+                                base_states[s:e], C[s:e], D[s:e])
+            ais.raise_log_p(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, V[s:e], raise_chains, states[s:e],
+                            log_p_r[s:e], log_p_var[s:e])
+
+        _in_chunks(N, "log-likelihood (RAISE)", progress, raise_chunk)
+        ll_raise = float(log_p_r.mean())
+        ll_raise_se = float(log_p_r.std(ddof=1) / math.sqrt(N)) if N > 1 else nan
+        settings["raise_chains"] = raise_chains
+        timings["log_likelihood_raise"] = time.perf_counter() - t1
+
     if accuracy_samples:
         t1 = time.perf_counter()
         states = new_states(seed + 1, N)
         per_frame = np.empty(N)
         counts = np.zeros((N, 3), np.int64)
         beta = model.dtype.type(1.0)
-        bar = _progress(N, "accuracy", progress)
-        for s in range(0, N, 4 * CHUNK_FRAMES):
-            e = min(N, s + 4 * CHUNK_FRAMES)
+
+        def accuracy_chunk(s: int, e: int) -> None:
             ais.frame_accuracy(W, WT, BV[s:e], BH[s:e], V[s:e], accuracy_samples, k, beta, states[s:e],
                                per_frame[s:e], counts[s:e])
-            if bar is not None:
-                bar.update(e - s)
-        if bar is not None:
-            bar.close()
+
+        _in_chunks(N, "accuracy", progress, accuracy_chunk, 4 * CHUNK_FRAMES)
         acc = float(per_frame.mean())
         a_se = float(per_frame.std(ddof=1) / math.sqrt(N)) if N > 1 else nan
         tp, fp, fn = counts.sum(axis=0)
@@ -186,7 +233,8 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     return EvalResult(log_likelihood=ll, log_likelihood_se=ll_se, accuracy=acc, accuracy_se=a_se, frames=int(N),
                       settings=settings, seconds=time.perf_counter() - t0, sequences=len(arrays), ais_se=ais_se,
                       ais_bias=ais_bias, ais_min_ess=min_ess, ais_impossible_frames=impossible,
-                      log_likelihood_plain=ll_plain, accuracy_pooled_counts=acc_counts, timings=timings)
+                      log_likelihood_plain=ll_plain, accuracy_pooled_counts=acc_counts, timings=timings,
+                      log_likelihood_raise=ll_raise, log_likelihood_raise_se=ll_raise_se)
 
 
 # --------------------------------------------------------------------------- command line
@@ -204,6 +252,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ais-base", choices=("fitted", "zero"), default="fitted",
                    help="AIS base: the frame's RBM with W = 0 and visible biases fitted to its own note "
                         "probabilities (default), or 'zero': with the RBM's own biases")
+    p.add_argument("--raise-chains", type=int, default=0, metavar="N",
+                   help="also estimate the log-likelihood by RAISE (reverse annealing, Burda et al. 2015) with "
+                        "N chains per frame and --ais-steps steps: a conservative figure, which errs low where "
+                        "AIS errs high; close together, the two have converged (default 0: off)")
     p.add_argument("--accuracy-samples", type=int, default=10,
                    help="model samples per frame for the accuracy (default 10; 0 skips it)")
     p.add_argument("--k", type=int, default=25, help="Gibbs steps per sampled frame (default 25, as in generation)")
@@ -223,6 +275,11 @@ def _report(r: EvalResult, weights: str, data: str) -> str:
                   f"base: W = 0 with {s['ais_base']} biases",
                   f"   AIS noise in the mean ±{r.ais_se:.4f}, spread-based optimism {r.ais_bias:.4f}, "
                   f"smallest ESS {r.ais_min_ess:.1f} of {s['ais_chains']}"]
+        if not math.isnan(r.log_likelihood_raise):
+            gap = r.log_likelihood - r.log_likelihood_raise
+            lines.append(f"   RAISE (conservative): {r.log_likelihood_raise:.4f} ± {r.log_likelihood_raise_se:.4f} "
+                         f"({s['raise_chains']} chains × {s['ais_steps']} steps); AIS − RAISE = {gap:.4f}: "
+                         + ("converged" if gap < 0.02 else "the log-likelihood lies between the two"))
         if r.ais_impossible_frames:
             lines.append(f"   WARNING: {r.ais_impossible_frames} frame(s) got log p > 0 (log Z under-estimated): "
                          "AIS has not converged, raise --ais-steps")
@@ -242,8 +299,8 @@ def run(args: argparse.Namespace) -> int:
     from .generate import frame_resolution, load_model
     from .weights import WeightsError
 
-    if args.ais_chains < 1 or args.ais_steps < 1 or args.accuracy_samples < 0 or args.k < 1:
-        print("error: need --ais-chains ≥ 1, --ais-steps ≥ 1, --accuracy-samples ≥ 0 and --k ≥ 1",
+    if args.ais_chains < 1 or args.raise_chains < 0 or args.ais_steps < 1 or args.accuracy_samples < 0 or args.k < 1:
+        print("error: need --ais-chains ≥ 1, --raise-chains ≥ 0, --ais-steps ≥ 1, --accuracy-samples ≥ 0 and --k ≥ 1",
               file=sys.stderr)
         return 2
     try:
@@ -262,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_model(model, corpus.arrays(model.dtype),
                             ais_chains=0 if args.no_log_likelihood else args.ais_chains, ais_steps=args.ais_steps, accuracy_samples=args.accuracy_samples, k=args.k,
                             seed=args.seed, progress=not args.quiet and not args.json, schedule=args.ais_schedule,
-                            base=args.ais_base)
+                            base=args.ais_base, raise_chains=0 if args.no_log_likelihood else args.raise_chains)
     weights = str(model.meta.get("path") or args.weights or "nottingham (shipped)")
     pickles = any(str(d).lower().endswith((".pickle", ".pkl")) for d in args.data)
     data = " ".join(args.data) + (f" [{args.split}]" if pickles else "")

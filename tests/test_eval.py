@@ -82,6 +82,41 @@ def test_jackknife_removes_the_small_sample_bias(small_rbm):
     assert abs(jack_bias) < abs(plain_bias) / 2          # ... and the jackknife removes most of it
 
 
+@pytest.mark.parametrize("base", ["zero", "fitted"])
+def test_raise_is_exact_when_long_and_conservative_when_short(small_rbm, base):
+    """RAISE's log p of a frame matches enumeration with a long anneal; with a short one it
+    errs low — the opposite side from AIS, which is what makes the pair a bracket."""
+    W, bv, bh = small_rbm
+    WT = np.ascontiguousarray(W.T)
+    log_z = exact_log_z(W, bv, bh)
+    rng = np.random.default_rng(5)
+    frames = (rng.random((4, len(bv))) < 0.4).astype(float)
+    exact = np.array([-free_energy(v, W, bv, bh) - log_z for v in frames])
+    R = 100  # runs per frame
+    V = np.repeat(frames, R, axis=0)
+    BV, BH = np.tile(bv, (len(V), 1)), np.tile(bh, (len(V), 1))
+    C, D = np.zeros_like(BV), np.zeros_like(BH)
+    if base == "fitted":  # from silence: a RAISE base must not look at the frame it scores
+        ais.fitted_base(W, WT, BV, BH, np.zeros_like(BV), 10, 25, 0.02, new_states(3, len(V)), C, D)
+
+    def run(steps, chains, seed):
+        lp, var = np.empty(len(V)), np.empty(len(V))
+        ais.raise_log_p(W, WT, BV, BH, C, D, ais.beta_schedule(steps), V, chains, new_states(seed, len(V)), lp, var)
+        return lp.reshape(len(frames), R)
+
+    long = run(300, 50, 0)
+    err = long.mean(axis=1) - exact
+    se = long.std(axis=1, ddof=1) / math.sqrt(R)
+    assert np.all(se < 0.005), se
+    assert np.all(np.abs(err) < 4 * se + 0.005), f"RAISE off by {err} (SE {se}) from exact {exact}"
+    assert not np.all(np.abs(long.mean(axis=1) - (exact - 0.03)) < 4 * se + 0.005)  # it can tell 0.03
+    short = run(3, 2, 1)
+    gap = short.mean(axis=1) - exact
+    gap_se = short.std(axis=1, ddof=1) / math.sqrt(R)
+    assert np.all(gap < 0) and gap.mean() < -4 * math.sqrt((gap_se ** 2).mean() / len(gap)), \
+        f"short RAISE not below exact: {gap} (SE {gap_se})"
+
+
 def test_beta_schedule():
     b = ais.beta_schedule(100)
     assert b[0] == 0.0 and b[-1] == 1.0 and len(b) == 101 and np.all(np.diff(b) > 0)
@@ -114,12 +149,13 @@ def small_rnnrbm():
 def test_log_likelihood_matches_enumeration(small_rnnrbm, base):
     model, roll = small_rnnrbm
     exact = exact_log_likelihood(model, roll)
-    r = evaluate_model(model, [roll[:7], roll[7:]] if base == "zero" else [roll], ais_chains=200, ais_steps=200,
-                       accuracy_samples=0, base=base)
+    r = evaluate_model(model, [roll[:7], roll[7:]] if base == "zero" else [roll], ais_chains=200, ais_steps=1000,
+                       accuracy_samples=0, base=base, raise_chains=200)
     assert r.frames == len(roll)
     if base == "zero":  # two pieces: each restarts from u_0 = 0
         exact = (7 * exact_log_likelihood(model, roll[:7]) + 5 * exact_log_likelihood(model, roll[7:])) / 12
     assert abs(r.log_likelihood - exact) < 0.01, (r.log_likelihood, exact)
+    assert abs(r.log_likelihood_raise - exact) < 0.01, (r.log_likelihood_raise, exact)  # the conservative twin
     assert math.isnan(r.accuracy)
     # the check is tight enough to catch a log-likelihood wrong by a small amount
     assert abs(r.log_likelihood - (exact - 0.02)) > 0.01
@@ -188,6 +224,17 @@ def test_cli_json_on_midi_folder(tiny_files, capsys):
     assert out["settings"]["ais_chains"] == 8 and out["settings"]["ais_steps"] == 20
     assert out["log_likelihood"] < 0 and 0 <= out["accuracy"] <= 1
     assert out["frames"] > 20  # both MIDI files (the pickle's valid split holds one piece more)
+    assert out["log_likelihood_raise"] is None  # RAISE only when asked
+
+
+def test_cli_raise_in_json_and_report(tiny_files, capsys):
+    d, weights = tiny_files
+    assert cli.main(["eval", "--weights", str(weights), str(d), "--json", "--raise-chains", "8", *FAST]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["raise_chains"] == 8
+    assert out["log_likelihood_raise"] < 0 and out["log_likelihood_raise_se"] > 0
+    assert cli.main(["eval", "--weights", str(weights), str(d), "--quiet", "--raise-chains", "8", *FAST]) == 0
+    assert "RAISE (conservative)" in capsys.readouterr().out
 
 
 def test_cli_pickle_split_and_human_report(tiny_files, capsys):
