@@ -44,6 +44,7 @@ from .model import HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
 from .pianoroll import PianoRoll
 from .rng import new_states
+from .rnn_pretrain import frame_predictor_grad
 from .weights import WeightsError, load_weights, read_meta, save_weights
 
 
@@ -64,6 +65,7 @@ class TrainConfig:
     k: int = 15  # CD-k
     chain_start: str = "data"  # the negative chains start at v_t (CD), "silence" or "previous" (v_{t-1})
     weight_decay: float = 0.0  # L2 on W and the RNN's matrices (not the biases), added to the gradient
+    ema: float = 0.0  # Polyak averaging: validate and save the moving average of the weights (decay per update)
     optimizer: str = "sgd"
     lr: float = 0.001
     momentum: float = 0.0
@@ -73,6 +75,7 @@ class TrainConfig:
     lr_factor: float = 0.5  # plateau: lr cut factor
     patience: int = 3  # plateau: validations without improvement before a cut
     min_lr_factor: float = 0.05  # cosine: final lr as a fraction of lr
+    pretrain_rnn_epochs: int = 0  # the RNN alone as a frame predictor (W = 0), exact BPTT: first of all
     pretrain_epochs: int = 0
     pretrain_lr: float | None = None  # default: lr
     pretrain_batch: int = 100  # frames per RBM-pretraining update
@@ -92,8 +95,13 @@ class TrainConfig:
     stop_after_steps: int = 0  # stop (with a checkpoint) after this many updates: for tests
 
     @property
+    def pre_epochs(self) -> int:
+        """Epochs before the RNN-RBM's own: RNN pretraining, then RBM pretraining."""
+        return self.pretrain_rnn_epochs + self.pretrain_epochs
+
+    @property
     def total_epochs(self) -> int:
-        return self.pretrain_epochs + self.epochs
+        return self.pre_epochs + self.epochs
 
 
 # --------------------------------------------------------------------------- data
@@ -275,8 +283,10 @@ class Trainer:
         for V in train + valid:
             if V.ndim != 2 or V.shape[1] != n_v:
                 raise ValueError(f"pieces must be (frames, {n_v}) rolls, got {V.shape}")
-        if c.batch_frames < 1 or c.batch_size < 1 or c.k < 1 or c.epochs < 0 or c.pretrain_epochs < 0:
-            raise ValueError("need batch_frames ≥ 1, batch_size ≥ 1, k ≥ 1, epochs ≥ 0, pretrain_epochs ≥ 0")
+        if (c.batch_frames < 1 or c.batch_size < 1 or c.k < 1 or c.epochs < 0 or c.pretrain_epochs < 0
+                or c.pretrain_rnn_epochs < 0):
+            raise ValueError("need batch_frames ≥ 1, batch_size ≥ 1, k ≥ 1, epochs ≥ 0, pretrain_epochs ≥ 0, "
+                             "pretrain_rnn_epochs ≥ 0")
         if c.chain_start not in kernels.CHAIN_STARTS:
             raise ValueError(f"chain_start must be one of {', '.join(kernels.CHAIN_STARTS)}, not {c.chain_start!r}")
         if model is not None and (model.n_hidden, model.n_hidden_recurrent, model.lowest_note, model.highest_note) != (
@@ -300,6 +310,10 @@ class Trainer:
         self.best: dict[str, Any] = {"score": -math.inf}
         self.history: list[dict[str, Any]] = []
         self.u_carry = np.zeros((c.batch_size, c.n_hidden_recurrent), np.float32)
+        if not 0.0 <= c.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), not {c.ema}")
+        # the moving average of the weights (--ema): starts at the first update after pretraining
+        self.ema: dict[str, np.ndarray] | None = None
         self.stop_requested = False
         self._evaluate = ais_evaluator() if c.ais_every else None
         if c.select not in ("auto", "ll", "xent"):
@@ -312,7 +326,14 @@ class Trainer:
 
     # -- the plan of an epoch -------------------------------------------------------------
     def is_pretraining(self, epoch: int | None = None) -> bool:
-        return (self.epoch if epoch is None else epoch) < self.config.pretrain_epochs
+        """Before the RNN-RBM's own epochs: RNN or RBM pretraining."""
+        return (self.epoch if epoch is None else epoch) < self.config.pre_epochs
+
+    def is_rnn_pretraining(self, epoch: int | None = None) -> bool:
+        return (self.epoch if epoch is None else epoch) < self.config.pretrain_rnn_epochs
+
+    def is_rbm_pretraining(self, epoch: int | None = None) -> bool:
+        return self.is_pretraining(epoch) and not self.is_rnn_pretraining(epoch)
 
     def plan(self, epoch: int) -> list[list[tuple[int, int, int, int]]]:
         """The updates of an epoch; each a list of (piece, start, length, stream).
@@ -321,11 +342,12 @@ class Trainer:
         the stream with the fewest frames so far); each stream walks its pieces in consecutive
         subsequences, and update s takes the s-th subsequence of every stream that still has
         one. With --carry-u a subsequence starts from the u its stream ended the last one with.
-        Pretraining: shuffled single frames (piece, frame, 1, 0) in batches of pretrain_batch.
+        RBM pretraining: shuffled single frames (piece, frame, 1, 0) in batches of pretrain_batch;
+        RNN pretraining walks the pieces as training does.
         """
         c = self.config
         rng = np.random.default_rng([c.seed, epoch])
-        if self.is_pretraining(epoch):
+        if self.is_rbm_pretraining(epoch):
             index = [(p, t) for p, V in enumerate(self.train) for t in range(len(V))]
             order = rng.permutation(len(index))
             frames = [(index[i][0], index[i][1], 1, 0) for i in order]
@@ -344,7 +366,7 @@ class Trainer:
     def shifts(self, epoch: int) -> np.ndarray:
         """This epoch's transposition of every piece (0 without --transpose), kept in range."""
         c = self.config
-        if self.is_pretraining(epoch) or (c.transpose_min == 0 and c.transpose_max == 0):
+        if self.is_rbm_pretraining(epoch) or (c.transpose_min == 0 and c.transpose_max == 0):
             return np.zeros(len(self.train), np.int64)
         rng = np.random.default_rng([c.seed, epoch, 1])
         want = rng.integers(c.transpose_min, c.transpose_max + 1, len(self.train))
@@ -367,10 +389,12 @@ class Trainer:
         lengths = np.array([n for _, _, n, _ in batch], np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         U0 = np.zeros((B, c.n_hidden_recurrent), np.float32)
-        if c.carry_u and not self.is_pretraining():
+        if c.carry_u and not self.is_rbm_pretraining():
             for b, (_, s, _, stream) in enumerate(batch):
                 if s > 0:
                     U0[b] = self.u_carry[stream]
+        if self.is_rnn_pretraining():
+            return self._rnn_step(batch, Vcat, starts, lengths, U0, lr)
         g = self._grad_buffers(max(B, c.batch_size if not self.is_pretraining() else c.pretrain_batch))
         views = [a[:B] for a in g]
         for a in views:
@@ -380,7 +404,7 @@ class Trainer:
         kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                            p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs, xents,
                            kernels.CHAIN_STARTS.index(c.chain_start))
-        if c.carry_u and not self.is_pretraining():
+        if c.carry_u and not self.is_rbm_pretraining():
             for b, (_, _, _, stream) in enumerate(batch):
                 self.u_carry[stream] = U_end[b]
         # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
@@ -388,12 +412,46 @@ class Trainer:
         if c.weight_decay:
             for n in ("W", "Wuh", "Wuv", "Wvu", "Wuu"):
                 grads[n] += np.float32(c.weight_decay) * p[n]
-        if self.is_pretraining():  # pretraining trains the RBM alone: W, bv, bh
+        if self.is_rbm_pretraining():  # RBM pretraining trains the RBM alone: W, bv, bh
             for n in ("Wuh", "Wuv", "Wvu", "Wuu", "bu"):
                 grads[n][...] = 0.0
         clip_grad_norm(grads, c.clip)
         self.opt.step(p, grads, lr)
+        if c.ema and not self.is_pretraining():
+            if self.ema is None:
+                self.ema = {n: p[n].copy() for n in PARAM_NAMES}
+            else:
+                d = p["W"].dtype.type(c.ema)
+                for n in PARAM_NAMES:
+                    self.ema[n] *= d
+                    self.ema[n] += (1 - d) * p[n]
         return costs, xents, lengths
+
+    def _rnn_step(self, batch, Vcat, starts, lengths, U0, lr):
+        """One update of RNN pretraining: the exact gradient of the frame predictor's
+        cross-entropy (``rnn_pretrain``); W, bh and Wuh stay as they are."""
+        c, p = self.config, self.model.params
+        costs, g, U_end = frame_predictor_grad(Vcat, starts, lengths, U0.astype(p["Wuu"].dtype), p)
+        if c.carry_u:
+            for b, (_, _, _, stream) in enumerate(batch):
+                self.u_carry[stream] = U_end[b]
+        grads = {n: g[n] if n in g else np.zeros_like(p[n]) for n in PARAM_NAMES}
+        if c.weight_decay:
+            for n in ("Wuv", "Wvu", "Wuu"):
+                grads[n] += p[n].dtype.type(c.weight_decay) * p[n]
+        clip_grad_norm(grads, c.clip)
+        self.opt.step(p, grads, lr)
+        return costs, costs, lengths
+
+    def averaged_model(self) -> RnnRbm:
+        """The model to validate and save: the weights' moving average with --ema (once it
+        exists), else the training weights themselves."""
+        if self.ema is None:
+            return self.model
+        m = self.model.astype(self.model.dtype)
+        for n in PARAM_NAMES:
+            m.params[n][...] = self.ema[n]
+        return m
 
     # -- validation -----------------------------------------------------------------------
     def validate(self, epoch: int) -> dict[str, Any]:
@@ -402,11 +460,12 @@ class Trainer:
         c = self.config
         t0 = time.perf_counter()
         res: dict[str, Any] = {"pieces": len(self.valid_subset), "frames": int(sum(len(V) for V in self.valid_subset))}
-        cheap = predictive_monitor(self.model, self.valid_subset, c.valid_k, c.valid_samples, _seed_of(c.seed, epoch, 2))
+        model = self.averaged_model()
+        cheap = predictive_monitor(model, self.valid_subset, c.valid_k, c.valid_samples, _seed_of(c.seed, epoch, 2))
         res["xent"], res["accuracy_cheap"] = cheap["xent"], cheap["accuracy"]
         self.n_validations += 1
         if self._evaluate is not None and (self.select == "ll" or (self.n_validations - 1) % c.ais_every == 0):
-            r = self._evaluate(self.model, self.ais_subset, ais_chains=c.ais_chains, ais_steps=c.ais_steps,
+            r = self._evaluate(model, self.ais_subset, ais_chains=c.ais_chains, ais_steps=c.ais_steps,
                                accuracy_samples=c.valid_samples, seed=_seed_of(c.seed, epoch, 3), progress=False)
             res.update(log_likelihood=float(r.log_likelihood), log_likelihood_se=float(r.log_likelihood_se),
                        accuracy=float(r.accuracy), ais=f"{c.ais_chains} chains × {c.ais_steps} steps",
@@ -430,6 +489,8 @@ class Trainer:
     def save_latest(self, path: str | Path) -> Path:
         arrays = {f"opt.{k}": np.asarray(v) for k, v in self.opt.state_dict().items()}
         arrays["u_carry"] = self.u_carry
+        for n, a in (self.ema or {}).items():
+            arrays[f"ema.{n}"] = a
         meta = dict(self.weights_meta, train_state=self.state_meta(), training=self._settings())
         return save_checkpoint(path, self.model, meta, arrays)
 
@@ -437,10 +498,10 @@ class Trainer:
         """The current weights as a plain weights file; ``epoch`` in its metadata is the number of
         training epochs finished (pretraining not counted)."""
         if epochs_done is None:
-            epochs_done = max(0, self.epoch - self.config.pretrain_epochs)
+            epochs_done = max(0, self.epoch - self.config.pre_epochs)
         meta = dict(self.weights_meta, training=self._settings(), epoch=epochs_done)
         meta["validation"] = figures
-        model = self.model.astype(np.float32)
+        model = self.averaged_model().astype(np.float32)
         model.meta = {}  # a resumed model's meta still holds its checkpoint's training state
         return save_weights(model, path, **meta)
 
@@ -484,6 +545,8 @@ class Trainer:
                                   f"the data given now has {n_frames}: resume with the same data")
         t.opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
         t.u_carry[...] = arrays["u_carry"]
+        if any(k.startswith("ema.") for k in arrays):
+            t.ema = {n: np.array(arrays[f"ema.{n}"], dtype=t.model.dtype) for n in PARAM_NAMES}
         t.epoch, t.step, t.global_step = int(st["epoch"]), int(st["step"]), int(st["global_step"])
         t.acc, t.best, t.history = dict(st["acc"]), dict(st["best"]), list(st["history"])
         t.schedule.load_state(st["schedule"])
@@ -504,13 +567,14 @@ class Trainer:
         last = latest_path(out)
         while self.epoch < c.total_epochs:
             epoch, pre = self.epoch, self.is_pretraining()
-            if epoch == c.pretrain_epochs and self.step == 0 and c.pretrain_epochs:
-                self.opt = make_optimizer(c.optimizer, self.model.params, c.momentum)  # fresh for the RNN-RBM
+            if self.step == 0 and 0 < epoch in (c.pretrain_rnn_epochs, c.pre_epochs):
+                self.opt = make_optimizer(c.optimizer, self.model.params, c.momentum)  # fresh for each phase
             plan, shifts = self.plan(epoch), self.shifts(epoch)
             steps = len(plan)
             total = sum(n for batch in plan for _, _, n, _ in batch)
-            label = (f"pretrain {epoch + 1}/{c.pretrain_epochs}" if pre
-                     else f"epoch {epoch - c.pretrain_epochs + 1}/{c.epochs}")
+            label = (f"pretrain RNN {epoch + 1}/{c.pretrain_rnn_epochs}" if self.is_rnn_pretraining(epoch)
+                     else f"pretrain {epoch - c.pretrain_rnn_epochs + 1}/{c.pretrain_epochs}" if pre
+                     else f"epoch {epoch - c.pre_epochs + 1}/{c.epochs}")
             bar = tqdm(total=total, initial=self.acc["frames"], unit="frame", unit_scale=True, desc=label,
                        disable=not self.progress, leave=False, dynamic_ncols=True, file=sys.stderr)
             t0 = time.perf_counter()
@@ -518,7 +582,7 @@ class Trainer:
                 if pre:
                     lr = c.pretrain_lr if c.pretrain_lr is not None else c.lr
                 else:
-                    lr = self.schedule.lr(epoch - c.pretrain_epochs, self.step, steps, self.global_step)
+                    lr = self.schedule.lr(epoch - c.pre_epochs, self.step, steps, self.global_step)
                 costs, xents, lengths = self.train_step(plan[self.step], shifts, lr,
                                                         _seed_of(c.seed, epoch, self.step))
                 n = int(lengths.sum())
@@ -556,12 +620,13 @@ class Trainer:
     def _end_epoch(self, epoch: int, pre: bool, out: Path) -> None:
         c = self.config
         f = max(1, self.acc["frames"])
-        rec: dict[str, Any] = {"epoch": epoch - c.pretrain_epochs + 1, "phase": "pretrain" if pre else "train",
+        phase = "pretrain-rnn" if self.is_rnn_pretraining(epoch) else "pretrain" if pre else "train"
+        rec: dict[str, Any] = {"epoch": epoch - c.pre_epochs + 1, "phase": phase,
                                "cost": self.acc["cost"] / f, "xent": self.acc["xent"] / f,
                                "frames_per_s": self.acc["frames"] / max(1e-9, self.acc["seconds"])}
-        line = (f"{'pretrain' if pre else 'epoch'} {epoch + 1 if pre else rec['epoch']:>3}  "
+        line = (f"{phase if pre else 'epoch'} {epoch + 1 if pre else rec['epoch']:>3}  "
                 f"cost {rec['cost']:8.4f}  xent {rec['xent']:7.3f}  {rec['frames_per_s']:7.0f} frames/s")
-        n_train = epoch - c.pretrain_epochs + 1
+        n_train = epoch - c.pre_epochs + 1
         if not pre and self.valid and (n_train % c.valid_every == 0 or epoch + 1 == c.total_epochs):
             v = self.validate(epoch)
             rec["valid"] = v
@@ -639,6 +704,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where each frame's negative chain starts: at the frame (CD, the tutorial), at "
                         "silence (as generation starts it), or at the previous frame")
     o.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on W and the RNN's matrices")
+    o.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate and save the moving average of the weights, updated after every step "
+                        "with this decay (e.g. 0.999; 0: off, the weights themselves)")
     o.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     o.add_argument("--lr", type=float, default=0.001)
     o.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
@@ -649,6 +717,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--patience", type=int, default=3, help="plateau: validations without gain before a cut")
     o.add_argument("--pretrain-epochs", type=int, default=0, help="RBM pretraining epochs on shuffled frames")
     o.add_argument("--pretrain-lr", type=float, default=None, help="pretraining lr (default: --lr)")
+    o.add_argument("--pretrain-rnn-epochs", type=int, default=0,
+                   help="before everything, train the RNN alone as a frame predictor (W = 0: exact "
+                        "cross-entropy, exact BPTT), so that the RNN-RBM starts from a trained RNN")
     o.add_argument("--carry-u", action="store_true",
                    help="start each subsequence from the u the previous one of the piece ended with")
     o.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
@@ -672,9 +743,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         n_hidden=args.hidden, n_hidden_recurrent=args.recurrent, lowest_note=args.lowest_note,
         highest_note=args.highest_note, epochs=50 if args.epochs is None else args.epochs,
         batch_frames=args.batch_frames, batch_size=args.batch_size, k=args.k, chain_start=args.chain_start,
-        weight_decay=args.weight_decay, optimizer=args.optimizer,
+        weight_decay=args.weight_decay, ema=args.ema, optimizer=args.optimizer,
         lr=args.lr, momentum=args.momentum, clip=args.clip, schedule=args.schedule, warmup=args.warmup,
         lr_factor=args.lr_factor, patience=args.patience, pretrain_epochs=args.pretrain_epochs,
+        pretrain_rnn_epochs=args.pretrain_rnn_epochs,
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
         transpose_max=args.transpose[1], seed=args.seed, valid_every=args.valid_every,
         valid_pieces=args.valid_pieces, valid_samples=args.valid_samples, ais_chains=args.ais_chains,
@@ -788,7 +860,7 @@ def run(args: argparse.Namespace) -> int:
                                      not args.no_progress, weights_meta=weights_meta, monitor=monitor)
             c = trainer.config
             print(f"resuming {latest_path(out)} at {'pretraining ' if trainer.is_pretraining() else ''}epoch "
-                  f"{trainer.epoch + 1 - (0 if trainer.is_pretraining() else c.pretrain_epochs)}, "
+                  f"{trainer.epoch + 1 - (0 if trainer.is_pretraining() else c.pre_epochs)}, "
                   f"step {trainer.step}", file=sys.stderr)
         else:
             if latest_path(out).exists():
@@ -818,7 +890,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"best: epoch {best['epoch']}: valid {ll}xent {v['xent']:.3f}, accuracy {v['accuracy']:.3f} → {out}")
     if outcome in ("interrupted", "stopped"):
         where = (f"pretraining epoch {trainer.epoch + 1}" if trainer.is_pretraining()
-                 else f"epoch {trainer.epoch - trainer.config.pretrain_epochs + 1}")
+                 else f"epoch {trainer.epoch - trainer.config.pre_epochs + 1}")
         print(f"stopped in {where} after step {trainer.step}: latest state in {latest_path(out)}; "
               f"continue with the same command and --resume", file=sys.stderr)
         return 128 + sig.signum if sig.signum else 0

@@ -24,6 +24,7 @@ from live_rnnrbm.train import (Trainer, TrainConfig, estimate_key, latest_path, 
                                predictive_monitor, shift_frames, to_common_key)
 from live_rnnrbm.pianoroll import PianoRoll
 from live_rnnrbm.rng import new_states
+from live_rnnrbm.rnn_pretrain import RNN_PARAMS, frame_predictor_grad
 from live_rnnrbm.weights import load_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,15 +88,16 @@ def test_learns_a_chord_progression(tmp_path):
     assert np.mean([b == (a + 1) % len(CHORDS) for a, b in moves]) > 0.75, moves
 
 
-def test_resume_after_interruptions_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("ema, rnn", [(0.0, 0), (0.9, 1)])
+def test_resume_after_interruptions_equals_an_uninterrupted_run(tmp_path, ema, rnn):
     train, valid = progression(10), progression(3, seed=1)
     cfg = dict(epochs=3, pretrain_epochs=1, pretrain_batch=32, clip=1.0, schedule="cosine", warmup=5,
-               transpose_min=-2, transpose_max=2)
+               transpose_min=-2, transpose_max=2, ema=ema, pretrain_rnn_epochs=rnn)
     whole = Trainer(train, valid, tiny_config(**cfg), progress=False, log=lambda s: None)
     assert whole.fit(tmp_path / "a.npz") == "done"
-    steps_pretrain = len(whole.plan(0))
-    # stop inside pretraining, then in the middle of the second training epoch, then run to the end
-    stops = [steps_pretrain - 2, steps_pretrain + len(whole.plan(1)) + 3]
+    steps_pretrain = sum(len(whole.plan(e)) for e in range(rnn + 1))
+    # stop inside (RBM) pretraining, then in the middle of the second training epoch, then run to the end
+    stops = [steps_pretrain - 2, steps_pretrain + len(whole.plan(rnn + 1)) + 3]
     t = Trainer(train, valid, tiny_config(stop_after_steps=stops[0], **cfg), progress=False, log=lambda s: None)
     assert t.fit(tmp_path / "b.npz") == "stopped"
     assert t.step > 0  # really mid-epoch
@@ -108,11 +110,86 @@ def test_resume_after_interruptions_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(t.model.params[n], whole.model.params[n], err_msg=n)
     for k, v in whole.opt.state_dict().items():
         np.testing.assert_array_equal(t.opt.state_dict()[k], v, err_msg=k)
+    assert (t.ema is None) == (whole.ema is None) == (not ema)
+    for n in PARAM_NAMES if ema else []:  # the moving average survives the interruptions too
+        np.testing.assert_array_equal(t.ema[n], whole.ema[n], err_msg=n)
     assert [h["cost"] for h in t.history] == pytest.approx([h["cost"] for h in whole.history], rel=1e-9)
     # the best weights were chosen identically, and the latest file is a loadable weights file
     np.testing.assert_array_equal(load_weights(tmp_path / "a.npz").W, load_weights(tmp_path / "b.npz").W)
     assert "train_state" not in load_weights(tmp_path / "b.npz").meta  # the best file is a plain weights file
     assert load_weights(latest_path(tmp_path / "b.npz")).n_hidden == 16
+
+
+def test_rnn_pretraining_gradient_matches_finite_differences():
+    """The frame predictor's BPTT gradient, with subsequences of different lengths (padding)
+    and a carried u, against central differences in float64."""
+    rng = np.random.default_rng(0)
+    n_v, n_u = 6, 4
+    p = {"bv": rng.normal(0, 1, n_v), "Wuv": rng.normal(0, 1, (n_u, n_v)), "Wvu": rng.normal(0, 1, (n_v, n_u)),
+         "Wuu": rng.normal(0, 0.7, (n_u, n_u)), "bu": rng.normal(0, 0.5, n_u)}
+    lengths = np.array([5, 3, 4])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    V = (rng.random((lengths.sum(), n_v)) < 0.4).astype(float)
+    U0 = rng.normal(0, 0.5, (3, n_u))
+    costs, g, U_end = frame_predictor_grad(V, starts, lengths, U0, p)
+
+    def cost():
+        return frame_predictor_grad(V, starts, lengths, U0, p)[0].mean()
+
+    for n in RNN_PARAMS:
+        num = np.zeros_like(p[n])
+        for i in np.ndindex(p[n].shape):
+            old = p[n][i]
+            p[n][i] = old + 1e-6
+            a = cost()
+            p[n][i] = old - 1e-6
+            b = cost()
+            p[n][i] = old
+            num[i] = (a - b) / 2e-6
+        np.testing.assert_allclose(g[n], num, atol=1e-8, err_msg=n)
+    # each subsequence's cost is its own mean cross-entropy, and it ends with its own last u
+    u = U0[1]
+    for t in range(3):
+        u = np.tanh(p["bu"] + V[starts[1] + t] @ p["Wvu"] + u @ p["Wuu"])
+    np.testing.assert_allclose(U_end[1], u)
+
+
+def test_rnn_pretraining_learns_to_predict_the_next_chord(tmp_path):
+    """RNN pretraining alone (W = 0) learns the progression's next chord from the history, and
+    touches none of the RBM's weights."""
+    t = Trainer(progression(12), [], tiny_config(epochs=0, pretrain_rnn_epochs=40), progress=False,
+                log=lambda s: None)
+    before = {n: t.model.params[n].copy() for n in ("W", "bh", "Wuh")}
+    assert t.fit(tmp_path / "rnn.npz") == "done"
+    for n, a in before.items():
+        np.testing.assert_array_equal(t.model.params[n], a, err_msg=n)
+    costs = [h["cost"] for h in t.history]
+    assert [h["phase"] for h in t.history] == ["pretrain-rnn"] * 40
+    assert costs[0] > 6 and costs[-1] < 0.1 * costs[0]  # nats per frame: from ≈ 12 · log 2 to a tenth
+    V = progression(4, seed=5)[0]
+    _, BV, _ = t.model.run(V)
+    predicted = 1 / (1 + np.exp(-BV[1:])) > 0.5
+    assert (predicted == (V[1:] > 0)).all(axis=1).mean() > 0.9  # whole frames right, from the history alone
+
+
+def test_ema_validates_and_saves_the_moving_average_of_the_weights(tmp_path):
+    """--ema d: after every update a ← d·a + (1 − d)·θ, from θ after the first update; the
+    validation and the saved best weights are a, training goes on with θ."""
+    train, valid = progression(6), progression(2, seed=1)
+    t = Trainer(train, valid, tiny_config(epochs=1, ema=0.8), progress=False, log=lambda s: None)
+    plan, shifts = t.plan(0), t.shifts(0)
+    expected = None
+    for i, batch in enumerate(plan):
+        t.train_step(batch, shifts, 0.02, i)
+        theta = {n: t.model.params[n].astype(np.float64) for n in PARAM_NAMES}
+        expected = theta if expected is None else {n: 0.8 * expected[n] + 0.2 * theta[n] for n in PARAM_NAMES}
+    assert len(plan) >= 3
+    for n in PARAM_NAMES:
+        np.testing.assert_allclose(t.ema[n], expected[n], rtol=1e-5, atol=1e-6, err_msg=n)
+    assert not np.allclose(t.ema["W"], t.model.params["W"], atol=1e-4)  # really a different set of weights
+    t.save_best(tmp_path / "best.npz", None, 1)
+    np.testing.assert_allclose(load_weights(tmp_path / "best.npz").W, t.ema["W"], rtol=1e-6)
+    assert t.averaged_model().params["W"] is not t.model.params["W"]
 
 
 def test_tutorial_baseline_is_one_subsequence_per_sgd_step():
