@@ -394,27 +394,30 @@ class Trainer:
                 if s > 0:
                     U0[b] = self.u_carry[stream]
         if self.is_rnn_pretraining():
-            return self._rnn_step(batch, Vcat, starts, lengths, U0, lr)
-        g = self._grad_buffers(max(B, c.batch_size if not self.is_pretraining() else c.pretrain_batch))
-        views = [a[:B] for a in g]
-        for a in views:
-            a.fill(0.0)
-        U_end = np.empty_like(U0)
-        costs, xents = np.empty(B), np.empty(B)
-        kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
-                           p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs, xents,
-                           kernels.CHAIN_STARTS.index(c.chain_start))
+            # the frame predictor's exact cross-entropy gradient (``rnn_pretrain``)
+            costs, g, U_end = frame_predictor_grad(Vcat, starts, lengths, U0.astype(p["Wuu"].dtype), p)
+            xents = costs
+            grads = {n: g[n] if n in g else np.zeros_like(p[n]) for n in PARAM_NAMES}
+        else:
+            buffers = self._grad_buffers(max(B, c.batch_size if not self.is_pretraining() else c.pretrain_batch))
+            views = [a[:B] for a in buffers]
+            for a in views:
+                a.fill(0.0)
+            U_end = np.empty_like(U0)
+            costs, xents = np.empty(B), np.empty(B)
+            kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+                               p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs,
+                               xents, kernels.CHAIN_STARTS.index(c.chain_start))
+            # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
+            grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(PARAM_NAMES, views)}
         if c.carry_u and not self.is_rbm_pretraining():
             for b, (_, _, _, stream) in enumerate(batch):
                 self.u_carry[stream] = U_end[b]
-        # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
-        grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(PARAM_NAMES, views)}
         if c.weight_decay:
             for n in ("W", "Wuh", "Wuv", "Wvu", "Wuu"):
                 grads[n] += np.float32(c.weight_decay) * p[n]
-        if self.is_rbm_pretraining():  # RBM pretraining trains the RBM alone: W, bv, bh
-            for n in ("Wuh", "Wuv", "Wvu", "Wuu", "bu"):
-                grads[n][...] = 0.0
+        for n in self.frozen():
+            grads[n][...] = 0.0
         clip_grad_norm(grads, c.clip)
         self.opt.step(p, grads, lr)
         if c.ema and not self.is_pretraining():
@@ -427,21 +430,14 @@ class Trainer:
                     self.ema[n] += (1 - d) * p[n]
         return costs, xents, lengths
 
-    def _rnn_step(self, batch, Vcat, starts, lengths, U0, lr):
-        """One update of RNN pretraining: the exact gradient of the frame predictor's
-        cross-entropy (``rnn_pretrain``); W, bh and Wuh stay as they are."""
-        c, p = self.config, self.model.params
-        costs, g, U_end = frame_predictor_grad(Vcat, starts, lengths, U0.astype(p["Wuu"].dtype), p)
-        if c.carry_u:
-            for b, (_, _, _, stream) in enumerate(batch):
-                self.u_carry[stream] = U_end[b]
-        grads = {n: g[n] if n in g else np.zeros_like(p[n]) for n in PARAM_NAMES}
-        if c.weight_decay:
-            for n in ("Wuv", "Wvu", "Wuu"):
-                grads[n] += p[n].dtype.type(c.weight_decay) * p[n]
-        clip_grad_norm(grads, c.clip)
-        self.opt.step(p, grads, lr)
-        return costs, costs, lengths
+    def frozen(self) -> tuple[str, ...]:
+        """The parameters this phase leaves as they are: RBM pretraining trains the RBM alone
+        (W, bv, bh), RNN pretraining the frame predictor alone (bv and the RNN's)."""
+        if self.is_rnn_pretraining():
+            return ("W", "bh", "Wuh")
+        if self.is_rbm_pretraining():
+            return ("Wuh", "Wuv", "Wvu", "Wuu", "bu")
+        return ()
 
     def averaged_model(self) -> RnnRbm:
         """The model to validate and save: the weights' moving average with --ema (once it
@@ -567,7 +563,7 @@ class Trainer:
         last = latest_path(out)
         while self.epoch < c.total_epochs:
             epoch, pre = self.epoch, self.is_pretraining()
-            if self.step == 0 and 0 < epoch in (c.pretrain_rnn_epochs, c.pre_epochs):
+            if self.step == 0 and epoch > 0 and epoch in (c.pretrain_rnn_epochs, c.pre_epochs):
                 self.opt = make_optimizer(c.optimizer, self.model.params, c.momentum)  # fresh for each phase
             plan, shifts = self.plan(epoch), self.shifts(epoch)
             steps = len(plan)
