@@ -164,6 +164,26 @@ def _gibbs_sweep(beta, W, WT, bv, c, ph, h, hw, v, a, state):
 
 
 @njit(**_JIT)
+def _start_chain(v, W, bv, c, d, a, h, hw):
+    """A chain's state for the visible v: a = v·W − d (so that the hidden input along the path
+    is x = β·a + bh + d), h and hw = h·Wᵀ zero. Returns (v·c, v·bv)."""
+    n_v, n_h = W.shape
+    for j in range(n_h):
+        a[j] = -d[j]
+    vc = 0.0
+    vb = 0.0
+    for i in range(n_v):
+        if v[i] != 0.0:
+            vc += c[i]
+            vb += bv[i]
+            for j in range(n_h):
+                a[j] += W[i, j]
+    h[:] = 0.0
+    hw[:] = 0.0
+    return vc, vb
+
+
+@njit(**_JIT)
 def ais_frame(W, WT, bv, bh, c, d, betas, log_w, state, a, ph, h, hw, v, bhd):
     """AIS for one RBM (biases bv, bh; base shifts c, d): fills log_w (one entry per chain)
     with the chains' log importance weights, each an estimate of log(Z/Z_0). a, ph, h, bhd (n_h)
@@ -180,20 +200,10 @@ def ais_frame(W, WT, bv, bh, c, d, betas, log_w, state, a, ph, h, hw, v, bhd):
     for j in range(n_h):
         s0 += softplus(bhd[j])
     for chain in range(log_w.shape[0]):
-        # an exact draw from the base: independent v_i ~ σ(bv_i + c_i); a holds v·W − d, so
-        # that the hidden input along the path is x = β·a + bh + d
-        for j in range(n_h):
-            a[j] = -d[j]
-        vc = 0.0  # v·c, the base's extra visible bias term
+        # an exact draw from the base: independent v_i ~ σ(bv_i + c_i)
         for i in range(n_v):
-            on = uniform(state) < 1.0 / (1.0 + math.exp(-(bv[i] + c[i])))
-            v[i] = 1.0 if on else 0.0
-            if on:
-                vc += c[i]
-                for j in range(n_h):
-                    a[j] += W[i, j]
-        h[:] = 0.0
-        hw[:] = 0.0
+            v[i] = 1.0 if uniform(state) < 1.0 / (1.0 + math.exp(-(bv[i] + c[i]))) else 0.0
+        vc, _ = _start_chain(v, W, bv, c, d, a, h, hw)  # v·c: the base's extra visible bias term
         lw = 0.0
         s_prev = s0  # Σ_j softplus(β_{k−1}·a_j + bh_j + d_j) for the current v
         for k in range(1, K + 1):
@@ -230,19 +240,8 @@ def raise_frame(W, WT, bv, bh, c, d, betas, v_data, log_w, state, a, ph, h, hw, 
     for j in range(n_h):
         bhd[j] = bh[j] + d[j]
     for chain in range(log_w.shape[0]):
-        for j in range(n_h):
-            a[j] = -d[j]
-        vb = 0.0  # v·bv
-        vc = 0.0  # v·c
-        for i in range(n_v):
-            v[i] = v_data[i]
-            if v[i] != 0.0:
-                vb += bv[i]
-                vc += c[i]
-                for j in range(n_h):
-                    a[j] += W[i, j]
-        h[:] = 0.0
-        hw[:] = 0.0
+        v[:] = v_data
+        vc, vb = _start_chain(v, W, bv, c, d, a, h, hw)  # v·c, v·bv
         lw = 0.0
         for k in range(K, 0, -1):
             beta = betas[k]

@@ -154,10 +154,10 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     ais_se = ais_bias = min_ess = nan
     impossible = 0
     ll_plain = nan
+    betas = ais.beta_schedule(ais_steps, schedule)  # AIS and RAISE anneal along the same path
 
     if ais_chains:
         t1 = time.perf_counter()
-        betas = ais.beta_schedule(ais_steps, schedule)
         states = new_states(seed, N)
         base_states = new_states(seed + 2, N)
         C = np.zeros((N, model.n_visible))
@@ -190,7 +190,6 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     ll_raise = ll_raise_se = nan
     if raise_chains:
         t1 = time.perf_counter()
-        betas = ais.beta_schedule(ais_steps, schedule)
         V_prev = _previous(arrays, model.dtype)
         states = new_states(seed + 3, N)
         base_states = new_states(seed + 4, N)
