@@ -150,6 +150,29 @@ def test_generation_k_comes_from_the_weights_else_the_tutorials_25(tmp_path):
     assert load_preset(None)["k"] is None  # the default preset defers to the weights
     # the shipped models mix from silence only with more steps than the tutorial's 25
     from live_rnnrbm.weights import shipped_weights
-    for name in ("nottingham.npz", "jsb.npz"):
+    for name, k in (("nottingham.npz", 300), ("jsb.npz", 100)):
         path = shipped_weights(name)
-        assert path is not None and generation_k(load_weights(path)) == 100
+        assert path is not None and generation_k(load_weights(path)) == k
+
+
+# notes per frame and share of silent frames in each pickle's valid split (weights/README.md)
+DATA_DENSITY = {"nottingham.npz": (3.96, 0.001), "jsb.npz": (3.87, 0.0)}
+
+
+@pytest.mark.parametrize("name", sorted(DATA_DENSITY))
+def test_shipped_weights_play_as_dense_as_their_data(name):
+    # A model too sharp for its chains plays mostly silence (the retired likelihood-only Nottingham
+    # file: 82 % silent frames at k = 25), a slack one plays clusters: free generation at the
+    # file's generation_k must keep the density of the music it learned.
+    from live_rnnrbm.generate import generation_k
+    from live_rnnrbm.weights import shipped_weights
+    m = load_weights(shipped_weights(name))
+    notes, silent = [], []
+    for seed in (3, 4, 5):
+        m.reseed(seed)
+        R = np.asarray(m.generate(600, k=generation_k(m)))
+        notes.append(R.sum(1).mean())
+        silent.append((R.sum(1) == 0).mean())
+    data_notes, _ = DATA_DENSITY[name]
+    assert abs(np.mean(notes) - data_notes) < 0.4, notes
+    assert np.mean(silent) < 0.03, silent
