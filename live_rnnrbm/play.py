@@ -7,8 +7,8 @@
 
 This module only wires things together: settings (presets.py), ports (ports.py), the frame engine
 (stream.py), the clocks (clock.py), the player's input (listener.py), live controls (controls.py)
-and the recording (record.py). Whatever stops it — Ctrl-C, SIGTERM, `q`, --duration, an error, a
-port going away — ends in the same place: every sounding note gets its note-off, then CC64=0,
+and the recording (record.py). Whatever stops it — Ctrl-C, SIGTERM, SIGHUP, `q`, --duration, an
+error, a port going away — ends in the same place: every sounding note gets its note-off, then CC64=0,
 CC123 and CC120 on the channels used, then the ports close.
 """
 from __future__ import annotations
@@ -54,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--realtime", action=argparse.BooleanOptionalAction, default=True,
       help="run the clock and the frame worker with real-time scheduling when the OS allows it")
 
+
+# the signals that stop the instrument cleanly (every note off first), with the reason it prints;
+# SIGHUP: the terminal was closed. `train` stops on the same ones.
+STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}
 
 SETTING_FLAGS = ("weights", "port", "backend", "input", "input_channel", "mode", "thru", "clock", "clock_out",
                  "bpm", "steps_per_beat", "dt", "channel", "velocity", "velocity_range", "temperature",
@@ -124,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
             why.append(reason)
         stop.set()
 
-    signal.signal(signal.SIGINT, lambda *_: stop_because("interrupted"))
-    signal.signal(signal.SIGTERM, lambda *_: stop_because("terminated"))
+    for name, reason in STOP_SIGNALS.items():
+        if hasattr(signal, name):  # Windows has no SIGHUP
+            signal.signal(getattr(signal, name), lambda *_, reason=reason: stop_because(reason))
 
     ports = []
     engine = follower = None

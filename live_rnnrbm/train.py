@@ -16,7 +16,7 @@ consecutive subsequences of a piece (the tutorial resets it to 0 at every subseq
 Files: ``--out X.npz`` holds the best weights on the validation data (a plain weights file);
 ``X.last.npz`` the latest state — a weights file too, with the optimiser state and the position
 in the epoch, which ``--resume`` continues from exactly (same parameters, bit for bit, as a run
-that was never interrupted). Ctrl-C or SIGTERM finish the current step and write both.
+that was never interrupted). Ctrl-C, SIGTERM or SIGHUP finish the current step and write both.
 
 Everything random in an epoch (piece order, transpositions, the CD chains' streams) is derived
 from (seed, epoch, step), so the position is all the random state a checkpoint needs.
@@ -43,6 +43,7 @@ from .dataset import PICKLE_SUFFIXES, DataError, find_sources, load_corpus
 from .model import HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
 from .pianoroll import PianoRoll
+from .play import STOP_SIGNALS
 from .rng import new_states
 from .rnn_pretrain import frame_predictor_grad
 from .weights import WeightsError, load_weights, read_meta, save_weights
@@ -772,16 +773,19 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 class _StopOnSignal:
-    """Ctrl-C / SIGTERM ask the trainer to stop after the current step; a second Ctrl-C is
-    the ordinary KeyboardInterrupt (the last checkpoint on disk stays intact: writes are atomic)."""
+    """Ctrl-C, SIGTERM or SIGHUP (the terminal closed: ``play.STOP_SIGNALS``) ask the trainer to
+    stop after the current step; a second Ctrl-C is the ordinary KeyboardInterrupt (the last
+    checkpoint on disk stays intact: writes are atomic)."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer, self.old = trainer, {}
         self.signum = 0
 
     def __enter__(self) -> "_StopOnSignal":
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self.old[s] = signal.signal(s, self._handle)
+        for name in STOP_SIGNALS:
+            if hasattr(signal, name):  # Windows has no SIGHUP
+                s = getattr(signal, name)
+                self.old[s] = signal.signal(s, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:

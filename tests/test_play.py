@@ -63,7 +63,7 @@ def frame_period(ticks: list[float], guess: float) -> float:
     return float(np.polyfit(n, ticks, 1)[0])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_internal_clock_grid_and_every_note_off_on_signal(jack, weights, sig):
     dt = 60 / 240 / 4   # 62.5 ms frames
     play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-grid", "--bpm", "240",

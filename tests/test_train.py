@@ -347,7 +347,8 @@ def test_no_usable_data_is_a_clear_error(tmp_path, capsys):
         load_training_data([str(empty)])
 
 
-def test_ctrl_c_finishes_the_step_and_leaves_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])  # Ctrl-C; a closed terminal
+def test_ctrl_c_finishes_the_step_and_leaves_a_checkpoint(tmp_path, sig):
     data = tmp_path / "tunes"
     write_midi_folder(data, n=12)
     out = tmp_path / "w.npz"
@@ -362,13 +363,13 @@ def test_ctrl_c_finishes_the_step_and_leaves_a_checkpoint(tmp_path):
         while "epoch" not in line and time.monotonic() < deadline:  # wait for a first epoch
             line = proc.stdout.readline()
         assert "epoch" in line, proc.stderr.read() if proc.poll() is not None else "no epoch after 60 s"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 128 + signal.SIGINT, stderr
-    assert "SIGINT: finishing this step" in stderr and "--resume" in stderr
+    assert proc.returncode == 128 + sig, stderr
+    assert f"{signal.Signals(sig).name}: finishing this step" in stderr and "--resume" in stderr
     latest = load_weights(latest_path(out))
     assert latest.meta["train_state"]["epoch"] >= 1
     load_weights(out)  # the best-so-far weights are a usable file too
