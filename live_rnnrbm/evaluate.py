@@ -33,6 +33,8 @@ import numba
 import numpy as np
 
 from . import ais
+from .jam import TASKS as JAM_TASKS
+from .jam import add_arguments as add_jam_arguments
 from .model import RnnRbm
 from .rng import new_states
 
@@ -240,11 +242,16 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", nargs="+", metavar="DATA",
+    p.add_argument("data", nargs="*", metavar="DATA",
                    help="MIDI files, folders (searched recursively), globs, or a benchmark pickle (with --split)")
     p.add_argument("--weights", help="weights file, or a shipped name (nottingham, jsb); default: nottingham")
     p.add_argument("--split", default="valid", help="split of a benchmark pickle (default valid)")
-    p.add_argument("--ais-chains", type=int, default=20, help="AIS chains per frame (default 20)")
+    p.add_argument("--task", choices=("ll",) + JAM_TASKS, nargs="+", default=["ll"],
+                   help="ll: log-likelihood and accuracy, as in the paper (default); harmonize, follow: a player "
+                        "plays the melody and the live engine accompanies it; chords: a player holds I-IV-V-I in "
+                        "all 24 keys (the jam evaluation: see the 'jam' options)")
+    p.add_argument("--ais-chains", type=int, default=None,
+                   help="AIS chains per frame (default 20; in the jam tasks 0: no conditional log-likelihood)")
     p.add_argument("--ais-steps", type=int, default=400, help="AIS intermediate distributions (default 400)")
     p.add_argument("--ais-schedule", choices=("sm", "linear"), default="sm",
                    help="β schedule: 'sm' = Salakhutdinov & Murray 2008's piecewise-linear one (default)")
@@ -257,11 +264,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "AIS errs high; close together, the two have converged (default 0: off)")
     p.add_argument("--accuracy-samples", type=int, default=10,
                    help="model samples per frame for the accuracy (default 10; 0 skips it)")
-    p.add_argument("--k", type=int, default=25, help="Gibbs steps per sampled frame (default 25, as in generation)")
+    p.add_argument("--k", type=int, default=None,
+                   help="Gibbs steps per sampled frame (default: 25 for the accuracy, as the tutorial; in the jam "
+                        "tasks the preset's k, else the weights' generation_k)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-log-likelihood", action="store_true", help="only the accuracy (skips AIS)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_jam_arguments(p.add_argument_group("jam (--task harmonize, follow, chords)"))
 
 
 def _report(r: EvalResult, weights: str, data: str) -> str:
@@ -298,6 +308,19 @@ def run(args: argparse.Namespace) -> int:
     from .generate import frame_resolution, load_model
     from .weights import WeightsError
 
+    if args.task != ["ll"]:
+        if "ll" in args.task:
+            print("error: --task ll (the log-likelihood) runs on its own: give it, or jam tasks", file=sys.stderr)
+            return 2
+        from .jam import run as run_jam
+        return run_jam(args)
+    if args.ais_chains is None:
+        args.ais_chains = 20
+    if args.k is None:
+        args.k = 25
+    if not args.data:
+        print("error: name the data to evaluate on (MIDI files, folders, globs or a pickle)", file=sys.stderr)
+        return 2
     if args.ais_chains < 1 or args.raise_chains < 0 or args.ais_steps < 1 or args.accuracy_samples < 0 or args.k < 1:
         print("error: need --ais-chains ≥ 1, --raise-chains ≥ 0, --ais-steps ≥ 1, --accuracy-samples ≥ 0 and --k ≥ 1",
               file=sys.stderr)

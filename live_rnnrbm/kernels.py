@@ -506,11 +506,13 @@ def softplus_and_sigmoid(x):
 
 
 @njit(fastmath=_SIMD, **_JIT)
-def cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
+def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                   gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu):
     """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the CD samples Vt held constant, and its gradient
     with respect to all eight parameters, *added* into the g* arrays (BPTT through bv_t and bh_t
-    into the RNN). U, BV, BH come from ``rnn_forward`` over V. Returns the cost.
+    into the RNN). X holds the RNN's inputs, U, BV, BH come from ``rnn_forward`` over X: X is V
+    (teacher forcing), or V with some frames replaced by the model's own (``subsequence_grad``'s
+    ``mix``), held constant like Vt. Returns the cost.
 
     The backward pass over time only carries dcost/du_t (a matrix-vector product per frame, the
     part that must be sequential); the weight gradients of the RNN are sums over frames of outer
@@ -587,8 +589,8 @@ def cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
         add(dBV[t], gbv)
         add(dBH[t], gbh)
         for i in range(n_v):
-            if V[t, i] != 0.0:
-                axpy(V[t, i], DA[t], gWvu[i])
+            if X[t, i] != 0.0:
+                axpy(X[t, i], DA[t], gWvu[i])
     return cost
 
 
@@ -609,11 +611,13 @@ def cross_entropy(V, P):
 
 
 CHAIN_STARTS = ("data", "silence", "previous")  # where the negative phase's chain of frame t starts
+NO_CLAMP = np.zeros((0, 0), np.int8)  # subsequence_grad's C and mix when nobody plays along
+NO_MIX = np.zeros(0, np.int8)
 
 
 @njit(**_JIT)
 def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
-                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start=0):
+                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own):
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
     pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
@@ -621,7 +625,20 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 
     ``start`` (an index into CHAIN_STARTS) is where frame t's chain starts: 0, at v_t (CD-k, the
     tutorial); 1, at silence, as generation starts it, so that training meets the states a
-    short chain from silence visits; 2, at v_{t-1} (silence for the first frame)."""
+    short chain from silence visits; 2, at v_{t-1} (silence for the first frame).
+
+    Listening (the player's notes): C (T × n_v int8, or 0 rows: none) marks, per frame, the notes
+    the player holds, clamped at their true value in the negative chain, so that CD follows the
+    gradient of log p(rest_t | player_t, history) — the conditional the live ``harmonize`` mode
+    samples from. mix (T int8, or empty: none) marks the frames whose RNN input is the model's
+    own frame instead of v_t: the model's own accompaniment around the player's notes, as the
+    live instrument's RNN hears it (scheduled sampling), treated as data, not differentiated
+    through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
+    silence with the player's notes clamped, given the history so far (itself partly the model's
+    own); with k_own = 0 it is the negative sample of the CD chain. Chains run in frame order
+    either way, so with neither C nor mix the draws and the result are those of the teacher-forced
+    step.
+    """
     T, n_v = V.shape
     n_h = W.shape[1]
     n_u = u0.shape[0]
@@ -629,21 +646,45 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     U = np.empty((T + 1, n_u), dt)
     BV = np.empty((T, n_v), dt)
     BH = np.empty((T, n_h), dt)
-    rnn_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH)
     Vt = V.copy()
     if start == 1:
         Vt[:] = 0.0
     elif start == 2:
         Vt[0] = 0.0
         Vt[1:] = V[:-1]
+    clamped = C.shape[0] != 0
+    if clamped:  # a chain started off the data still holds the player's true notes
+        for t in range(T):
+            for i in range(n_v):
+                if C[t, i] != 0:
+                    Vt[t, i] = V[t, i]
+    X = V
     P = np.empty((T, n_v), dt)
     work = np.zeros(3 * n_h + n_v, dt)
     idx = new_index(n_v, n_h)
-    clamp = np.zeros(0, np.int8)
+    no_clamp = np.zeros(0, np.int8)
     one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
-    for t in range(T):
-        gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, clamp, state, P[t], work, idx)
-    cost = cost_and_grad(V, Vt, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
+    if mix.shape[0] == 0:
+        rnn_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH)
+        for t in range(T):
+            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, C[t] if clamped else no_clamp, state, P[t], work, idx)
+    else:  # the RNN's input depends on the chains: frame by frame
+        X = V.copy()
+        U[0] = u0
+        p_own = np.empty(n_v, dt)
+        for t in range(T):
+            rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
+            ct = C[t] if clamped else no_clamp
+            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, P[t], work, idx)
+            if mix[t] != 0:
+                if k_own > 0:
+                    for i in range(n_v):
+                        X[t, i] = V[t, i] if clamped and C[t, i] != 0 else 0.0
+                    gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, p_own, work, idx)
+                else:
+                    X[t] = Vt[t]
+            rnn_step(X[t], U[t], bu, Wvu, Wuu, U[t + 1])
+    cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                          gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu)
     u_end[:] = U[T]
     return cost, cross_entropy(V, P)
@@ -651,18 +692,22 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 
 @njit(parallel=True, **_JIT)
 def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states,
-               gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start=0):
+               gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start, Ccat, mixcat, k_own):
     """``subsequence_grad`` for a mini-batch of B subsequences in parallel (one per thread).
 
     Subsequence b is Vcat[starts[b] : starts[b] + lengths[b]], starting from U0[b], drawing from
     states[b]. The g* arrays carry a leading batch axis (B, ...) so threads never share a
     buffer; the caller sums over it. U_end[b], costs[b], xents[b] get each subsequence's results;
-    ``start`` as in ``subsequence_grad``.
+    ``start``, ``k_own`` as in ``subsequence_grad``; Ccat and mixcat are its C and mix for the
+    frames of Vcat (0 rows / empty: none).
     """
     for b in prange(starts.shape[0]):
-        V = Vcat[starts[b]:starts[b] + lengths[b]]
+        s0, s1 = starts[b], starts[b] + lengths[b]
+        V = Vcat[s0:s1]
+        C = Ccat[s0:s1] if Ccat.shape[0] != 0 else Ccat
+        mix = mixcat[s0:s1] if mixcat.shape[0] != 0 else mixcat
         c, x = subsequence_grad(V, U0[b], W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states[b],
                                 gW[b], gbv[b], gbh[b], gWuh[b], gWuv[b], gWvu[b], gWuu[b], gbu[b],
-                                U_end[b], start)
+                                U_end[b], start, C, mix, k_own)
         costs[b] = c
         xents[b] = x

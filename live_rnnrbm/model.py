@@ -178,16 +178,19 @@ class RnnRbm:
         return V, P
 
     # -- training -------------------------------------------------------------------------
-    def cost_and_grad(self, roll: np.ndarray, roll_sample: np.ndarray, u0: np.ndarray | None = None
-                      ) -> tuple[float, dict[str, np.ndarray]]:
+    def cost_and_grad(self, roll: np.ndarray, roll_sample: np.ndarray, u0: np.ndarray | None = None,
+                      rnn_input: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
         """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the samples ṽ_t held constant, and its exact
-        gradient for every parameter (BPTT through bv_t, bh_t into the RNN)."""
+        gradient for every parameter (BPTT through bv_t, bh_t into the RNN). ``rnn_input``: the
+        frames the RNN hears instead of the true ones (held constant too), as when training on
+        the model's own history."""
         V = self._frames(roll)
         Vt = self._frames(roll_sample)
-        U, BV, BH = self.run(V, u0)
+        X = V if rnn_input is None else self._frames(rnn_input)
+        U, BV, BH = self.run(X, u0)
         grads = {name: np.zeros_like(a) for name, a in self.params.items()}
         p = self.params
-        cost = kernels.cost_and_grad(V, Vt, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
+        cost = kernels.cost_and_grad(V, Vt, X, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
                                      *(grads[n] for n in PARAM_NAMES))
         return float(cost), grads
 
@@ -201,7 +204,8 @@ class RnnRbm:
         p = self.params
         cost, xent = kernels.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                               p["Wvu"], p["Wuu"], p["bu"], int(k), self.rng_state,
-                                              *(grads[n] for n in PARAM_NAMES), u_end)
+                                              *(grads[n] for n in PARAM_NAMES), u_end, 0,
+                                              kernels.NO_CLAMP, kernels.NO_MIX, 0)
         return float(cost), float(xent), grads, u_end
 
 

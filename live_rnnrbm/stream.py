@@ -6,12 +6,21 @@
     engine.close()            # note-off for every sounding note, CC64=0, CC123, CC120
 
 A worker thread owns u_t and every buffer. Right after tick t it computes
-u_t = tanh(bu + x_t·Wvu + u_{t-1}·Wuu), with x_t the frame just sent (united with the player's
-held notes in follow/harmonize), then v_{t+1}, in one call (``kernels.advance_and_sample``) —
-nogil, so the MIDI callbacks keep the GIL meanwhile — and turns it into ready-made lists of
-note-on/off messages (by difference with v_t: a note held across frames sounds once). When the
-player's notes change before the tick, the pending frame is computed again, so a played note is
-heard at the next tick.
+u_t = tanh(bu + x_t·Wvu + u_{t-1}·Wuu), then samples v_{t+1} (``kernels.rnn_step``,
+``kernels.sample_frame``: nogil, so the MIDI callbacks keep the GIL meanwhile) and turns it into
+ready-made lists of note-on/off messages (by difference with v_t: a note held across frames sounds
+once). When the player's notes change before the tick, the pending frame is computed again, so a
+played note is heard at the next tick. What x_t holds depends on the mode:
+
+* harmonize: the frame as it sounded — the model's notes with the player's notes they were sampled
+  with — as in (conditional) training; the notes the player holds for frame t+1 are clamped in its
+  chain, which is how the model hears them now.
+* follow: the model's notes with the notes the player holds now. Nothing is clamped, so the RNN is
+  the only way the frame can hear a note just played.
+* off: the model's notes.
+
+Without threads, ``prepare`` then ``tick`` and ``advance`` in turn run the same code a frame at a
+time (the jam evaluation, ``jam.py``, drives it so).
 
 Frames go from the worker to the tick through four preallocated slots and a seqlock: the worker
 never writes the slot the tick has claimed, the tick never uses a slot being written; nothing
@@ -70,6 +79,7 @@ class Slot:
         self.pv = np.zeros(n_v, dtype)
         self.v_out = np.zeros(n_v, dtype) # the model's notes to sound
         self.u = np.zeros(n_u, dtype)     # u_{t-1}, the state this frame was sampled from
+        self.human = np.zeros(n_v, dtype) # the player's notes it was sampled with (0 when not listening)
         self.ons: list = []
         self.offs: list = []
         self.all_on: list = []            # every note of v_out, to re-sound after a silence
@@ -110,6 +120,8 @@ class Engine:
         self._density_done = 1.0
         self.base_v = np.zeros(n_v, self.dtype)    # v_t, the frame last sent
         self.base_u = model.initial_state()        # u_{t-1} it was sampled from
+        self.base_human = np.zeros(n_v, self.dtype)  # the player's notes it sounded with
+        self.u_next = model.initial_state()        # u_t: the state the next frame is sampled from
         self.human = np.zeros(n_v, self.dtype)
         self.x = np.zeros(n_v, self.dtype)
         self.clamp = np.zeros(n_v, np.int8)
@@ -136,6 +148,7 @@ class Engine:
         self._wake = threading.Event()
         self.listener = listener
         self._human_seen = -1
+        self._first = True          # frame 1 is sampled from u_0 itself
         self._next_slot = 0
         self._worker = threading.Thread(target=self._work, name="live-rnnrbm frames", daemon=True)
         self.realtime = realtime                  # ask for SCHED_FIFO in the worker (realtime.py)
@@ -162,15 +175,33 @@ class Engine:
         one = self.dtype.type(1.0)
         kernels.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
                              s.v, s.pv, self.work, self.idx)
-        kernels.advance_and_sample(s.v, self.base_u, self.P, self.k, one, self.clamp, self.human,
-                                   self.state.copy(), s.u, s.v, s.pv, self.work, self.idx)
+        p = self.model.params
+        kernels.rnn_step(s.v, self.base_u, p["bu"], p["Wvu"], p["Wuu"], s.u)
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         union(s.v, s.v, self.x)
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """Warm the kernels and compute frame 1 (from u_0), ready for the first tick."""
         self.warm()
-        self._compute(first=True)
+        self._compute()
+
+    def start(self) -> None:
+        self.prepare()
         self._worker.start()
+
+    def advance(self) -> None:
+        """After a tick: the frame sent becomes v_t (the model's notes with the player's they were
+        sampled with), u_t follows from it, and frame t+1 is computed."""
+        s = self.last_sent
+        self.base_v[:] = s.v_out
+        self.base_human[:] = s.human
+        self.base_u[:] = s.u
+        np.multiply(self.runs + 1, self.base_v > 0, out=self.runs)
+        self._first = False
+        union(self.base_v, self.base_human, self.x)
+        p = self.model.params
+        kernels.rnn_step(self.x, self.base_u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
+        self._compute()
 
     def _free_slot(self) -> Slot:
         for _ in range(N_SLOTS):
@@ -185,8 +216,8 @@ class Engine:
             return s
         raise RuntimeError("no free slot")  # cannot happen with 4 slots: at most 2 are in use
 
-    def _compute(self, first: bool = False) -> None:
-        """Compute the frame for tick sent+1 from base_v/base_u and the player's notes now."""
+    def _compute(self) -> None:
+        """Compute the frame for tick sent+1 from u_t (``u_next``) and the player's notes now."""
         t_start = time.perf_counter()
         seq = self.sent + 1          # read before computing: a tick meanwhile makes this frame stale
         s = self._free_slot()
@@ -205,18 +236,17 @@ class Engine:
             self.human_clamped[:] = 0
             np.subtract(1, self.in_range, out=self.clamp)
         beta = self.dtype.type(1.0 / self.temperature)
-        if first:  # frame 1 comes from u_0 itself
-            s.u[:] = self.base_u
-            kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, s.v, s.pv,
-                                 self.work, self.idx)
-        else:  # u_t from the frame sent (with the player's notes when listening), then v_{t+1}
-            if listening:
-                union(self.base_v, self.human, self.x)
-                v_prev = self.x
-            else:
-                v_prev = self.base_v
-            kernels.advance_and_sample(v_prev, self.base_u, self.P, self.k, beta, self.clamp, self.human,
-                                       self.state, s.u, s.v, s.pv, self.work, self.idx)
+        if listening and mode == "follow" and not self._first:
+            union(self.base_v, self.human, self.x)
+            p = self.model.params
+            kernels.rnn_step(self.x, self.base_u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
+        s.u[:] = self.u_next
+        kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, s.v, s.pv,
+                             self.work, self.idx)
+        if listening:
+            s.human[:] = self.human
+        else:
+            s.human[:] = 0.0
         if self.paused:
             s.v_out[:] = 0
         else:
@@ -255,12 +285,8 @@ class Engine:
                 break
             sent = self.sent
             if sent != done:                    # a tick sent a frame: advance from it
-                s = self.last_sent
-                self.base_v[:] = s.v_out
-                self.base_u[:] = s.u
-                np.multiply(self.runs + 1, self.base_v > 0, out=self.runs)
                 done = sent
-                self._compute()
+                self.advance()
             elif self.listener is not None and self.listener.version != self._human_seen:
                 self._compute()                 # the player changed notes before the tick: redo it
             elif self.published is not None and self.published.seq == sent + 1 and self._controls_changed():

@@ -31,7 +31,7 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +42,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .dataset import PICKLE_SUFFIXES, DataError, find_sources, load_corpus
 from .model import HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
+from .parts import PLAYER_PARTS, player_mask
 from .pianoroll import PianoRoll
 from .play import STOP_SIGNALS
 from .rng import new_states
@@ -83,6 +84,12 @@ class TrainConfig:
     carry_u: bool = False
     transpose_min: int = 0  # random key shift per piece and epoch, in semitones
     transpose_max: int = 0
+    # listening: a share of the subsequences has a player part (parts.PLAYER_PARTS, one drawn per
+    # subsequence) clamped in the negative chains, so CD learns p(rest | player's notes, history)
+    player_parts: list = field(default_factory=list)
+    player_share: float = 0.0
+    own_history: float = 0.0  # share of frames whose RNN input is the model's own sample (scheduled sampling)
+    own_history_k: int = 0  # its Gibbs steps from silence, as the instrument samples (0: the CD sample)
     seed: int = 0
     valid_every: int = 1
     valid_pieces: int = 0  # 0 = all validation pieces
@@ -146,6 +153,16 @@ def shift_range(frames: np.ndarray) -> tuple[int, int]:
     if len(used) == 0:
         return 0, 0
     return -int(used[0]), frames.shape[1] - 1 - int(used[-1])
+
+
+def in_range_shift(shift: int, lo: int, hi: int) -> int:
+    """The transposition to the key ``shift`` semitones away that keeps a piece within the shifts
+    lo..hi it allows: the shift itself, else the same key an octave up or down, else the nearest
+    allowed (a piece too wide for that key)."""
+    for s in (shift, shift + 12, shift - 12):
+        if lo <= s <= hi:
+            return int(s)
+    return int(min(max(shift, lo), hi))
 
 
 def to_common_key(roll: PianoRoll) -> tuple[PianoRoll, int]:
@@ -288,6 +305,14 @@ class Trainer:
                 or c.pretrain_rnn_epochs < 0):
             raise ValueError("need batch_frames ≥ 1, batch_size ≥ 1, k ≥ 1, epochs ≥ 0, pretrain_epochs ≥ 0, "
                              "pretrain_rnn_epochs ≥ 0")
+        if not set(c.player_parts) <= set(PLAYER_PARTS):
+            raise ValueError(f"player parts must be among {', '.join(PLAYER_PARTS)}, not {c.player_parts}")
+        if not (0.0 <= c.player_share <= 1.0 and 0.0 <= c.own_history <= 1.0):
+            raise ValueError("player_share and own_history are shares: 0..1")
+        if c.player_share > 0 and not c.player_parts:
+            raise ValueError("player_share > 0 needs player parts (e.g. top chords voice)")
+        if c.own_history > 0 and c.player_share == 0:
+            raise ValueError("own_history is for the subsequences a player plays in: it needs player_share > 0")
         if c.chain_start not in kernels.CHAIN_STARTS:
             raise ValueError(f"chain_start must be one of {', '.join(kernels.CHAIN_STARTS)}, not {c.chain_start!r}")
         if model is not None and (model.n_hidden, model.n_hidden_recurrent, model.lowest_note, model.highest_note) != (
@@ -371,7 +396,7 @@ class Trainer:
             return np.zeros(len(self.train), np.int64)
         rng = np.random.default_rng([c.seed, epoch, 1])
         want = rng.integers(c.transpose_min, c.transpose_max + 1, len(self.train))
-        return np.array([min(max(s, lo), hi) for s, (lo, hi) in zip(want, self.shift_ranges)], np.int64)
+        return np.array([in_range_shift(s, lo, hi) for s, (lo, hi) in zip(want, self.shift_ranges)], np.int64)
 
     # -- one update -----------------------------------------------------------------------
     def _grad_buffers(self, B: int) -> list[np.ndarray]:
@@ -406,9 +431,10 @@ class Trainer:
                 a.fill(0.0)
             U_end = np.empty_like(U0)
             costs, xents = np.empty(B), np.empty(B)
+            C, mix = self.listening(chunks, seed)
             kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs,
-                               xents, kernels.CHAIN_STARTS.index(c.chain_start))
+                               xents, kernels.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k))
             # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
             grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(PARAM_NAMES, views)}
         if c.carry_u and not self.is_rbm_pretraining():
@@ -430,6 +456,26 @@ class Trainer:
                     self.ema[n] *= d
                     self.ema[n] += (1 - d) * p[n]
         return costs, xents, lengths
+
+    def listening(self, chunks: list[np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The player's notes clamped in each frame's negative chain and the frames whose RNN input
+        is the model's own sample (``kernels.subsequence_grad``'s C and mix) for one update, drawn
+        from the update's seed (so a resumed run draws the same)."""
+        c = self.config
+        if self.is_pretraining() or (c.player_share == 0 and c.own_history == 0):
+            return kernels.NO_CLAMP, kernels.NO_MIX
+        rng = np.random.default_rng([seed, 5])
+        masks, mixes = [], []
+        for V in chunks:
+            playing = rng.random() < c.player_share
+            part = c.player_parts[int(rng.integers(len(c.player_parts)))] if playing else None
+            masks.append(player_mask(V, part, rng) if playing else np.zeros(V.shape, np.int8))
+            # the model's own frames stand in for the true ones only where a player plays: the
+            # true frames that follow are an answer to the player's notes, not to the model's free play
+            mixes.append((rng.random(len(V)) < c.own_history) & playing)
+        C = np.ascontiguousarray(np.concatenate(masks)) if c.player_share > 0 else kernels.NO_CLAMP
+        mix = np.concatenate(mixes).astype(np.int8) if c.own_history > 0 else kernels.NO_MIX
+        return C, mix
 
     def frozen(self) -> tuple[str, ...]:
         """The parameters this phase leaves as they are: RBM pretraining trains the RBM alone
@@ -717,6 +763,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--pretrain-rnn-epochs", type=int, default=0,
                    help="before everything, train the RNN alone as a frame predictor (W = 0: exact "
                         "cross-entropy, exact BPTT), so that the RNN-RBM starts from a trained RNN")
+    lis = p.add_argument_group("listening (conditional training)")
+    lis.add_argument("--player", nargs="+", choices=PLAYER_PARTS, default=[], metavar="PART",
+                     help=f"parts a player may play ({', '.join(PLAYER_PARTS)}): in --player-share of the "
+                          "subsequences one is drawn and its notes are clamped in the negative chains, so the "
+                          "model learns to accompany them")
+    lis.add_argument("--player-share", type=float, default=0.0,
+                     help="share of the subsequences trained with a player part (0: none)")
+    lis.add_argument("--own-history", type=float, default=0.0,
+                     help="share of frames whose RNN input is the model's own sample instead of the true "
+                          "frame (scheduled sampling: the live instrument's RNN hears its own notes)")
+    lis.add_argument("--own-history-k", type=int, default=0,
+                     help="Gibbs steps from silence for the model's own frames, as the instrument samples them "
+                          "(0: the CD chain's sample, started at the true frame)")
     o.add_argument("--carry-u", action="store_true",
                    help="start each subsequence from the u the previous one of the piece ended with")
     o.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
@@ -745,7 +804,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_factor=args.lr_factor, patience=args.patience, pretrain_epochs=args.pretrain_epochs,
         pretrain_rnn_epochs=args.pretrain_rnn_epochs,
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
-        transpose_max=args.transpose[1], seed=args.seed, valid_every=args.valid_every,
+        transpose_max=args.transpose[1], player_parts=list(args.player), player_share=args.player_share,
+        own_history=args.own_history, own_history_k=args.own_history_k, seed=args.seed, valid_every=args.valid_every,
         valid_pieces=args.valid_pieces, valid_samples=args.valid_samples, ais_chains=args.ais_chains,
         ais_steps=args.ais_steps, ais_pieces=args.ais_pieces, ais_every=args.ais_every, select=args.select,
         stop_after_steps=args.stop_after_steps)

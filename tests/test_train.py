@@ -88,11 +88,14 @@ def test_learns_a_chord_progression(tmp_path):
     assert np.mean([b == (a + 1) % len(CHORDS) for a, b in moves]) > 0.75, moves
 
 
-@pytest.mark.parametrize("ema, rnn", [(0.0, 0), (0.9, 1)])
-def test_resume_after_interruptions_equals_an_uninterrupted_run(tmp_path, ema, rnn):
+@pytest.mark.parametrize("ema, rnn, listen", [(0.0, 0, False), (0.9, 1, False), (0.0, 0, True)])
+def test_resume_after_interruptions_equals_an_uninterrupted_run(tmp_path, ema, rnn, listen):
     train, valid = progression(10), progression(3, seed=1)
     cfg = dict(epochs=3, pretrain_epochs=1, pretrain_batch=32, clip=1.0, schedule="cosine", warmup=5,
                transpose_min=-2, transpose_max=2, ema=ema, pretrain_rnn_epochs=rnn)
+    if listen:  # the player's parts and the model's own frames are drawn from the step's seed too
+        cfg.update(player_parts=["top", "chords", "voice", "subset"], player_share=0.6, own_history=0.5,
+                   own_history_k=3)
     whole = Trainer(train, valid, tiny_config(**cfg), progress=False, log=lambda s: None)
     assert whole.fit(tmp_path / "a.npz") == "done"
     steps_pretrain = sum(len(whole.plan(e)) for e in range(rnn + 1))
@@ -226,7 +229,8 @@ def test_negative_chain_starts(start):
     grads = [np.zeros_like(p[n]) for n in PARAM_NAMES]
     cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                        p["Wvu"], p["Wuu"], p["bu"], 0, new_states(1, 1)[0], *grads,
-                                       m.initial_state(), kernels.CHAIN_STARTS.index(start))
+                                       m.initial_state(), kernels.CHAIN_STARTS.index(start), kernels.NO_CLAMP,
+                                       kernels.NO_MIX, 0)
     F = m.free_energy(V)
     _, BV, BH = m.run(V)
     starts = {"data": V, "silence": np.zeros_like(V), "previous": np.vstack([np.zeros_like(V[:1]), V[:-1]])}[start]
@@ -235,6 +239,62 @@ def test_negative_chain_starts(start):
     assert cost == pytest.approx(float(np.mean(F - F_start)), abs=1e-5)
     if start == "silence":
         assert abs(cost) > 1e-3
+
+
+def _subsequence(m, V, k, start, C, mix, k_own):
+    from live_rnnrbm import kernels
+    p = m.params
+    grads = [np.zeros_like(p[n]) for n in PARAM_NAMES]
+    cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+                                       p["Wvu"], p["Wuu"], p["bu"], k, new_states(1, 1)[0], *grads,
+                                       m.initial_state(), kernels.CHAIN_STARTS.index(start), C, mix, k_own)
+    return cost, dict(zip(PARAM_NAMES, grads))
+
+
+def test_the_players_notes_stay_clamped_in_the_negative_chain():
+    """Conditional CD: whatever the chain does, the clamped notes keep their true value. With every
+    note clamped the negative sample is the data (cost and gradient 0); with the chain started at
+    silence and k = 0, it is the data's clamped notes alone: cost = mean_t [F_t(v_t) − F_t(v_t ∘ c_t)]."""
+    from live_rnnrbm import kernels
+    V = progression(1, frames=30)[0]
+    m = Trainer([V], [], tiny_config(), progress=False).model
+    everything = np.ones(V.shape, np.int8)
+    cost, grads = _subsequence(m, V, 25, "silence", everything, kernels.NO_MIX, 0)
+    assert cost == 0.0  # the gradient's terms cancel up to the rounding of fused multiply-adds
+    assert max(float(np.abs(g).max()) for g in grads.values()) < 1e-6
+    C = np.zeros(V.shape, np.int8)
+    C[:, [0, 4]] = 1  # the player holds C and E whenever they sound
+    cost, _ = _subsequence(m, V, 0, "silence", C, kernels.NO_MIX, 0)
+    F = m.free_energy(V)
+    _, BV, BH = m.run(V)
+    work = np.empty(m.n_hidden, np.float32)
+    F_c = np.array([kernels.free_energy(V[t] * C[t], m.params["W"], BV[t], BH[t], work) for t in range(len(V))])
+    assert cost == pytest.approx(float(np.mean(F - F_c)), abs=1e-5)
+    assert abs(cost) > 1e-3
+
+
+@pytest.mark.parametrize("k_own", [0, 7])
+def test_the_rnn_hears_the_models_own_frames_where_mixed(k_own):
+    """Scheduled sampling: on the mixed frames the RNN hears the model's own frame. With the free
+    notes' biases at −50 every chain turns them off, so the model's frame is exactly the player's
+    clamped notes — for the CD sample (k_own = 0) and for an own chain from silence (k_own > 0) —
+    and the step must equal the gradient with that input, computed on its own (``cost_and_grad``)."""
+    V = progression(1, frames=24)[0]
+    m = Trainer([V], [], tiny_config(), progress=False).model
+    m.params["bv"][...] = -50.0
+    C = np.zeros(V.shape, np.int8)
+    C[:, [0, 7]] = 1
+    mix = np.zeros(len(V), np.int8)
+    mix[::2] = 1
+    heard = np.where(mix[:, None] == 1, V * C, V).astype(np.float32)
+    cost, grads = _subsequence(m, V, 3, "data", C, mix, k_own)
+    expect, expect_grads = m.cost_and_grad(V, V * C, rnn_input=heard)
+    assert cost == pytest.approx(expect, rel=1e-5)
+    for n in PARAM_NAMES:
+        np.testing.assert_allclose(grads[n], expect_grads[n], rtol=1e-4, atol=1e-6, err_msg=n)
+    # and it differs from teacher forcing: the test sees the RNN's input
+    _, tf_grads = m.cost_and_grad(V, V * C)
+    assert not np.allclose(tf_grads["Wvu"], expect_grads["Wvu"], atol=1e-6)
 
 
 def test_weight_decay_adds_lr_times_decay_times_the_weights_to_the_sgd_step():

@@ -1,0 +1,254 @@
+"""The jam evaluation (``jam.py``) against cases worked out by hand, and listening learnt by
+conditional training on a small synthetic corpus."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from live_rnnrbm import kernels
+from live_rnnrbm.jam import (LookupHarmonizer, chord_player, conditional_log_likelihood, evaluate_jam,
+                             key_counts, match_counts, play_along)
+from live_rnnrbm.model import RnnRbm
+from live_rnnrbm.parts import bottom_notes, player_mask, top_notes
+from live_rnnrbm.presets import load_preset, merge
+from live_rnnrbm.train import TrainConfig, Trainer
+from live_rnnrbm.weights import save_weights
+
+LO, HI = 48, 95  # four octaves from C3
+C_MAJOR = (60, 64, 67)
+
+
+def engine_settings(**kw):
+    s = merge(load_preset("default"), {"k": 25, "seed": 0})
+    s.update(note_range=[LO, HI], max_polyphony=8, max_note_frames=64, temperature=1.0)
+    s.update(kw)
+    return s
+
+
+def fixed_chord_model(notes=C_MAJOR) -> RnnRbm:
+    """A model that plays exactly ``notes`` whatever it hears (W and the RNN zero, visible biases
+    ±30: σ(30) = 1 − 1e-13)."""
+    m = RnnRbm(n_hidden=4, n_hidden_recurrent=3, lowest_note=LO, highest_note=HI, seed=0)
+    for a in m.params.values():
+        a[...] = 0.0
+    m.params["bv"][...] = -30.0
+    for n in notes:
+        m.params["bv"][n - LO] = 30.0
+    return m
+
+
+def roll(frames: list[tuple[int, ...]]) -> np.ndarray:
+    V = np.zeros((len(frames), HI - LO + 1), np.float32)
+    for t, f in enumerate(frames):
+        V[t, [n - LO for n in f]] = 1.0
+    return V
+
+
+# --------------------------------------------------------------------------- counting by hand
+
+
+def test_copying_the_accompaniment_scores_one_and_silence_scores_zero():
+    truth = roll([(60, 64, 67), (53, 57), (), (55, 59, 62, 67)])
+    copy = match_counts(truth, truth, LO).figures("harmonize")
+    assert copy["accuracy"] == 1.0 and copy["pc_accuracy"] == 1.0
+    nothing = match_counts(np.zeros_like(truth), truth, LO).figures("harmonize")
+    assert nothing["accuracy"] == 0.0 and nothing["pc_accuracy"] == 0.0 and nothing["notes_per_frame"] == 0.0
+    # the right chord an octave off: wrong notes, right pitch classes
+    octave = match_counts(roll([(72, 76, 79)]), roll([(60, 64, 67)]), LO).figures("harmonize")
+    assert octave["accuracy"] == 0.0 and octave["pc_accuracy"] == 1.0
+    # C-E-B played against C-E-G: notes 2 of 4 (TP 2, FP 1, FN 1)
+    assert match_counts(roll([(60, 64, 71)]), roll([(60, 64, 67)]), LO).figures("follow")["accuracy"] == 0.5
+
+
+def test_a_known_chord_on_a_known_key():
+    # in D major the player holds IV (G-B-D); the model plays G3 B3 D4 F#4 C5: four notes of the
+    # scale (C is not in D major) and three of the chord
+    scale = np.zeros((1, 12), bool)
+    scale[0, [2, 4, 6, 7, 9, 11, 1]] = True
+    chord = np.zeros((1, 12), bool)
+    chord[0, [7, 11, 2]] = True
+    f = key_counts(roll([(55, 59, 62, 66, 72)]), scale, chord, LO).figures("chords")
+    assert f["in_key"] == pytest.approx(4 / 5) and f["chord_tones"] == pytest.approx(3 / 5)
+    assert f["notes_per_frame"] == 5
+
+
+def test_the_chord_player_holds_i_iv_v_i_in_the_key():
+    m = fixed_chord_model()
+    player, scale, chord = chord_player(2, "minor", m, cycles=1)  # D minor: Dm Gm A Dm
+    held = [tuple(int(n) + LO for n in np.flatnonzero(f)) for f in player[::4]]
+    assert held == [(50, 53, 57), (55, 58, 62), (57, 61, 64), (50, 53, 57)]
+    assert scale[0, [2, 4, 5, 7, 9, 10, 0, 1]].all() and scale[0].sum() == 8  # with the leading tone C#
+    assert chord[8, [9, 1, 4]].all() and chord[8].sum() == 3
+
+
+def test_parts_pick_the_players_notes():
+    V = roll([(48, 60, 64, 72), (55,), ()])
+    assert [tuple(np.flatnonzero(r) + LO) for r in top_notes(V)] == [(72,), (55,), ()]
+    assert [tuple(np.flatnonzero(r) + LO) for r in bottom_notes(V)] == [(48,), (55,), ()]
+    chords = player_mask(V, "chords")
+    assert [tuple(np.flatnonzero(r) + LO) for r in chords] == [(48, 60, 64), (), ()]
+    # one voice by rank from the top, the lowest one when a frame has fewer notes
+    alto = player_mask(V, "voice", np.random.default_rng(0))
+    assert all(r.sum() == (1 if V[t].any() else 0) for t, r in enumerate(alto))
+
+
+# --------------------------------------------------------------------------- through the live engine
+
+
+@pytest.mark.parametrize("mode, in_key, chord_tones, per_frame", [
+    ("harmonize", 1.0, 7 / 11, 11 / 4),   # the player's own notes are not the model's: C drops under IV
+    ("follow", 1.0, 8 / 12, 3.0),
+])
+def test_the_engine_driven_jam_counts_a_fixed_chord_as_worked_out_by_hand(tmp_path, mode, in_key, chord_tones,
+                                                                          per_frame):
+    """A model that always plays C4-E4-G4, against I-IV-V-I in C major: I all chord tones, IV
+    (F3-A3-C4) only C, V (G3-B3-D4) only G; in C minor E is out of the key."""
+    path = save_weights(fixed_chord_model(), tmp_path / "c.npz")
+    r = evaluate_jam(str(path), engine_settings(), ["chords"], [], chord_cycles=1, jobs=1)
+    keys = r.results["chords"][mode]["keys"]
+    assert keys["C major"]["in_key"] == pytest.approx(in_key)
+    assert keys["C major"]["chord_tones"] == pytest.approx(chord_tones)
+    assert keys["C major"]["notes_per_frame"] == pytest.approx(per_frame)
+    if mode == "harmonize":  # i (C-Eb-G) 2 of 3 in key and chord; iv {E, G}: G in key; V 2 in key, G chord
+        assert keys["C minor"]["in_key"] == pytest.approx(7 / 11)
+        assert keys["C minor"]["chord_tones"] == pytest.approx(5 / 11)
+    # the model ignoring the player plays C-E-G throughout: in C major every note is in the key
+    assert r.results["chords"]["ignoring the player"]["keys"]["C major"]["in_key"] == 1.0
+
+
+def test_melody_task_scores_a_copy_one_and_a_silent_model_zero(tmp_path):
+    melody = [72, 74, 76, 77, 79, 77, 76, 74]
+    piece = roll([(60, 64, 67, m) for m in melody])  # the accompaniment is always C4-E4-G4
+    copy = save_weights(fixed_chord_model(), tmp_path / "copy.npz")
+    r = evaluate_jam(str(copy), engine_settings(), ["harmonize", "follow"], [piece], shifts=[0], jobs=1)
+    for task in ("harmonize", "follow"):
+        f = r.results[task]["model"]["all"]
+        assert f["accuracy"] == 1.0 and f["pc_accuracy"] == 1.0, (task, f)
+    silent = save_weights(fixed_chord_model(notes=()), tmp_path / "silent.npz")
+    r = evaluate_jam(str(silent), engine_settings(), ["harmonize"], [piece], shifts=[0, 5], jobs=2)
+    f = r.results["harmonize"]["model"]
+    assert f["all"]["accuracy"] == 0.0 and f["all"]["pc_accuracy"] == 0.0 and f["all"]["notes_per_frame"] == 0.0
+    assert set(f["keys"]) == {"+0", "+5"}
+
+
+def test_the_rnn_hears_each_frame_as_it_sounded():
+    """harmonize: u_t comes from the model's notes of frame t with the player's notes of frame t —
+    not the ones the player holds for frame t+1, which the next frame's chain has clamped (as in
+    conditional training). follow: nothing is clamped, so u_t hears the notes held now."""
+    rng = np.random.default_rng(3)
+    m = RnnRbm(n_hidden=8, n_hidden_recurrent=5, lowest_note=LO, highest_note=HI, seed=1)
+    for a in m.params.values():
+        a[...] = rng.normal(0, 0.5, a.shape)
+    player = top_notes(roll([(72,), (74,), (76,), (77,), (79,), (81,)]))
+    for mode in ("harmonize", "follow"):
+        out, U = play_along(m, engine_settings(), player.astype(np.float32), mode, seed=2)
+        p = m.params
+        for t in range(1, len(player)):
+            x = np.maximum(out[t - 1], player[t - 1 if mode == "harmonize" else t]).astype(np.float32)
+            expect = np.empty_like(U[t])
+            kernels.rnn_step(x, U[t - 1], p["bu"], p["Wvu"], p["Wuu"], expect)
+            np.testing.assert_allclose(U[t], expect, atol=1e-6, err_msg=f"{mode}, frame {t}")
+
+
+def test_lookup_table_learns_a_fixed_melody_to_chord_relation():
+    chord_of = {0: (48, 52, 55), 4: (48, 52, 55), 7: (48, 52, 55), 5: (53, 57, 60), 9: (53, 57, 60),
+                2: (55, 59, 62), 11: (55, 59, 62)}
+    rng = np.random.default_rng(0)
+
+    def piece(n):
+        ms = rng.choice([72, 74, 76, 77, 79, 81, 83], n)
+        return roll([chord_of[m % 12] + (int(m),) for m in ms])
+
+    table = LookupHarmonizer(LO, HI - LO + 1).fit([piece(40) for _ in range(10)])
+    test = piece(30)
+    melody = top_notes(test)
+    notes, pcs = table.harmonize(melody, 0, "major")
+    truth = np.where(melody > 0, 0.0, test)
+    assert match_counts(notes, truth, LO).figures("harmonize")["accuracy"] == 1.0
+    # transposed up a tone, told the key: the same answers a tone up
+    up = np.zeros_like(test)
+    up[:, 2:] = test[:, :-2]
+    notes_up, _ = table.harmonize(top_notes(up), 2, "major")
+    np.testing.assert_array_equal(notes_up[:, 2:], notes[:, :-2])
+
+
+# --------------------------------------------------------------------------- conditional likelihood
+
+
+def test_conditional_log_likelihood_matches_enumeration():
+    """log p(rest_t | player_t, u_{t-1}) by AIS on the clamped RBM against the exact sum over every
+    state of the other notes."""
+    rng = np.random.default_rng(7)
+    n = 7
+    m = RnnRbm(n_hidden=5, n_hidden_recurrent=3, lowest_note=60, highest_note=59 + n, seed=0, dtype=np.float32)
+    for a in m.params.values():
+        a[...] = rng.normal(0, 0.8, a.shape)
+    T = 6
+    V = (rng.random((T, n)) < 0.45).astype(np.float32)
+    V[:, 0] = 1.0
+    player = np.zeros_like(V)
+    player[:, 0] = 1.0                      # the player holds the lowest note
+    player[2, 3] = V[2, 3] = 1.0            # and a second one in one frame
+    U = m.run(V)[0][:-1]
+    got = conditional_log_likelihood(m, U, V, player, ais_chains=200, ais_steps=400, seed=1)
+    W = m.params["W"].astype(np.float64)
+    for t in range(T):
+        bv = m.params["bv"] + U[t] @ m.params["Wuv"]
+        bh = m.params["bh"] + U[t] @ m.params["Wuh"]
+        free = np.flatnonzero(player[t] == 0)
+        states = []
+        for bits in itertools.product([0.0, 1.0], repeat=len(free)):
+            v = player[t].astype(np.float64).copy()
+            v[free] = bits
+            states.append(v @ bv + np.logaddexp(0, v @ W + bh).sum())
+        v = np.maximum(V[t], player[t]).astype(np.float64)
+        exact = v @ bv + np.logaddexp(0, v @ W + bh).sum() - np.logaddexp.reduce(states)
+        assert got[t] == pytest.approx(exact, abs=0.02), t
+    assert np.all(got < 0)
+
+
+# --------------------------------------------------------------------------- learning to accompany
+
+
+def melody_over_chords(n_pieces: int, frames: int = 32, seed: int = 0) -> list[np.ndarray]:
+    """Pieces in C major only: a stepwise melody in C5..B5, each note held two frames, over the
+    major triad on the melody's pitch class in the octave C3..B3 (C under C, D-F#-A under D, …).
+    Only the seven pitch classes of C major ever carry the melody."""
+    rng = np.random.default_rng(seed)
+    scale = [72, 74, 76, 77, 79, 81, 83]
+    pieces = []
+    for _ in range(n_pieces):
+        i, out = int(rng.integers(0, 7)), []
+        for _ in range(frames // 2):
+            i = int(np.clip(i + rng.choice([-2, -1, 1, 2]), 0, 6))
+            m = scale[i]
+            root = 48 + m % 12
+            out += [(root, root + 4, root + 7, m)] * 2
+        pieces.append(roll(out))
+    return pieces
+
+
+def test_conditional_training_accompanies_a_melody_in_keys_never_shown_at_that_pitch(tmp_path):
+    """The corpus is in C only. Trained with a player on the top voice and transpositions over the
+    whole octave, the model harmonizes a held-out melody in all 12 keys; trained on C alone (the
+    baseline, same run) it does not in the keys far from C."""
+    train, valid = melody_over_chords(40), melody_over_chords(6, seed=1)
+    base = dict(n_hidden=48, n_hidden_recurrent=24, lowest_note=LO, highest_note=HI, epochs=150, batch_frames=32,
+                batch_size=4, k=5, optimizer="adam", lr=0.01, carry_u=True, seed=1, ais_every=0, valid_every=150)
+    settings = engine_settings(max_polyphony=4)
+    figures = {}
+    for name, extra in (("listening", dict(transpose_min=-6, transpose_max=5, player_parts=["top"],
+                                            player_share=0.75, own_history=0.5, own_history_k=10)),
+                        ("C only", {})):
+        t = Trainer(train, valid, TrainConfig(**base, **extra), progress=False, log=lambda s: None)
+        assert t.fit(tmp_path / f"{name}.npz") == "done"
+        path = save_weights(t.model, tmp_path / f"{name}.final.npz")
+        r = evaluate_jam(str(path), settings, ["harmonize"], valid, jobs=2)
+        figures[name] = r.results["harmonize"]["model"]
+    keys = figures["listening"]["keys"]
+    assert min(f["pc_accuracy"] for f in keys.values()) > 0.8, keys
+    far = [figures["C only"]["keys"][k]["pc_accuracy"] for k in ("-6", "-5", "+5")]
+    assert max(far) < 0.5, figures["C only"]["keys"]
