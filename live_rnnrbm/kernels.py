@@ -617,7 +617,7 @@ NO_MIX = np.zeros(0, np.int8)
 
 @njit(**_JIT)
 def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
-                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own):
+                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own, own_neg):
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
     pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
@@ -635,9 +635,12 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     live instrument's RNN hears it (scheduled sampling), treated as data, not differentiated
     through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
     silence with the player's notes clamped, given the history so far (itself partly the model's
-    own); with k_own = 0 it is the negative sample of the CD chain. Chains run in frame order
-    either way, so with neither C nor mix the draws and the result are those of the teacher-forced
-    step.
+    own); with k_own = 0 it is the negative sample of the CD chain. With own_neg (and k_own > 0)
+    the own frame is the negative sample too, instead of a CD chain from the data: the gradient of
+    the conditional likelihood with the instrument's own sampler as the negative phase, which
+    pushes down the harmonies the instrument would play where they are wrong. Chains run in frame
+    order either way, so with neither C nor mix the draws and the result are those of the
+    teacher-forced step.
     """
     T, n_v = V.shape
     n_h = W.shape[1]
@@ -671,18 +674,20 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     else:  # the RNN's input depends on the chains: frame by frame
         X = V.copy()
         U[0] = u0
-        p_own = np.empty(n_v, dt)
         for t in range(T):
             rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
             ct = C[t] if clamped else no_clamp
-            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, P[t], work, idx)
-            if mix[t] != 0:
-                if k_own > 0:
-                    for i in range(n_v):
-                        X[t, i] = V[t, i] if clamped and C[t, i] != 0 else 0.0
-                    gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, p_own, work, idx)
-                else:
-                    X[t] = Vt[t]
+            own = mix[t] != 0 and k_own > 0
+            if not (own and own_neg):
+                gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, P[t], work, idx)
+            if own:
+                for i in range(n_v):
+                    X[t, i] = V[t, i] if clamped and C[t, i] != 0 else 0.0
+                gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, P[t], work, idx)
+                if own_neg:
+                    Vt[t] = X[t]
+            elif mix[t] != 0:
+                X[t] = Vt[t]
             rnn_step(X[t], U[t], bu, Wvu, Wuu, U[t + 1])
     cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                          gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu)
@@ -692,14 +697,15 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 
 @njit(parallel=True, **_JIT)
 def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states,
-               gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start, Ccat, mixcat, k_own):
+               gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start, Ccat, mixcat, k_own,
+               own_neg):
     """``subsequence_grad`` for a mini-batch of B subsequences in parallel (one per thread).
 
     Subsequence b is Vcat[starts[b] : starts[b] + lengths[b]], starting from U0[b], drawing from
     states[b]. The g* arrays carry a leading batch axis (B, ...) so threads never share a
     buffer; the caller sums over it. U_end[b], costs[b], xents[b] get each subsequence's results;
-    ``start``, ``k_own`` as in ``subsequence_grad``; Ccat and mixcat are its C and mix for the
-    frames of Vcat (0 rows / empty: none).
+    ``start``, ``k_own``, ``own_neg`` as in ``subsequence_grad``; Ccat and mixcat are its C and
+    mix for the frames of Vcat (0 rows / empty: none).
     """
     for b in prange(starts.shape[0]):
         s0, s1 = starts[b], starts[b] + lengths[b]
@@ -708,6 +714,6 @@ def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu,
         mix = mixcat[s0:s1] if mixcat.shape[0] != 0 else mixcat
         c, x = subsequence_grad(V, U0[b], W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states[b],
                                 gW[b], gbv[b], gbh[b], gWuh[b], gWuv[b], gWvu[b], gWuu[b], gbu[b],
-                                U_end[b], start, C, mix, k_own)
+                                U_end[b], start, C, mix, k_own, own_neg)
         costs[b] = c
         xents[b] = x

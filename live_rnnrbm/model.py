@@ -205,7 +205,7 @@ class RnnRbm:
         cost, xent = kernels.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                               p["Wvu"], p["Wuu"], p["bu"], int(k), self.rng_state,
                                               *(grads[n] for n in PARAM_NAMES), u_end, 0,
-                                              kernels.NO_CLAMP, kernels.NO_MIX, 0)
+                                              kernels.NO_CLAMP, kernels.NO_MIX, 0, False)
         return float(cost), float(xent), grads, u_end
 
 

@@ -90,6 +90,7 @@ class TrainConfig:
     player_share: float = 0.0
     own_history: float = 0.0  # share of frames whose RNN input is the model's own sample (scheduled sampling)
     own_history_k: int = 0  # its Gibbs steps from silence, as the instrument samples (0: the CD sample)
+    own_negative: bool = False  # that own frame is the negative sample too (the instrument's sampler as negative phase)
     seed: int = 0
     valid_every: int = 1
     valid_pieces: int = 0  # 0 = all validation pieces
@@ -311,6 +312,10 @@ class Trainer:
             raise ValueError("player_share and own_history are shares: 0..1")
         if c.player_share > 0 and not c.player_parts:
             raise ValueError("player_share > 0 needs player parts (e.g. top chords voice)")
+        if c.own_history_k < 0:
+            raise ValueError("own_history_k is a number of Gibbs steps: 0 or more")
+        if c.own_negative and not (c.own_history > 0 and c.own_history_k > 0):
+            raise ValueError("own_negative needs own_history > 0 and own_history_k > 0")
         if c.own_history > 0 and c.player_share == 0:
             raise ValueError("own_history is for the subsequences a player plays in: it needs player_share > 0")
         if c.chain_start not in kernels.CHAIN_STARTS:
@@ -434,7 +439,8 @@ class Trainer:
             C, mix = self.listening(chunks, seed)
             kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs,
-                               xents, kernels.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k))
+                               xents, kernels.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
+                               bool(c.own_negative))
             # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
             grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(PARAM_NAMES, views)}
         if c.carry_u and not self.is_rbm_pretraining():
@@ -776,6 +782,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lis.add_argument("--own-history-k", type=int, default=0,
                      help="Gibbs steps from silence for the model's own frames, as the instrument samples them "
                           "(0: the CD chain's sample, started at the true frame)")
+    lis.add_argument("--own-negative", action="store_true",
+                     help="with --own-history-k: the model's own frame is also the negative sample there, so "
+                          "training pushes down the harmonies the instrument itself would play where they are wrong")
     o.add_argument("--carry-u", action="store_true",
                    help="start each subsequence from the u the previous one of the piece ended with")
     o.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
@@ -805,7 +814,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pretrain_rnn_epochs=args.pretrain_rnn_epochs,
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
         transpose_max=args.transpose[1], player_parts=list(args.player), player_share=args.player_share,
-        own_history=args.own_history, own_history_k=args.own_history_k, seed=args.seed, valid_every=args.valid_every,
+        own_history=args.own_history, own_history_k=args.own_history_k,
+        own_negative=args.own_negative, seed=args.seed, valid_every=args.valid_every,
         valid_pieces=args.valid_pieces, valid_samples=args.valid_samples, ais_chains=args.ais_chains,
         ais_steps=args.ais_steps, ais_pieces=args.ais_pieces, ais_every=args.ais_every, select=args.select,
         stop_after_steps=args.stop_after_steps)

@@ -252,3 +252,24 @@ def test_conditional_training_accompanies_a_melody_in_keys_never_shown_at_that_p
     assert min(f["pc_accuracy"] for f in keys.values()) > 0.8, keys
     far = [figures["C only"]["keys"][k]["pc_accuracy"] for k in ("-6", "-5", "+5")]
     assert max(far) < 0.5, figures["C only"]["keys"]
+
+
+def test_eval_task_on_the_command_line_reports_json_and_rejects_bad_input(tmp_path):
+    import json
+    import subprocess
+    import sys
+    path = save_weights(fixed_chord_model(), tmp_path / "c.npz")
+    preset = tmp_path / "p.yaml"
+    preset.write_text("note_range: [48, 95]\nmax_polyphony: 8\nmax_note_frames: 64\nk: 25\n")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", "eval", *a], capture_output=True,
+                                    text=True, timeout=300)
+    r = run("--task", "chords", "--weights", str(path), "--preset", str(preset), "--chord-cycles", "1", "--json",
+            "--jobs", "1")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["results"]["chords"]["harmonize"]["keys"]["C major"]["chord_tones"] == pytest.approx(7 / 11)
+    assert out["settings"]["k"] == 25 and out["settings"]["weights"] == str(path)
+    r = run("--task", "harmonize", "--weights", str(path), "--preset", str(preset))
+    assert r.returncode == 2 and "name the data" in r.stderr and "Traceback" not in r.stderr
+    r = run("--task", "ll", "chords", "--weights", str(path))
+    assert r.returncode == 2 and "on its own" in r.stderr

@@ -230,7 +230,7 @@ def test_negative_chain_starts(start):
     cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                        p["Wvu"], p["Wuu"], p["bu"], 0, new_states(1, 1)[0], *grads,
                                        m.initial_state(), kernels.CHAIN_STARTS.index(start), kernels.NO_CLAMP,
-                                       kernels.NO_MIX, 0)
+                                       kernels.NO_MIX, 0, False)
     F = m.free_energy(V)
     _, BV, BH = m.run(V)
     starts = {"data": V, "silence": np.zeros_like(V), "previous": np.vstack([np.zeros_like(V[:1]), V[:-1]])}[start]
@@ -241,13 +241,13 @@ def test_negative_chain_starts(start):
         assert abs(cost) > 1e-3
 
 
-def _subsequence(m, V, k, start, C, mix, k_own):
+def _subsequence(m, V, k, start, C, mix, k_own, own_neg=False):
     from live_rnnrbm import kernels
     p = m.params
     grads = [np.zeros_like(p[n]) for n in PARAM_NAMES]
     cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                        p["Wvu"], p["Wuu"], p["bu"], k, new_states(1, 1)[0], *grads,
-                                       m.initial_state(), kernels.CHAIN_STARTS.index(start), C, mix, k_own)
+                                       m.initial_state(), kernels.CHAIN_STARTS.index(start), C, mix, k_own, own_neg)
     return cost, dict(zip(PARAM_NAMES, grads))
 
 
@@ -273,12 +273,13 @@ def test_the_players_notes_stay_clamped_in_the_negative_chain():
     assert abs(cost) > 1e-3
 
 
-@pytest.mark.parametrize("k_own", [0, 7])
-def test_the_rnn_hears_the_models_own_frames_where_mixed(k_own):
+@pytest.mark.parametrize("k_own, own_neg", [(0, False), (7, False), (7, True)])
+def test_the_rnn_hears_the_models_own_frames_where_mixed(k_own, own_neg):
     """Scheduled sampling: on the mixed frames the RNN hears the model's own frame. With the free
     notes' biases at −50 every chain turns them off, so the model's frame is exactly the player's
-    clamped notes — for the CD sample (k_own = 0) and for an own chain from silence (k_own > 0) —
-    and the step must equal the gradient with that input, computed on its own (``cost_and_grad``)."""
+    clamped notes — for the CD sample (k_own = 0) and for an own chain from silence (k_own > 0),
+    which with own_neg is the negative sample too — and the step must equal the gradient with
+    that input, computed on its own (``cost_and_grad``)."""
     V = progression(1, frames=24)[0]
     m = Trainer([V], [], tiny_config(), progress=False).model
     m.params["bv"][...] = -50.0
@@ -287,7 +288,7 @@ def test_the_rnn_hears_the_models_own_frames_where_mixed(k_own):
     mix = np.zeros(len(V), np.int8)
     mix[::2] = 1
     heard = np.where(mix[:, None] == 1, V * C, V).astype(np.float32)
-    cost, grads = _subsequence(m, V, 3, "data", C, mix, k_own)
+    cost, grads = _subsequence(m, V, 3, "data", C, mix, k_own, own_neg)
     expect, expect_grads = m.cost_and_grad(V, V * C, rnn_input=heard)
     assert cost == pytest.approx(expect, rel=1e-5)
     for n in PARAM_NAMES:
