@@ -257,7 +257,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "AIS errs high; close together, the two have converged (default 0: off)")
     p.add_argument("--accuracy-samples", type=int, default=10,
                    help="model samples per frame for the accuracy (default 10; 0 skips it)")
-    p.add_argument("--k", type=int, default=25, help="Gibbs steps per sampled frame (default 25, as in generation)")
+    p.add_argument("--k", type=int, default=25, help="Gibbs steps per sampled frame of the accuracy (default 25: the tutorial's chains, "
+                        "which the paper's accuracy and the README's figures use; generate and play use the "
+                        "weights' generation_k instead)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-log-likelihood", action="store_true", help="only the accuracy (skips AIS)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -298,9 +300,12 @@ def run(args: argparse.Namespace) -> int:
     from .generate import frame_resolution, load_model
     from .weights import WeightsError
 
-    if args.ais_chains < 1 or args.raise_chains < 0 or args.ais_steps < 1 or args.accuracy_samples < 0 or args.k < 1:
-        print("error: need --ais-chains ≥ 1, --raise-chains ≥ 0, --ais-steps ≥ 1, --accuracy-samples ≥ 0 and --k ≥ 1",
-              file=sys.stderr)
+    from .cli import flag_errors
+    wrong = flag_errors(args, [("ais_chains", lambda v: v >= 1, "≥ 1"), ("raise_chains", lambda v: v >= 0, "≥ 0"),
+                               ("ais_steps", lambda v: v >= 1, "≥ 1"), ("accuracy_samples", lambda v: v >= 0, "≥ 0"),
+                               ("k", lambda v: v >= 1, "≥ 1")])
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
         return 2
     try:
         model = load_model(args.weights)

@@ -666,7 +666,8 @@ def latest_path(out: str | Path) -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    from .cli import DefaultsHelpFormatter
+    p.formatter_class = DefaultsHelpFormatter
     p.add_argument("data", nargs="*", metavar="DATA",
                    help=".mid/.midi files, folders (searched recursively), globs, or a benchmark pickle")
     p.add_argument("--out", required=True, help="best-on-validation weights file (latest: NAME.last.npz)")
@@ -684,12 +685,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI: transpose every piece to C major / C minor (key estimated), as the pickles are")
     g.add_argument("--transpose", type=int, nargs=2, metavar=("MIN", "MAX"), default=(0, 0),
                    help="augment: shift each piece by a random MIN..MAX semitones every epoch (e.g. -6 5)")
-    g.add_argument("--lowest-note", type=int, default=LOWEST_NOTE)
-    g.add_argument("--highest-note", type=int, default=HIGHEST_NOTE)
+    g.add_argument("--lowest-note", type=int, default=LOWEST_NOTE,
+                   help="lowest MIDI note of the model's piano-roll (21: the piano's A0); notes below are dropped")
+    g.add_argument("--highest-note", type=int, default=HIGHEST_NOTE,
+                   help="highest MIDI note of the model's piano-roll (108: the piano's C8); notes above are dropped")
     m = p.add_argument_group("model")
     m.add_argument("--hidden", type=int, default=150, help="n_h, the RBM's hidden units")
     m.add_argument("--recurrent", type=int, default=100, help="n_u, the RNN's units")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int, default=0,
+                   help="random seed: the initial weights, piece order, transpositions and Gibbs chains")
     m.add_argument("--init", metavar="WEIGHTS", help="start from this weights file (its sizes and note range) "
                    "instead of the tutorial's random initialisation: fine-tuning")
     o = p.add_argument_group("optimisation (defaults: the tutorial)")
@@ -704,11 +708,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="validate and save the moving average of the weights, updated after every step "
                         "with this decay (e.g. 0.999; 0: off, the weights themselves)")
-    o.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    o.add_argument("--lr", type=float, default=0.001)
+    o.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="plain SGD (the tutorial's), or Adam (Kingma & Ba)")
+    o.add_argument("--lr", type=float, default=0.001, help="learning rate")
     o.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
     o.add_argument("--clip", type=float, default=0.0, help="max global gradient norm (0: off)")
-    o.add_argument("--schedule", choices=("constant", "cosine", "plateau"), default="constant")
+    o.add_argument("--schedule", choices=("constant", "cosine", "plateau"), default="constant",
+                   help="learning rate over the run: constant, cosine decay, or cut on a validation plateau")
     o.add_argument("--warmup", type=int, default=0, help="steps of linear lr warm-up")
     o.add_argument("--lr-factor", type=float, default=0.5, help="plateau: lr cut factor")
     o.add_argument("--patience", type=int, default=3, help="plateau: validations without gain before a cut")

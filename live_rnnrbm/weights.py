@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import in_words
 from .model import PARAM_NAMES, RnnRbm, param_shapes
 
 FORMAT_VERSION = 1
@@ -98,7 +99,7 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np
     except WeightsError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise _fail(path, f"damaged .npz file ({type(e).__name__}: {e})") from None
+        raise _fail(path, f"damaged .npz file: {in_words(e, path)}") from None
     _check_meta(path, meta)
     return meta, params
 
@@ -161,6 +162,20 @@ def shipped_weights(name: str = DEFAULT_WEIGHTS) -> Path | None:
         pass
     local = Path(__file__).resolve().parent.parent / "weights" / name  # a source checkout
     return local if local.is_file() else None
+
+
+def shipped_names() -> list[str]:
+    """The names of the weights files shipped with the package ('jsb', 'nottingham'), sorted."""
+    found: set[str] = set()
+    try:
+        found |= {Path(f.name).stem for f in resources.files("live_rnnrbm._weights").iterdir()
+                  if f.name.endswith(".npz")}
+    except (ModuleNotFoundError, FileNotFoundError):
+        pass
+    local = Path(__file__).resolve().parent.parent / "weights"  # a source checkout
+    if local.is_dir():
+        found |= {f.stem for f in local.glob("*.npz")}
+    return sorted(found)
 
 
 def resolve_weights(spec: str | Path | None) -> Path | None:
