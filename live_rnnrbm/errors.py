@@ -22,3 +22,8 @@ def in_words(error: BaseException, path: str | os.PathLike | None = None) -> str
     if text and isinstance(error, OSError):
         return text
     return f"its contents are damaged ({text})" if text else "its contents are damaged"
+
+
+class Stopped(Exception):
+    """A stop was asked for (Ctrl-C, SIGTERM, SIGHUP) while a long computation ran in chunks; it
+    was abandoned between two of them, its results incomplete."""
