@@ -557,9 +557,11 @@ class Trainer:
         while True:
             try:
                 if self.redirect_dir is None:
-                    return write_atomically(path, data)
-                where = write_atomically(self.redirect_dir / path.name, data)
-                self.redirected[path] = where
+                    where = write_atomically(path, data)
+                else:
+                    where = self.redirected[path] = write_atomically(self.redirect_dir / path.name, data)
+                if said:
+                    print(f"note: {where} written at last; training goes on", file=sys.stderr, flush=True)
                 return where
             except OSError as e:
                 error = e
