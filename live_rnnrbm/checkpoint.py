@@ -11,59 +11,36 @@ writing leaves the previous checkpoint intact.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .model import PARAM_NAMES, RnnRbm
-from .weights import WeightsError, load_weights, save_weights
+from .weights import WeightsError, load_weights, npz_bytes, weights_arrays, write_atomically
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed from; the message names the file and why."""
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def checkpoint_arrays(model: RnnRbm, meta: dict[str, Any], state_arrays: dict[str, np.ndarray]
+                      ) -> dict[str, np.ndarray]:
+    """The arrays of a checkpoint: the model's weights file (metadata built and checked exactly as
+    ``save_weights`` does) plus the training-state arrays (names must not clash with the weights')."""
+    clash = set(state_arrays) & set(PARAM_NAMES + ("meta",))
+    if clash:
+        raise ValueError(f"state array names clash with the weights file's: {sorted(clash)}")
+    _, arrays = weights_arrays(model, **meta)
+    arrays.update({k: np.asarray(v) for k, v in state_arrays.items()})
+    return arrays
 
 
 def save_checkpoint(path: str | Path, model: RnnRbm, meta: dict[str, Any],
                     state_arrays: dict[str, np.ndarray]) -> Path:
     """Write the model (as a weights file would hold it), ``meta`` and the extra training-state
-    arrays (names must not clash with the parameters) to ``path``, atomically."""
-    path = Path(path)
-    clash = set(state_arrays) & set(PARAM_NAMES + ("meta",))
-    if clash:
-        raise ValueError(f"state array names clash with the weights file's: {sorted(clash)}")
-    # let save_weights build and check the metadata exactly as for a weights file, then re-read it
-    # and add the state arrays (a checkpoint is small: rewriting it costs milliseconds)
-    tmp_weights = path.with_name(path.name + ".weights.tmp.npz")
-    saved_meta = dict(model.meta)
-    try:
-        save_weights(model, tmp_weights, **meta)
-        with np.load(tmp_weights, allow_pickle=False) as npz:
-            arrays = {n: npz[n] for n in npz.files}
-    finally:
-        model.meta = saved_meta  # save_weights records meta on the model; the trainer owns it
-        if tmp_weights.exists():
-            tmp_weights.unlink()
-    arrays.update({k: np.asarray(v) for k, v in state_arrays.items()})
-    _atomic_savez(path, arrays)
-    return path
+    arrays to ``path``, atomically."""
+    return write_atomically(path, npz_bytes(checkpoint_arrays(model, meta, state_arrays)))
 
 
 def load_checkpoint(path: str | Path) -> tuple[RnnRbm, dict[str, Any], dict[str, np.ndarray]]:

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
+from typing import Any, Callable, Sequence
 
 # sub-command → (module, one-line help); modules are imported only when their command runs
 COMMANDS = {
@@ -21,6 +23,28 @@ COMMANDS = {
     "train": ("live_rnnrbm.train", "train an RNN-RBM on MIDI files or a benchmark pickle"),
     "eval": ("live_rnnrbm.evaluate", "log-likelihood and accuracy of weights on data, as in the paper"),
 }
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help, unless the help already says what the default is
+    or there is none worth printing (argparse's own ArgumentDefaultsHelpFormatter printed
+    "(default 50) (default: None)" for an option whose help named a default the code fills in)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.default is None
+                or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def flag_errors(args: argparse.Namespace, rules: Sequence[tuple[str, Callable[[Any], bool], str]]) -> str | None:
+    """One line naming every flag whose value breaks its rule, e.g. "--frames must be ≥ 1, not -5";
+    None when all are fine. ``rules``: (dest, test, what the value must be); a None value (flag left
+    out) is never checked."""
+    bad = [f"--{dest.replace('_', '-')} must be {must}, not {getattr(args, dest)}" for dest, ok, must in rules
+           if getattr(args, dest) is not None and not ok(getattr(args, dest))]
+    return "; ".join(bad) or None
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -44,6 +68,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        # play takes no positional argument, so a bare word first is a mistyped command
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        print(f"live-rnnrbm: error: unknown command {argv[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+              + f"; the commands are: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["play"] + argv  # no command: the instrument, as a musician expects
     parser = build_parser(argv)

@@ -33,6 +33,7 @@ import numba
 import numpy as np
 
 from . import ais
+from .errors import Stopped
 from .jam import TASKS as JAM_TASKS
 from .jam import add_arguments as add_jam_arguments
 from .model import RnnRbm
@@ -97,30 +98,51 @@ def _stack(model: RnnRbm, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.
     return np.concatenate(Vs), np.concatenate(BVs), np.concatenate(BHs)
 
 
+STOP_CHUNK_SECONDS = 0.25  # with a stop to honour, a chunk lasts about this long: Ctrl-C is answered at once
+
+
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="frame", smoothing=0.1, leave=False, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="frame", smoothing=0.1, leave=False, file=sys.stderr,
+                dynamic_ncols=True)
 
 
-def _in_chunks(N: int, desc: str, progress: bool, step: Callable[[int, int], None], chunk: int = CHUNK_FRAMES) -> None:
+def in_chunks(N: int, desc: str, progress: bool, step: Callable[[int, int], None], chunk: int = CHUNK_FRAMES,
+              should_stop: Callable[[], bool] | None = None) -> None:
     """step(s, e) over frames [0, N) in chunks, with a progress bar when asked: threads stay
-    busy within a chunk, and the bar moves between them."""
+    busy within a chunk, and the bar moves between them. With ``should_stop``, it is asked before
+    every chunk and ``errors.Stopped`` raised when it says so; the chunks are then sized to last
+    about ``STOP_CHUNK_SECONDS`` (a kernel call cannot be interrupted, and a full chunk of AIS can
+    take seconds). Every frame draws from its own stream, so chunking never changes a result."""
     bar = _progress(N, desc, progress)
-    for s in range(0, N, chunk):
-        e = min(N, s + chunk)
-        step(s, e)
+    # with a stop to honour, start with one frame per thread: a frame's cost is unknown until measured
+    size = min(chunk, numba.get_num_threads()) if should_stop is not None else chunk
+    try:
+        s = 0
+        while s < N:
+            if should_stop is not None and should_stop():
+                raise Stopped(desc)
+            e = min(N, s + size)
+            t0 = time.perf_counter()
+            step(s, e)
+            if should_stop is not None:  # aim the next chunk at the time budget, growing at most 4×
+                took = max(time.perf_counter() - t0, 1e-4)
+                size = int(min(chunk, 4 * size, max(1, size * STOP_CHUNK_SECONDS / took)))
+            if bar is not None:
+                bar.update(e - s)
+            s = e
+    finally:
         if bar is not None:
-            bar.update(e - s)
-    if bar is not None:
-        bar.close()
+            bar.close()
 
 
 def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int = 100, ais_steps: int = 1000,
                    accuracy_samples: int = 10, k: int = 25, seed: int = 0, progress: bool = False,
                    schedule: str = "sm", base: str = "fitted", base_chains: int = 40,
-                   raise_chains: int = 0) -> EvalResult:
+                   raise_chains: int = 0, should_stop: Callable[[], bool] | None = None,
+                   progress_label: str = "") -> EvalResult:
     """Log-likelihood per frame (AIS for every frame's log Z) and expected frame-level accuracy
     of ``model`` on ``arrays`` (a list of (T, n_v) piano-rolls), each frame given its true
     history. ``accuracy_samples=0`` skips the accuracy, ``ais_chains=0`` the log-likelihood
@@ -137,7 +159,11 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     ``raise_chains`` > 0 also runs RAISE (``ais.raise_log_p``) with that many chains and the same
     steps: a conservative estimate, which errs low where AIS errs high, so the two bracket the
     log-likelihood and their gap says how far from converged both are. Its base is fitted with
-    chains from silence and from the previous frame, never the frame being scored."""
+    chains from silence and from the previous frame, never the frame being scored.
+
+    ``should_stop`` (the trainer's stop request) is asked between chunks of frames; when it
+    answers True the evaluation is abandoned with ``errors.Stopped``. ``progress_label`` prefixes
+    the progress bars' names."""
     if base not in ("fitted", "zero"):
         raise ValueError(f"unknown AIS base {base!r} (use 'fitted' or 'zero')")
     if ais_chains < 0 or raise_chains < 0 or ais_steps < 1 or accuracy_samples < 0 or k < 1:
@@ -176,7 +202,7 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
             ais.ais_log_z(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, ais_chains, states[s:e],
                           log_z[s:e], log_z_var[s:e], ess[s:e], log_z_jack[s:e])
 
-        _in_chunks(N, "log-likelihood (AIS)", progress, ais_chunk)
+        in_chunks(N, progress_label + "log-likelihood (AIS)", progress, ais_chunk, should_stop=should_stop)
         F = np.empty(N)
         ais.free_energies(V, W, BV, BH, F)
         log_p = -F - log_z_jack  # jackknife-corrected log Z: the O(1/chains) bias of logmeanexp removed
@@ -207,7 +233,8 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
             ais.raise_log_p(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, V[s:e], raise_chains, states[s:e],
                             log_p_r[s:e], log_p_var[s:e])
 
-        _in_chunks(N, "log-likelihood (RAISE)", progress, raise_chunk)
+        in_chunks(N, progress_label + "log-likelihood (RAISE)", progress, raise_chunk,
+                  should_stop=should_stop)
         ll_raise = float(log_p_r.mean())
         ll_raise_se = float(log_p_r.std(ddof=1) / math.sqrt(N)) if N > 1 else nan
         settings["raise_chains"] = raise_chains
@@ -224,7 +251,7 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
             ais.frame_accuracy(W, WT, BV[s:e], BH[s:e], V[s:e], accuracy_samples, k, beta, states[s:e],
                                per_frame[s:e], counts[s:e])
 
-        _in_chunks(N, "accuracy", progress, accuracy_chunk, 4 * CHUNK_FRAMES)
+        in_chunks(N, progress_label + "accuracy", progress, accuracy_chunk, 4 * CHUNK_FRAMES, should_stop)
         acc = float(per_frame.mean())
         a_se = float(per_frame.std(ddof=1) / math.sqrt(N)) if N > 1 else nan
         tp, fp, fn = counts.sum(axis=0)
@@ -265,8 +292,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accuracy-samples", type=int, default=10,
                    help="model samples per frame for the accuracy (default 10; 0 skips it)")
     p.add_argument("--k", type=int, default=None,
-                   help="Gibbs steps per sampled frame (default: 25 for the accuracy, as the tutorial; in the jam "
-                        "tasks the preset's k, else the weights' generation_k)")
+                   help="Gibbs steps per sampled frame (default: 25 for the accuracy, the tutorial's chains, which "
+                        "the paper's accuracy and the README's figures use; in the jam tasks the preset's k, else "
+                        "the weights' generation_k, as generate and play)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-log-likelihood", action="store_true", help="only the accuracy (skips AIS)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -321,9 +349,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.data:
         print("error: name the data to evaluate on (MIDI files, folders, globs or a pickle)", file=sys.stderr)
         return 2
-    if args.ais_chains < 1 or args.raise_chains < 0 or args.ais_steps < 1 or args.accuracy_samples < 0 or args.k < 1:
-        print("error: need --ais-chains ≥ 1, --raise-chains ≥ 0, --ais-steps ≥ 1, --accuracy-samples ≥ 0 and --k ≥ 1",
-              file=sys.stderr)
+    from .cli import flag_errors
+    wrong = flag_errors(args, [("ais_chains", lambda v: v >= 1, "≥ 1"), ("raise_chains", lambda v: v >= 0, "≥ 0"),
+                               ("ais_steps", lambda v: v >= 1, "≥ 1"), ("accuracy_samples", lambda v: v >= 0, "≥ 0"),
+                               ("k", lambda v: v >= 1, "≥ 1")])
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
         return 2
     try:
         model = load_model(args.weights)

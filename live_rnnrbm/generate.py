@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from .model import RnnRbm
 from .pianoroll import MidiReadError, midi_to_roll, roll_to_midi
-from .weights import WeightsError, load_weights, resolve_weights
+from .weights import WeightsError, load_weights, resolve_weights, shipped_names
 
 
 def load_model(spec: str | None, seed: int | None = None, warn=None) -> RnnRbm:
@@ -21,6 +22,13 @@ def load_model(spec: str | None, seed: int | None = None, warn=None) -> RnnRbm:
     yet) a clearly labelled untrained model. ``warn`` receives warnings (default: stderr)."""
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     path = resolve_weights(spec)
+    if path is not None and not path.exists() and len(Path(str(spec)).parts) == 1:
+        # a bare word is either a file here or a shipped name: say which names there are
+        names = shipped_names()
+        close = difflib.get_close_matches(Path(str(spec)).stem, names, n=1)
+        raise WeightsError(f"{spec}: no such file, and no shipped weights of that name"
+                           + (f" (did you mean {close[0]!r}?)" if close else "")
+                           + f"; shipped: {', '.join(names) or 'none'}")
     if path is None:
         warn("no trained weights are shipped with this installation: using an UNTRAINED model "
              "(random parameters). Train one with `live-rnnrbm train`.")
@@ -98,8 +106,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.frames < 1 or (args.k is not None and args.k < 1) or not args.temperature > 0 or not 1 <= args.velocity <= 127:
-        print("error: need --frames ≥ 1, --k ≥ 1, --temperature > 0 and --velocity in 1..127", file=sys.stderr)
+    from .cli import flag_errors
+    wrong = flag_errors(args, [("frames", lambda v: v >= 1, "≥ 1"), ("k", lambda v: v >= 1, "≥ 1"),
+                               ("temperature", lambda v: v > 0, "> 0"), ("velocity", lambda v: 1 <= v <= 127, "in 1..127"),
+                               ("bpm", lambda v: v > 0, "> 0")])
+    if wrong:
+        print(f"error: {wrong}", file=sys.stderr)
         return 2
     try:
         model = load_model(args.weights, args.seed)

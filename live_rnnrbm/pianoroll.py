@@ -21,6 +21,7 @@ from typing import Sequence
 import mido
 import numpy as np
 
+from .errors import in_words
 from .model import HIGHEST_NOTE, LOWEST_NOTE
 
 DRUM_CHANNEL = 9  # channel 10 as musicians count
@@ -68,7 +69,7 @@ def _open_midi(source: str | Path | mido.MidiFile) -> tuple[mido.MidiFile, str]:
     except IsADirectoryError:
         raise MidiReadError(f"{name}: is a folder, not a MIDI file") from None
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise MidiReadError(f"{name}: not a readable MIDI file ({type(e).__name__}: {e})") from None
+        raise MidiReadError(f"{name}: not a readable MIDI file: {in_words(e, name)}") from None
     return mid, name
 
 
@@ -227,7 +228,7 @@ def load_pickle(path: str | Path, split: str = "train", lowest_note: int = LOWES
     except FileNotFoundError:
         raise MidiReadError(f"{path}: no such file") from None
     except Exception as e:  # a pickle can fail in many ways; all mean the same to the user
-        raise MidiReadError(f"{path}: not a readable benchmark pickle ({type(e).__name__}: {e})") from None
+        raise MidiReadError(f"{path}: not a readable benchmark pickle: {in_words(e, path)}") from None
     if not isinstance(data, dict):
         raise MidiReadError(f"{path}: expected a dict of splits, found {type(data).__name__}")
     if split not in data:

@@ -19,11 +19,13 @@ limit and fails with a clear message instead of hanging. The server is the one l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import rtmidi
 
@@ -37,6 +39,50 @@ os.environ.setdefault("JACK_NO_START_SERVER", "1")
 
 class PortError(Exception):
     """A port could not be found or opened; the message says what to do."""
+
+
+class NoMidiSystem(PortError):
+    """The backend's MIDI system itself is not there (no ALSA sequencer, no JACK server)."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+def jackd_command() -> str:
+    """The command that starts the JACK server libjack connects to, on the dummy driver (no sound
+    card needed); ``-d alsa`` instead drives a sound card."""
+    name = server_name()
+    return "jackd " + (f"-n {name} " if name != "default" else "") + "-d dummy -r 48000"
+
+
+@contextlib.contextmanager
+def _quiet_c_libraries() -> Iterator[None]:
+    """The ALSA and JACK C libraries report a failure to connect on file descriptor 2 themselves
+    (five lines such as "ALSA lib seq_hw.c:466:(snd_seq_hw_open) open /dev/snd/seq failed"), which
+    Python cannot catch: fd 2 goes to a file while a backend is probed. What they wrote is dropped
+    when the probe fails (our own message says what to do) and given back when it succeeds."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (a detached process): nothing to keep quiet
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            raise
+        else:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            said = caught.read()
+            if said:
+                os.write(2, said)
+        finally:
+            os.close(saved)
 
 
 @dataclass
@@ -99,12 +145,24 @@ def _new(kind: str, backend: str, client_name: str):
     try:
         return cls(rtapi=api, name=client_name)
     except Exception as e:
-        extra = ""
         if backend == "jack":
-            extra = f" (is a JACK server named '{server_name()}' running? JACK_DEFAULT_SERVER picks another)"
-        elif backend == "alsa":
-            extra = " (no ALSA sequencer: load snd-seq, or use --backend jack)"
-        raise PortError(f"cannot open the {backend} MIDI system: {e}{extra}") from None
+            raise NoMidiSystem(f"no JACK server named '{server_name()}' is running (start one: `{jackd_command()}`, "
+                               "or `-d alsa` for a sound card; JACK_DEFAULT_SERVER picks another server)",
+                               backend) from None
+        if backend == "alsa":
+            raise NoMidiSystem("no ALSA sequencer (load it: `sudo modprobe snd-seq`; or use --backend jack)",
+                               backend) from None
+        raise NoMidiSystem(f"cannot open the {backend} MIDI system: {e}", backend) from None
+
+
+def _all_failed(errors: list[PortError]) -> PortError:
+    """One error for every backend tried: on Linux with neither ALSA's sequencer nor a JACK
+    server, what to do about either, in two lines."""
+    if len(errors) > 1 and all(isinstance(e, NoMidiSystem) for e in errors):
+        return PortError("no MIDI system to play on: no ALSA sequencer, and no JACK server named "
+                         f"'{server_name()}' running.\nLoad the sequencer with `sudo modprobe snd-seq`, or start "
+                         f"a JACK server: `{jackd_command()}` (no sound card needed) or `jackd -d alsa`.")
+    return errors[0] if len(errors) == 1 else PortError("; ".join(map(str, errors)))
 
 
 def _backends_to_try(backend: str | None) -> list[str]:
@@ -119,14 +177,15 @@ def _backends_to_try(backend: str | None) -> list[str]:
 
 def _open(kind: str, name: str, backend: str | None, client_name: str, port_name: str,
           timeout: float) -> Port:
-    errors = []
+    errors: list[PortError] = []
     for b in _backends_to_try(backend):
         try:
-            return _with_timeout(lambda: _open_on(kind, name, b, client_name, port_name), f"MIDI {kind} '{name}'",
-                                 b, timeout)
+            with _quiet_c_libraries():
+                return _with_timeout(lambda: _open_on(kind, name, b, client_name, port_name),
+                                     f"MIDI {kind} '{name}'", b, timeout)
         except PortError as e:
-            errors.append(str(e))
-    raise PortError("; ".join(errors))
+            errors.append(e)
+    raise _all_failed(errors)
 
 
 def _open_on(kind: str, name: str, backend: str, client_name: str, port_name: str) -> Port:
@@ -162,7 +221,7 @@ def open_input(name: str, backend: str | None = None, role: str = "in", timeout:
 
 def list_ports(backend: str | None = None) -> tuple[str, list[str], list[str]]:
     """(backend used, input names, output names)."""
-    errors = []
+    errors: list[PortError] = []
     for b in _backends_to_try(backend):
         try:
             def both():
@@ -172,11 +231,12 @@ def list_ports(backend: str | None = None) -> tuple[str, list[str], list[str]]:
                 finally:
                     mi.delete()
                     mo.delete()
-            ins, outs = _with_timeout(both, "port listing", b)
+            with _quiet_c_libraries():
+                ins, outs = _with_timeout(both, "port listing", b)
             return b, ins, outs
         except PortError as e:
-            errors.append(str(e))
-    raise PortError("; ".join(errors))
+            errors.append(e)
+    raise _all_failed(errors)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

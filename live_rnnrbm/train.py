@@ -16,7 +16,9 @@ consecutive subsequences of a piece (the tutorial resets it to 0 at every subseq
 Files: ``--out X.npz`` holds the best weights on the validation data (a plain weights file);
 ``X.last.npz`` the latest state — a weights file too, with the optimiser state and the position
 in the epoch, which ``--resume`` continues from exactly (same parameters, bit for bit, as a run
-that was never interrupted). Ctrl-C, SIGTERM or SIGHUP finish the current step and write both.
+that was never interrupted). Ctrl-C, SIGTERM or SIGHUP finish the current step and write both; in
+a validation they abandon it between two chunks (a fraction of a second) and the checkpoint is the
+end of the epoch's steps, so that --resume runs that validation again.
 
 Everything random in an epoch (piece order, transpositions, the CD chains' streams) is derived
 from (seed, epoch, step), so the position is all the random state a checkpoint needs.
@@ -27,9 +29,11 @@ import argparse
 import dataclasses
 import importlib
 import math
+import os
 import shlex
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +42,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import kernels
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, checkpoint_arrays, load_checkpoint
 from .dataset import PICKLE_SUFFIXES, DataError, find_sources, load_corpus
+from .errors import Stopped
 from .model import HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
 from .parts import PLAYER_PARTS, player_mask
@@ -47,7 +52,7 @@ from .pianoroll import PianoRoll
 from .play import STOP_SIGNALS
 from .rng import new_states
 from .rnn_pretrain import frame_predictor_grad
-from .weights import WeightsError, load_weights, read_meta, save_weights
+from .weights import WeightsError, load_weights, npz_bytes, read_meta, weights_arrays, write_atomically
 
 
 # --------------------------------------------------------------------------- settings
@@ -247,17 +252,34 @@ def load_training_data(sources: list[str], valid_sources: list[str] | None = Non
 
 
 def predictive_monitor(model: RnnRbm, arrays: list[np.ndarray], k: int = 25, samples: int = 1,
-                       seed: int = 0) -> dict[str, float]:
+                       seed: int = 0, progress: bool = False, progress_label: str = "",
+                       should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
     """The cheap validation monitor: for every frame, given the true history, a k-step Gibbs
     chain from silence (the generation procedure). Returns the frame-level cross-entropy of the
     chain's mean p(v|h) against the true frame (nats per frame, the tutorial's measure; lower is
-    better) and the frame-level accuracy TP/(TP+FP+FN) of the sampled frames (pooled counts)."""
-    BV = np.concatenate([model.run(V)[1] for V in arrays])
-    BH = np.concatenate([model.run(V)[2] for V in arrays])
+    better) and the frame-level accuracy TP/(TP+FP+FN) of the sampled frames (pooled counts).
+    The chains run in chunks of frames (``evaluate.in_chunks``: a progress bar, and
+    ``should_stop`` asked between chunks, ``errors.Stopped`` when it says so); the figures are
+    those of ``model.sample_frames`` on all frames at once."""
+    from .evaluate import in_chunks
+
+    runs = [model.run(V) for V in arrays]
+    BV = np.ascontiguousarray(np.concatenate([r[1] for r in runs]), model.dtype)
+    BH = np.ascontiguousarray(np.concatenate([r[2] for r in runs]), model.dtype)
     Vt = np.concatenate(arrays).astype(model.dtype)
+    N = len(Vt)
     xent, tp, fp, fn = 0.0, 0.0, 0.0, 0.0
     for s in range(samples):
-        S, P = model.sample_frames(BV, BH, k=k, seed=seed * 7919 + s)
+        S = np.zeros((N, model.n_visible), model.dtype)  # chains from silence
+        P = np.empty_like(S)
+        states = new_states(seed * 7919 + s, N)
+
+        def chains(a: int, b: int) -> None:
+            kernels.gibbs_batch(model.params["W"], model.WT, BV[a:b], BH[a:b], S[a:b], int(k),
+                                model.dtype.type(1.0), states[a:b], P[a:b])
+
+        in_chunks(N, f"{progress_label}cross-entropy" + (f" ({s + 1}/{samples})" if samples > 1 else ""),
+                  progress, chains, should_stop=should_stop)
         xent += kernels.cross_entropy(Vt, P) / samples
         tp += float((S * Vt).sum())
         fp += float((S * (1 - Vt)).sum())
@@ -346,6 +368,12 @@ class Trainer:
         # the moving average of the weights (--ema): starts at the first update after pretraining
         self.ema: dict[str, np.ndarray] | None = None
         self.stop_requested = False
+        self.validating = False  # a validation is running (what a stop request interrupts)
+        self.validation_abandoned = False  # the run stopped at the end of an epoch, in its validation
+        # files that could not be written where asked (a full disk): asked-for path → where it went
+        self.redirected: dict[Path, Path] = {}
+        self.redirect_dir: Path | None = None
+        self.write_error = ""
         self._evaluate = ais_evaluator() if c.ais_every else None
         if c.select not in ("auto", "ll", "xent"):
             raise ValueError(f"select must be auto, ll or xent, not {c.select!r}")
@@ -503,19 +531,35 @@ class Trainer:
         return m
 
     # -- validation -----------------------------------------------------------------------
-    def validate(self, epoch: int) -> dict[str, Any]:
+    def validate(self, epoch: int) -> dict[str, Any] | None:
         """The validation figures: always the cheap monitor (cross-entropy, accuracy); the AIS
-        log-likelihood per time step when ``live_rnnrbm.evaluate`` is available."""
+        log-likelihood per time step when ``live_rnnrbm.evaluate`` is available. Each part shows
+        its own progress bar. None when a stop was asked for meanwhile: the validation is
+        abandoned between two chunks, leaving the trainer's state as it was (--resume runs it
+        again, identically)."""
         c = self.config
         t0 = time.perf_counter()
         res: dict[str, Any] = {"pieces": len(self.valid_subset), "frames": int(sum(len(V) for V in self.valid_subset))}
         model = self.averaged_model()
-        cheap = predictive_monitor(model, self.valid_subset, c.valid_k, c.valid_samples, _seed_of(c.seed, epoch, 2))
-        res["xent"], res["accuracy_cheap"] = cheap["xent"], cheap["accuracy"]
-        self.n_validations += 1
-        if self._evaluate is not None and (self.select == "ll" or (self.n_validations - 1) % c.ais_every == 0):
-            r = self._evaluate(model, self.ais_subset, ais_chains=c.ais_chains, ais_steps=c.ais_steps,
-                               accuracy_samples=c.valid_samples, seed=_seed_of(c.seed, epoch, 3), progress=False)
+        label = f"epoch {epoch - c.pre_epochs + 1}/{c.epochs} validation: "
+        stop = lambda: self.stop_requested  # noqa: E731 - set by the signal handler
+        n_validations = self.n_validations + 1
+        self.validating = True
+        try:
+            cheap = predictive_monitor(model, self.valid_subset, c.valid_k, c.valid_samples,
+                                       _seed_of(c.seed, epoch, 2), self.progress, label, stop)
+            res["xent"], res["accuracy_cheap"] = cheap["xent"], cheap["accuracy"]
+            r = None
+            if self._evaluate is not None and (self.select == "ll" or (n_validations - 1) % c.ais_every == 0):
+                r = self._evaluate(model, self.ais_subset, ais_chains=c.ais_chains, ais_steps=c.ais_steps,
+                                   accuracy_samples=c.valid_samples, seed=_seed_of(c.seed, epoch, 3),
+                                   progress=self.progress, should_stop=stop, progress_label=label)
+        except Stopped:
+            return None
+        finally:
+            self.validating = False
+        self.n_validations = n_validations
+        if r is not None:
             res.update(log_likelihood=float(r.log_likelihood), log_likelihood_se=float(r.log_likelihood_se),
                        accuracy=float(r.accuracy), ais=f"{c.ais_chains} chains × {c.ais_steps} steps",
                        ais_pieces=len(self.ais_subset), ais_frames=int(sum(len(V) for V in self.ais_subset)))
@@ -541,7 +585,7 @@ class Trainer:
         for n, a in (self.ema or {}).items():
             arrays[f"ema.{n}"] = a
         meta = dict(self.weights_meta, train_state=self.state_meta(), training=self._settings())
-        return save_checkpoint(path, self.model, meta, arrays)
+        return self._write(Path(path), npz_bytes(checkpoint_arrays(self.model, meta, arrays)))
 
     def save_best(self, path: str | Path, figures: dict[str, Any] | None, epochs_done: int | None = None) -> Path:
         """The current weights as a plain weights file; ``epoch`` in its metadata is the number of
@@ -552,7 +596,42 @@ class Trainer:
         meta["validation"] = figures
         model = self.averaged_model().astype(np.float32)
         model.meta = {}  # a resumed model's meta still holds its checkpoint's training state
-        return save_weights(model, path, **meta)
+        return self._write(Path(path), npz_bytes(weights_arrays(model, **meta)[1]))
+
+    def _write(self, path: Path, data: bytes) -> Path:
+        """Write a checkpoint's or weights file's bytes to ``path``, or, when that fails (a full
+        disk, a folder that became read-only), to a new folder where there is room: the file is
+        never lost with the run's work in it. ``redirected`` then maps each file to where it went
+        (its companion files follow it there), and ``fit`` stops the run. When no folder can take
+        it, the state stays in memory and the write is retried every ``RETRY_SECONDS``, after
+        saying so once, until it fits (a second Ctrl-C gives up)."""
+        said = False
+        while True:
+            try:
+                if self.redirect_dir is None:
+                    where = write_atomically(path, data)
+                else:
+                    where = self.redirected[path] = write_atomically(self.redirect_dir / path.name, data)
+                if said:
+                    print(f"note: {where} written at last; training goes on", file=sys.stderr, flush=True)
+                return where
+            except OSError as e:
+                error = e
+            where = _write_elsewhere(path, data)
+            if where is not None:
+                self.redirect_dir, self.redirected[path] = where.parent, where
+                self.write_error = f"{error.strerror or error}"
+                return where
+            if not said:
+                print(f"error: cannot write {path} ({len(data) / 1e6:.1f} MB): {error.strerror or error}, and no "
+                      f"other folder can take it either: the training state is kept in memory and the write retried "
+                      f"every {RETRY_SECONDS:.0f} s: make room (Ctrl-C twice gives up)", file=sys.stderr, flush=True)
+                said = True
+            try:
+                time.sleep(RETRY_SECONDS)
+            except KeyboardInterrupt:
+                print("gave up: the training since the last checkpoint on disk is lost", file=sys.stderr, flush=True)
+                raise
 
     def _settings(self) -> dict[str, Any]:
         s = dataclasses.asdict(self.config)
@@ -655,7 +734,16 @@ class Trainer:
                     return "interrupted" if self.stop_requested else "stopped"
             bar.close()
             self.acc["seconds"] += time.perf_counter() - t0
-            self._end_epoch(epoch, pre, out)
+            if not self._end_epoch(epoch, pre, out):
+                # stopped in the validation: the checkpoint holds the epoch's every step, and
+                # --resume starts with this epoch's validation, as if it had never been stopped
+                self.validation_abandoned = True
+                self.save_latest(last)
+                if not out.exists():
+                    self.save_best(out, None)
+                return "interrupted"
+            if self.redirected:  # the disk is full: stop with this epoch's state safe elsewhere
+                return "redirected"
             if self.stop_requested or (c.stop_after_steps and self.global_step >= c.stop_after_steps):
                 self.save_latest(last)
                 if not out.exists():
@@ -666,7 +754,9 @@ class Trainer:
             self.save_best(out, None)
         return "done"
 
-    def _end_epoch(self, epoch: int, pre: bool, out: Path) -> None:
+    def _end_epoch(self, epoch: int, pre: bool, out: Path) -> bool:
+        """Validate, record and checkpoint the epoch just trained; False (and nothing changed)
+        when a stop request abandoned its validation."""
         c = self.config
         f = max(1, self.acc["frames"])
         phase = "pretrain-rnn" if self.is_rnn_pretraining(epoch) else "pretrain" if pre else "train"
@@ -678,6 +768,8 @@ class Trainer:
         n_train = epoch - c.pre_epochs + 1
         if not pre and self.valid and (n_train % c.valid_every == 0 or epoch + 1 == c.total_epochs):
             v = self.validate(epoch)
+            if v is None:
+                return False
             rec["valid"] = v
             line += f" | valid xent {v['xent']:.3f}  acc {v['accuracy_cheap']:.3f}"
             if "log_likelihood" in v:
@@ -698,6 +790,7 @@ class Trainer:
         self.step = 0
         self.acc = {"cost": 0.0, "xent": 0.0, "frames": 0, "seconds": 0.0}
         self.save_latest(latest_path(out))
+        return True
 
 
 def _spread(pieces: list[np.ndarray], n: int) -> list[np.ndarray]:
@@ -706,6 +799,40 @@ def _spread(pieces: list[np.ndarray], n: int) -> list[np.ndarray]:
         return pieces
     pick = np.unique(np.linspace(0, len(pieces) - 1, n).round().astype(int))
     return [pieces[i] for i in pick]
+
+
+RETRY_SECONDS = 2.0  # a checkpoint no folder can take is written again this often
+
+
+def _write_elsewhere(path: Path, data: bytes) -> Path | None:
+    """Write ``data`` as ``path.name`` in a new folder of the temporary folder ($TMPDIR when set:
+    the user's choice, not whatever tempfile would fall back to), the home folder or the current
+    folder, the first on another filesystem than ``path`` that takes it; None if none."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        full = {os.stat(folder).st_dev}
+    except OSError:
+        full = set()
+    for candidate in (os.environ.get("TMPDIR") or tempfile.gettempdir(), Path.home(), Path.cwd()):
+        try:
+            dev = os.stat(candidate).st_dev
+        except OSError:
+            continue
+        if dev in full:
+            continue
+        try:
+            sub = Path(tempfile.mkdtemp(prefix="live-rnnrbm-", dir=candidate))
+        except OSError:
+            full.add(dev)
+            continue
+        try:
+            return write_atomically(sub / path.name, data)
+        except OSError:
+            full.add(dev)
+            sub.rmdir()
+    return None
 
 
 def latest_path(out: str | Path) -> Path:
@@ -718,7 +845,8 @@ def latest_path(out: str | Path) -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    from .cli import DefaultsHelpFormatter
+    p.formatter_class = DefaultsHelpFormatter
     p.add_argument("data", nargs="*", metavar="DATA",
                    help=".mid/.midi files, folders (searched recursively), globs, or a benchmark pickle")
     p.add_argument("--out", required=True, help="best-on-validation weights file (latest: NAME.last.npz)")
@@ -736,12 +864,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI: transpose every piece to C major / C minor (key estimated), as the pickles are")
     g.add_argument("--transpose", type=int, nargs=2, metavar=("MIN", "MAX"), default=(0, 0),
                    help="augment: shift each piece by a random MIN..MAX semitones every epoch (e.g. -6 5)")
-    g.add_argument("--lowest-note", type=int, default=LOWEST_NOTE)
-    g.add_argument("--highest-note", type=int, default=HIGHEST_NOTE)
+    g.add_argument("--lowest-note", type=int, default=LOWEST_NOTE,
+                   help="lowest MIDI note of the model's piano-roll (21: the piano's A0); notes below are dropped")
+    g.add_argument("--highest-note", type=int, default=HIGHEST_NOTE,
+                   help="highest MIDI note of the model's piano-roll (108: the piano's C8); notes above are dropped")
     m = p.add_argument_group("model")
     m.add_argument("--hidden", type=int, default=150, help="n_h, the RBM's hidden units")
     m.add_argument("--recurrent", type=int, default=100, help="n_u, the RNN's units")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int, default=0,
+                   help="random seed: the initial weights, piece order, transpositions and Gibbs chains")
     m.add_argument("--init", metavar="WEIGHTS", help="start from this weights file (its sizes and note range) "
                    "instead of the tutorial's random initialisation: fine-tuning")
     o = p.add_argument_group("optimisation (defaults: the tutorial)")
@@ -756,11 +887,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="validate and save the moving average of the weights, updated after every step "
                         "with this decay (e.g. 0.999; 0: off, the weights themselves)")
-    o.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    o.add_argument("--lr", type=float, default=0.001)
+    o.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="plain SGD (the tutorial's), or Adam (Kingma & Ba)")
+    o.add_argument("--lr", type=float, default=0.001, help="learning rate")
     o.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
     o.add_argument("--clip", type=float, default=0.0, help="max global gradient norm (0: off)")
-    o.add_argument("--schedule", choices=("constant", "cosine", "plateau"), default="constant")
+    o.add_argument("--schedule", choices=("constant", "cosine", "plateau"), default="constant",
+                   help="learning rate over the run: constant, cosine decay, or cut on a validation plateau")
     o.add_argument("--warmup", type=int, default=0, help="steps of linear lr warm-up")
     o.add_argument("--lr-factor", type=float, default=0.5, help="plateau: lr cut factor")
     o.add_argument("--patience", type=int, default=3, help="plateau: validations without gain before a cut")
@@ -863,8 +996,9 @@ class _StopOnSignal:
             raise KeyboardInterrupt
         self.signum = signum
         self.trainer.stop_requested = True
-        print(f"\n{signal.Signals(signum).name}: finishing this step and writing a checkpoint …",
-              file=sys.stderr, flush=True)
+        doing = ("abandoning this validation (--resume runs it again)" if self.trainer.validating
+                 else "finishing this step")
+        print(f"\n{signal.Signals(signum).name}: {doing} and writing a checkpoint …", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         for s, h in self.old.items():
@@ -957,11 +1091,21 @@ def run(args: argparse.Namespace) -> int:
     if best.get("valid"):
         v = best["valid"]
         ll = f"LL {v['log_likelihood']:.3f} (AIS), " if "log_likelihood" in v else ""
-        print(f"best: epoch {best['epoch']}: valid {ll}xent {v['xent']:.3f}, accuracy {v['accuracy']:.3f} → {out}")
+        print(f"best: epoch {best['epoch']}: valid {ll}xent {v['xent']:.3f}, accuracy {v['accuracy']:.3f} → "
+              f"{trainer.redirected.get(out, out)}")
+    if trainer.redirected:
+        first = next(iter(trainer.redirected))
+        moves = " && ".join(f"mv {shlex.quote(str(b))} {shlex.quote(str(a))}" for a, b in trainer.redirected.items())
+        print(f"error: cannot write {first}: {trainer.write_error}; nothing is lost: the run stopped and wrote "
+              f"its files to {trainer.redirect_dir} instead. Make room, then `{moves}` and continue with the same "
+              "command and --resume", file=sys.stderr)
+        return 1
     if outcome in ("interrupted", "stopped"):
         where = (f"pretraining epoch {trainer.epoch + 1}" if trainer.is_pretraining()
                  else f"epoch {trainer.epoch - trainer.config.pre_epochs + 1}")
-        print(f"stopped in {where} after step {trainer.step}: latest state in {latest_path(out)}; "
+        where = (f"in the validation of {where} (its steps are all done)" if trainer.validation_abandoned
+                 else f"in {where} after step {trainer.step}")
+        print(f"stopped {where}: latest state in {latest_path(out)}; "
               f"continue with the same command and --resume", file=sys.stderr)
         return 128 + sig.signum if sig.signum else 0
     print(f"done: best weights {out}, latest {latest_path(out)}")

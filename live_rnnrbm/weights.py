@@ -12,6 +12,7 @@ all of it and says exactly what is wrong.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import in_words
 from .model import PARAM_NAMES, RnnRbm, param_shapes
 
 FORMAT_VERSION = 1
@@ -33,10 +35,9 @@ class WeightsError(ValueError):
     """A weights file that cannot be used; the message names the file and what is wrong."""
 
 
-def save_weights(model: RnnRbm, path: str | Path, **meta: Any) -> Path:
-    """Write ``model`` to ``path`` (float32 unless the model is float64) atomically: a crash mid-
-    write leaves the old file intact. Extra keyword arguments are merged into the metadata."""
-    path = Path(path)
+def weights_arrays(model: RnnRbm, **meta: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The metadata record and the arrays of ``model``'s weights file, as ``save_weights`` writes
+    them: the model's own meta, updated with ``meta`` and the sizes."""
     record = dict(model.meta)
     record.update(meta)
     record.update(format_version=FORMAT_VERSION, lowest_note=model.lowest_note,
@@ -45,18 +46,41 @@ def save_weights(model: RnnRbm, path: str | Path, **meta: Any) -> Path:
     record.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     if record.get("dt") is None and record.get("steps_per_beat") is None:
         record["dt"] = 0.3  # the tutorial's frame length, when the caller did not say
+    return record, dict(meta=np.array(json.dumps(record, sort_keys=True)), **model.params)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The bytes of an ``.npz`` file holding ``arrays``: made in memory, so that a file that cannot
+    be written (a full disk) can still be written elsewhere, and its size is known beforehand."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def write_atomically(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file renamed over it: a crash or a full disk
+    mid-write leaves the old file intact (and no temporary file behind). OSError on failure."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
-    os.close(fd)
     try:
-        np.savez(tmp, meta=np.array(json.dumps(record, sort_keys=True)), **model.params)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a weights file is not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    model.meta = record
     return path
+
+
+def save_weights(model: RnnRbm, path: str | Path, **meta: Any) -> Path:
+    """Write ``model`` to ``path`` (float32 unless the model is float64) atomically: a crash mid-
+    write leaves the old file intact. Extra keyword arguments are merged into the metadata."""
+    record, arrays = weights_arrays(model, **meta)
+    write_atomically(path, npz_bytes(arrays))
+    model.meta = record
+    return Path(path)
 
 
 def _umask() -> int:
@@ -98,7 +122,7 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np
     except WeightsError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise _fail(path, f"damaged .npz file ({type(e).__name__}: {e})") from None
+        raise _fail(path, f"damaged .npz file: {in_words(e, path)}") from None
     _check_meta(path, meta)
     return meta, params
 
@@ -161,6 +185,20 @@ def shipped_weights(name: str = DEFAULT_WEIGHTS) -> Path | None:
         pass
     local = Path(__file__).resolve().parent.parent / "weights" / name  # a source checkout
     return local if local.is_file() else None
+
+
+def shipped_names() -> list[str]:
+    """The names of the weights files shipped with the package ('jsb', 'nottingham'), sorted."""
+    found: set[str] = set()
+    try:
+        found |= {Path(f.name).stem for f in resources.files("live_rnnrbm._weights").iterdir()
+                  if f.name.endswith(".npz")}
+    except (ModuleNotFoundError, FileNotFoundError):
+        pass
+    local = Path(__file__).resolve().parent.parent / "weights"  # a source checkout
+    if local.is_dir():
+        found |= {f.stem for f in local.glob("*.npz")}
+    return sorted(found)
 
 
 def resolve_weights(spec: str | Path | None) -> Path | None:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -440,6 +441,167 @@ def test_ctrl_c_finishes_the_step_and_leaves_a_checkpoint(tmp_path, sig):
                           env=env, capture_output=True, text=True, timeout=120)
     assert more.returncode == 0 and f"resuming {latest_path(out)} at epoch {epochs_done + 1}" in more.stderr, more.stderr
     assert load_weights(latest_path(out)).meta["train_state"]["epoch"] == epochs_done + 1
+
+
+def test_a_stop_in_the_validation_abandons_it_and_the_resumed_run_is_exact(tmp_path):
+    """A stop request (what Ctrl-C sets) while the second validation's AIS runs: fit returns at
+    once with the epoch's steps done and its validation undone; resumed, the run validates that
+    epoch again and ends exactly as a run never stopped (parameters, figures, the best file)."""
+    train, valid = progression(10), progression(3, seed=1)
+    cfg = dict(epochs=3, ais_every=1, ais_chains=4, ais_steps=20, schedule="plateau", patience=1)
+    whole = Trainer(train, valid, tiny_config(**cfg), progress=False, log=lambda s: None)
+    assert whole.fit(tmp_path / "a.npz") == "done"
+    t = Trainer(train, valid, tiny_config(**cfg), progress=False, log=lambda s: None)
+    evaluate, calls = t._evaluate, []
+
+    def stop_in_the_second(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            t.stop_requested = True  # as the signal handler does
+        return evaluate(*args, **kw)
+
+    t._evaluate = stop_in_the_second
+    assert t.fit(tmp_path / "b.npz") == "interrupted"
+    assert t.validation_abandoned and t.epoch == 1 and t.step == len(t.plan(1))
+    assert t.n_validations == 1 and len(t.history) == 1
+    t = Trainer.resume(latest_path(tmp_path / "b.npz"), train, valid, progress=False, log=lambda s: None)
+    assert (t.epoch, t.step) == (1, len(t.plan(1)))
+    assert t.fit(tmp_path / "b.npz") == "done"
+    for n in PARAM_NAMES:
+        np.testing.assert_array_equal(t.model.params[n], whole.model.params[n], err_msg=n)
+    assert [h["valid"]["log_likelihood"] for h in t.history] == [h["valid"]["log_likelihood"] for h in whole.history]
+    assert t.best["epoch"] == whole.best["epoch"] and t.schedule.state() == whole.schedule.state()
+    np.testing.assert_array_equal(load_weights(tmp_path / "a.npz").W, load_weights(tmp_path / "b.npz").W)
+
+
+def test_validation_shows_progress_and_ctrl_c_in_it_stops_within_seconds(tmp_path):
+    data = tmp_path / "tunes"
+    write_midi_folder(data, n=12)
+    out = tmp_path / "w.npz"
+    common = [sys.executable, "-m", "live_rnnrbm.cli", "train", str(data), "--out", str(out), "--hidden", "16",
+              "--recurrent", "8", "--lowest-note", str(LO), "--highest-note", str(HI), "--batch-frames", "8",
+              "--valid-fraction", "0.5"]
+    # an AIS longer than the test needs (some 20 s on 2 cores) after a sub-second epoch
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(common + ["--epochs", "3", "--ais-chains", "200", "--ais-steps", "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    err = bytearray()
+    reader = threading.Thread(target=lambda: [err.extend(b) for b in iter(lambda: proc.stderr.read1(4096), b"")],
+                              daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 90
+        while b"log-likelihood (AIS)" not in err and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert b"log-likelihood (AIS)" in err, err.decode(errors="replace")[-2000:]
+        time.sleep(1.0)
+        assert proc.poll() is None
+        t_sig = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        took = time.monotonic() - t_sig
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+    text = err.decode(errors="replace")
+    assert "epoch 1/3 validation: cross-entropy" in text  # the cheap monitor's bar came first
+    assert proc.returncode == 128 + signal.SIGINT, text[-2000:]
+    assert took < 3.0, f"{took:.1f} s from Ctrl-C to exit"
+    assert "SIGINT: abandoning this validation" in text and "--resume" in text
+    state = load_weights(latest_path(out)).meta["train_state"]
+    assert state["epoch"] == 0 and state["step"] > 0 and state["history"] == []
+    load_weights(out)  # a usable weights file from the first interruption on
+    more = subprocess.run(common + ["--epochs", "1", "--resume", "--no-progress", "--ais-every", "0"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert more.returncode == 0, more.stderr
+    assert load_weights(latest_path(out)).meta["train_state"]["history"][0]["valid"]["frames"] > 0
+
+
+def full_disk(disk: Path, argv: list[str], after: str = "") -> list[str]:
+    """``argv`` run in a mount namespace of its own where ``disk`` is a 200 KB tmpfs filled to the
+    last byte: a real full disk, which vanishes with the run (``disk`` is then an ordinary empty
+    folder again). With $TRIGGER set, the filler is deleted once that file exists (room is made);
+    ``after`` is shell run inside at the end, e.g. to copy the disk's files out."""
+    script = ('mount -t tmpfs -o size=200k tmpfs "$0" || exit 97; cat /dev/zero > "$0/filler" 2>/dev/null; '
+              '[ -n "$TRIGGER" ] && (for i in $(seq 1200); do [ -e "$TRIGGER" ] && break; sleep 0.05; done; '
+              'rm "$0/filler") & '
+              '"$@"; rc=$?; ' + (after or "true") + '; exit $rc')
+    ns = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--mount"]
+    probe = subprocess.run(ns + ["sh", "-c", 'mount -t tmpfs -o size=4k tmpfs "$0"', str(disk)], capture_output=True)
+    if probe.returncode != 0:  # mounting needs root, or user namespaces the system allows
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode(errors='replace').strip()}")
+    return ns + ["sh", "-c", script, str(disk), *argv]
+
+
+def tiny_train_args(data: Path, out: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "live_rnnrbm.cli", "train", str(data), "--out", str(out), "--epochs", str(epochs),
+            "--hidden", "8", "--recurrent", "4", "--lowest-note", str(LO), "--highest-note", str(HI), "--k", "2",
+            "--batch-frames", "16", "--batch-size", "2", "--ais-every", "0", "--no-progress", "--valid-fraction", "0.3"]
+
+
+def test_a_full_disk_stops_with_one_line_and_the_checkpoint_written_where_there_is_room(tmp_path):
+    data, disk, spare = tmp_path / "tunes", tmp_path / "disk", tmp_path / "spare"
+    write_midi_folder(data)
+    disk.mkdir()
+    spare.mkdir()
+    out = disk / "w.npz"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(spare), HOME=str(spare))
+    r = subprocess.run(full_disk(disk, tiny_train_args(data, out, 3)), env=env, cwd=tmp_path, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and str(spare) in errors[0], r.stderr
+    # nothing lost: the first epoch's state, complete, in a folder of the temporary folder
+    (moved,) = spare.glob("live-rnnrbm-*")
+    latest = load_weights(moved / "w.last.npz").meta["train_state"]
+    assert latest["epoch"] == 1 and latest["step"] == 0 and len(latest["history"]) == 1
+    load_weights(moved / "w.npz")
+    # room made (the tmpfs is gone: disk/ is an ordinary folder), moved back as the message says: it resumes
+    for f in moved.iterdir():
+        f.rename(disk / f.name)
+    more = subprocess.run(tiny_train_args(data, out, 3) + ["--resume"], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert more.returncode == 0 and f"resuming {latest_path(out)} at epoch 2" in more.stderr, more.stderr
+    assert load_weights(latest_path(out)).meta["train_state"]["epoch"] == 3
+
+
+def test_with_no_room_anywhere_the_state_waits_in_memory_until_there_is(tmp_path):
+    data, disk, copy = tmp_path / "tunes", tmp_path / "disk", tmp_path / "copy"
+    write_midi_folder(data)
+    disk.mkdir()
+    copy.mkdir()
+    trigger = tmp_path / "make-room"
+    out = disk / "w.npz"
+    # the temporary, home and current folders are all on the full disk
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(disk), HOME=str(disk), TRIGGER=str(trigger))
+    cmd = full_disk(disk, tiny_train_args(data, out, 2), after=f'cp "$0"/*.npz {copy}')
+    proc = subprocess.Popen(cmd, env=env, cwd=disk, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = bytearray()
+    reader = threading.Thread(target=lambda: [err.extend(b) for b in iter(lambda: proc.stderr.read1(4096), b"")],
+                              daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 90
+        while b"kept in memory" not in err and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        line = next((x for x in err.decode().splitlines() if "kept in memory" in x), err.decode())
+        assert "No space left on device" in line and str(out) in line, line
+        assert proc.poll() is None  # waiting, not dead
+    finally:
+        trigger.touch()  # room made (and the shell's watcher ends)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+    stderr = err.decode()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "written at last; training goes on" in stderr, stderr
+    assert load_weights(copy / "w.last.npz").meta["train_state"]["epoch"] == 2  # it went on, and finished
 
 
 # --------------------------------------------------------------------------- optimisers
