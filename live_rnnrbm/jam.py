@@ -291,7 +291,8 @@ class JamJob:
     ais_chains: int = 0
     ais_steps: int = 200
     lookup: Any = None
-    chord_cycles: int = 4
+    chord_cycles: int = 8
+    baselines: bool = True      # the melody baselines do not depend on the task: run them once
 
 
 def _seed(*keys: int) -> int:
@@ -341,6 +342,8 @@ def run_job(job: JamJob) -> dict[str, Counts]:
             c.ll_own += float(ll_own.sum())
             c.ll_true += float(ll_true.sum())
             c.ll_frames += len(V)
+        if not job.baselines:
+            continue
         ignoring, _ = play_along(model, job.settings, player, "off", _seed(job.seed, n, job.shift + 6, 2))
         out["ignoring the player"].add(match_counts(ignoring, truth, lo))
         if job.lookup is not None:
@@ -395,7 +398,7 @@ def key_label(task: str, key: int) -> str:
 
 def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], pieces: Sequence[np.ndarray],
                  fit_pieces: Sequence[np.ndarray] | None = None, shifts: Sequence[int] = SHIFTS, seed: int = 0,
-                 ais_chains: int = 0, ais_steps: int = 200, chord_cycles: int = 4, jobs: int | None = None,
+                 ais_chains: int = 0, ais_steps: int = 200, chord_cycles: int = 8, jobs: int | None = None,
                  progress: bool = False) -> JamReport:
     """The jam evaluation of a weights file (path) with the engine ``settings`` (a merged preset
     with ``k`` set) on ``pieces`` (piano-rolls in their own key). ``fit_pieces``: the training
@@ -407,11 +410,12 @@ def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], p
         lookup = LookupHarmonizer(model.lowest_note, model.n_visible).fit(fit_pieces)
     pieces = [np.asarray(V, np.float32) for V in pieces if len(V)]
     work = []
+    first_melody = next((t for t in tasks if t in MELODY_TASKS), None)
     for task in tasks:
         keys = range(12) if task == "chords" else shifts
         for key in keys:
             work.append(JamJob(weights, settings, task, key, pieces if task != "chords" else [], seed,
-                               ais_chains, ais_steps, lookup, chord_cycles))
+                               ais_chains, ais_steps, lookup, chord_cycles, baselines=task in ("chords", first_melody)))
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(work)))
     bar = None
     if progress:
@@ -435,7 +439,9 @@ def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], p
     for task in tasks:
         per: dict[str, dict[str, Counts]] = defaultdict(dict)
         for job, res in done:
-            if job.task != task:
+            if job.task == first_melody and task in MELODY_TASKS and task != first_melody:
+                res = {c: v for c, v in res.items() if c != "model"}  # the shared baselines
+            elif job.task != task:
                 continue
             for cond, c in res.items():
                 if cond == "skipped":
@@ -446,7 +452,8 @@ def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], p
                 else:
                     per[cond][key_label(task, job.shift)] = c
         results[task] = {}
-        for cond, by_key in per.items():
+        order = ("model", "follow", "harmonize", "ignoring the player", "lookup table")
+        for cond, by_key in sorted(per.items(), key=lambda item: order.index(item[0])):
             total = Counts()
             for c in by_key.values():
                 total.add(c)
@@ -511,8 +518,8 @@ def add_arguments(g) -> None:
     g.add_argument("--keys", type=int, nargs="+", metavar="SHIFT", help="transpositions to play the pieces in, "
                    "semitones from their own key (default: all 12, -6..5)")
     g.add_argument("--pieces", type=int, default=0, help="N evenly spread pieces (default 0: all)")
-    g.add_argument("--chord-cycles", type=int, default=4,
-                   help="times the chord player plays its I-IV-V-I in each key (default 4)")
+    g.add_argument("--chord-cycles", type=int, default=8,
+                   help="times the chord player plays its I-IV-V-I in each key (default 8)")
     g.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
 
 
