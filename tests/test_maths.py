@@ -32,6 +32,24 @@ def exact_log_pv(W, bv, bh, beta=1.0):
 
 # ------------------------------------------------------------------- training gradient
 
+
+def central_differences(m, cost, eps: float = 1e-6) -> dict[str, np.ndarray]:
+    """d cost() / d θ for each of the eight parameters, by central differences."""
+    out = {}
+    for name in PARAM_NAMES:
+        a = m.params[name]
+        fd = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + eps
+            plus = cost()
+            a[idx] = old - eps
+            minus = cost()
+            a[idx] = old
+            fd[idx] = (plus - minus) / (2 * eps)
+        out[name] = fd
+    return out
+
 def test_gradient_matches_central_finite_differences_for_all_eight_parameters():
     m = small_model(seed=1)
     rng = np.random.default_rng(2)
@@ -40,18 +58,7 @@ def test_gradient_matches_central_finite_differences_for_all_eight_parameters():
     Vt = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)  # the CD samples, held fixed
     u0 = rng.normal(0, 0.5, m.n_hidden_recurrent)
     cost, grads = m.cost_and_grad(V, Vt, u0)
-    eps = 1e-6
-    for name in PARAM_NAMES:
-        a = m.params[name]
-        fd = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + eps
-            plus, _ = m.cost_and_grad(V, Vt, u0)
-            a[idx] = old - eps
-            minus, _ = m.cost_and_grad(V, Vt, u0)
-            a[idx] = old
-            fd[idx] = (plus - minus) / (2 * eps)
+    for name, fd in central_differences(m, lambda: m.cost_and_grad(V, Vt, u0)[0]).items():
         assert np.abs(fd).max() > 1e-4, f"{name}: the test would not see a wrong gradient"
         np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
 
@@ -66,18 +73,7 @@ def test_gradient_with_the_models_own_history_matches_finite_differences():
     Vt = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)
     X = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)
     cost, grads = m.cost_and_grad(V, Vt, rnn_input=X)
-    eps = 1e-6
-    for name in PARAM_NAMES:
-        a = m.params[name]
-        fd = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + eps
-            plus, _ = m.cost_and_grad(V, Vt, rnn_input=X)
-            a[idx] = old - eps
-            minus, _ = m.cost_and_grad(V, Vt, rnn_input=X)
-            a[idx] = old
-            fd[idx] = (plus - minus) / (2 * eps)
+    for name, fd in central_differences(m, lambda: m.cost_and_grad(V, Vt, rnn_input=X)[0]).items():
         np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
     # the input matters: with the data as input the gradient of Wvu is another one
     _, tf = m.cost_and_grad(V, Vt)

@@ -443,6 +443,22 @@ def test_ctrl_c_finishes_the_step_and_leaves_a_checkpoint(tmp_path, sig):
     assert load_weights(latest_path(out)).meta["train_state"]["epoch"] == epochs_done + 1
 
 
+def read_stderr(proc: subprocess.Popen) -> tuple[bytearray, threading.Thread]:
+    """A process's stderr, gathered by a thread as it comes (the process never blocks on a full pipe)."""
+    err = bytearray()
+    reader = threading.Thread(target=lambda: [err.extend(b) for b in iter(lambda: proc.stderr.read1(4096), b"")],
+                              daemon=True)
+    reader.start()
+    return err, reader
+
+
+def wait_for(err: bytearray, proc: subprocess.Popen, marker: bytes, seconds: float = 90) -> None:
+    """Until ``marker`` shows in the gathered stderr, the process ends or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while marker not in err and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_a_stop_in_the_validation_abandons_it_and_the_resumed_run_is_exact(tmp_path):
     """A stop request (what Ctrl-C sets) while the second validation's AIS runs: fit returns at
     once with the epoch's steps done and its validation undone; resumed, the run validates that
@@ -485,14 +501,9 @@ def test_validation_shows_progress_and_ctrl_c_in_it_stops_within_seconds(tmp_pat
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(common + ["--epochs", "3", "--ais-chains", "200", "--ais-steps", "1000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    err = bytearray()
-    reader = threading.Thread(target=lambda: [err.extend(b) for b in iter(lambda: proc.stderr.read1(4096), b"")],
-                              daemon=True)
-    reader.start()
+    err, reader = read_stderr(proc)
     try:
-        deadline = time.monotonic() + 90
-        while b"log-likelihood (AIS)" not in err and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(err, proc, b"log-likelihood (AIS)")
         assert b"log-likelihood (AIS)" in err, err.decode(errors="replace")[-2000:]
         time.sleep(1.0)
         assert proc.poll() is None
@@ -578,14 +589,9 @@ def test_with_no_room_anywhere_the_state_waits_in_memory_until_there_is(tmp_path
     env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(disk), HOME=str(disk), TRIGGER=str(trigger))
     cmd = full_disk(disk, tiny_train_args(data, out, 2), after=f'cp "$0"/*.npz {copy}')
     proc = subprocess.Popen(cmd, env=env, cwd=disk, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = bytearray()
-    reader = threading.Thread(target=lambda: [err.extend(b) for b in iter(lambda: proc.stderr.read1(4096), b"")],
-                              daemon=True)
-    reader.start()
+    err, reader = read_stderr(proc)
     try:
-        deadline = time.monotonic() + 90
-        while b"kept in memory" not in err and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(err, proc, b"kept in memory")
         time.sleep(0.5)
         line = next((x for x in err.decode().splitlines() if "kept in memory" in x), err.decode())
         assert "No space left on device" in line and str(out) in line, line
