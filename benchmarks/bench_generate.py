@@ -1,10 +1,10 @@
-"""Per-frame generation time, as the live instrument calls it: one call per frame (the RNN step
-from the frame just played, the biases from u_t, a k=25 Gibbs chain from silence), 88 × 150 × 100.
+"""Per-frame generation time, as the live instrument calls it: two calls per frame (the RNN step
+from the frame just played; the biases from u_t and a k=25 Gibbs chain from silence), 88 × 150 × 100.
 
     python benchmarks/bench_generate.py [--frames 3000] [--weights nottingham] [--quick]
 
-Prints median and p99 for the Numba kernel (``advance_and_sample`` on packed parameters, one
-thread, as the engine's worker calls it) and for a plain-NumPy reference written for the purpose,
+Prints median and p99 for the Numba kernels (``rnn_step``, then ``sample_frame`` on packed
+parameters, one thread, as the engine's worker calls them) and for a plain-NumPy reference written for the purpose,
 and their ratio. The two are measured in interleaved rounds, so that a slow phase of a shared
 machine falls on both. Goal: median ≤ 50 µs, ≥ 10× NumPy.
 """
@@ -76,7 +76,8 @@ def main() -> None:
 
     def numba_frame():  # as the engine's worker: u_t from the frame just sent, then v_{t+1}
         nonlocal u, u_next
-        kernels.advance_and_sample(v, u, P, a.k, beta, clamp, v_clamp, state, u_next, v, pv, work, idx)
+        kernels.rnn_step(v, u, p["bu"], p["Wvu"], p["Wuu"], u_next)
+        kernels.sample_frame(u_next, P, a.k, beta, clamp, v_clamp, state, v, pv, work, idx)
         u, u_next = u_next, u
 
     rng = np.random.default_rng(0)
