@@ -344,6 +344,8 @@ def run_job(job: JamJob) -> dict[str, Counts]:
             c.ll_frames += len(V)
         if not job.baselines:
             continue
+        tf = true_history_frames(model, job.settings, V, player, _seed(job.seed, n, job.shift + 6, 5))
+        out["model, true history"].add(match_counts(tf, truth, lo))
         ignoring, _ = play_along(model, job.settings, player, "off", _seed(job.seed, n, job.shift + 6, 2))
         out["ignoring the player"].add(match_counts(ignoring, truth, lo))
         if job.lookup is not None:
@@ -354,6 +356,29 @@ def run_job(job: JamJob) -> dict[str, Counts]:
             c.pc_tp, c.pc_fp, c.pc_fn = int((pcs_l & pt).sum()), int((pcs_l & ~pt).sum()), int((~pcs_l & pt).sum())
             out["lookup table"].add(c)
     return dict(out)
+
+
+def true_history_frames(model, settings: dict[str, Any], V: np.ndarray, player: np.ndarray, seed: int
+                        ) -> np.ndarray:
+    """The model's accompaniment when the history is the true one (teacher forcing): each frame
+    sampled as the engine samples it (k steps from silence, the player's notes clamped, the
+    preset's temperature) from the u_{t-1} of the true frames, without the engine's note
+    shaping — how well the conditional RBM harmonizes when it is not lost."""
+    from . import kernels
+    model.reseed(seed)
+    U = model.run(V)[0]
+    P = kernels.pack(model.params)
+    work, idx = kernels.workspace(model.n_visible, model.n_hidden, model.dtype)
+    beta = model.dtype.type(1.0 / float(settings["temperature"]))
+    v = np.zeros(model.n_visible, model.dtype)
+    pv = np.zeros_like(v)
+    out = np.zeros(V.shape, np.float32)
+    for t in range(len(V)):
+        clamp = (player[t] > 0).astype(np.int8)
+        kernels.sample_frame(U[t], P, int(settings["k"]), beta, clamp, player[t].astype(model.dtype),
+                             model.rng_state, v, pv, work, idx)
+        out[t] = np.where(clamp > 0, 0.0, v)
+    return out
 
 
 def chord_player(tonic: int, mode: str, model, cycles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -452,7 +477,7 @@ def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], p
                 else:
                     per[cond][key_label(task, job.shift)] = c
         results[task] = {}
-        order = ("model", "follow", "harmonize", "ignoring the player", "lookup table")
+        order = ("model", "follow", "harmonize", "model, true history", "ignoring the player", "lookup table")
         for cond, by_key in sorted(per.items(), key=lambda item: order.index(item[0])):
             total = Counts()
             for c in by_key.values():

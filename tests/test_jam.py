@@ -127,11 +127,13 @@ def test_melody_task_scores_a_copy_one_and_a_silent_model_zero(tmp_path):
     for task in ("harmonize", "follow"):
         f = r.results[task]["model"]["all"]
         assert f["accuracy"] == 1.0 and f["pc_accuracy"] == 1.0, (task, f)
+    assert r.results["harmonize"]["model, true history"]["all"]["accuracy"] == 1.0
     silent = save_weights(fixed_chord_model(notes=()), tmp_path / "silent.npz")
     r = evaluate_jam(str(silent), engine_settings(), ["harmonize"], [piece], shifts=[0, 5], jobs=2)
     f = r.results["harmonize"]["model"]
     assert f["all"]["accuracy"] == 0.0 and f["all"]["pc_accuracy"] == 0.0 and f["all"]["notes_per_frame"] == 0.0
     assert set(f["keys"]) == {"+0", "+5"}
+    assert r.results["harmonize"]["model, true history"]["all"]["notes_per_frame"] == 0.0
 
 
 def test_the_rnn_hears_each_frame_as_it_sounded():
