@@ -5,18 +5,18 @@ follower of an external MIDI clock (24 pulses per quarter note).
     clock.run(stop_event)                 # blocks; one tick every dt, deadlines never drift
 
     follower = ClockFollower(steps_per_beat=4, on_frame=engine.tick, on_stop=engine.silence)
-    clock_in.rt.set_callback(follower.midi_callback)   # ticks on the backend's thread
+    clock_in.listen(follower.receive)      # ticks on the backend's thread (ports.Port.listen)
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
+
+from .midi import CLOCK, CONTINUE, SPP, START, STOP
 
 PPQN = 24
 SPIN = 0.0008  # the last fraction of a millisecond is spun, not slept: sleep() overshoots
-
-CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 
 
 def sleep_until(deadline: float) -> None:
@@ -71,6 +71,7 @@ class ClockFollower:
     position to 0 (the first pulse after Start is the downbeat), Continue resumes from it, Song
     Position Pointer sets it (in 16th notes = 6 pulses), Stop calls ``on_stop`` (silence). The
     tempo is the mean pulse interval over the last beat, so it follows tempo changes within a beat.
+
     """
 
     def __init__(self, steps_per_beat: int, on_frame: Callable[[float], None],
@@ -89,14 +90,13 @@ class ClockFollower:
         self.bpm = 0.0
         self._last_bpm_report = 0.0
 
+    def receive(self, msg: Sequence[int]) -> None:
+        """A well-formed message from the clock port (ports.Port.listen)."""
+        self.handle(msg[0], msg, time.perf_counter())
+
     @property
     def bpm_label(self) -> str:
         return "external"
-
-    def midi_callback(self, event, data=None) -> None:
-        """rtmidi input callback: (message bytes, delta seconds)."""
-        msg = event[0]
-        self.handle(msg[0], msg, time.perf_counter())
 
     def handle(self, status: int, msg, now: float) -> None:
         if status == CLOCK:

@@ -24,9 +24,10 @@ from typing import Any, Sequence
 
 import mido
 
+from .midi import SUSTAIN
+
 MODEL_TRACK = "live-rnnrbm"
 PLAYER_TRACK = "player"
-SUSTAIN = 64
 
 
 class Recorder:

@@ -38,6 +38,7 @@ class JackServer:
         self.rate, self.period = rate, period
         self.proc = None
         self.realtime = True
+        self.crashed = False
         # jackd's messages go to a file: a pipe nobody reads fills up in a long run and blocks jackd
         self.log_path = Path(tempfile.gettempdir()) / f"{self.name}.log"
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
@@ -60,7 +61,35 @@ class JackServer:
             self.stop()
         raise RuntimeError("could not start a JACK dummy server")
 
+    def crash(self) -> None:
+        """Kill the server as a crash would (SIGKILL): its clients are left on their own."""
+        self.proc.kill()
+        self.proc.wait()
+        self.crashed = True
+
+    def _reclaim(self) -> None:
+        """A killed jackd leaves its slot in JACK's registry, which has 8 slots for the whole machine
+        (every user's and every test run's servers), and jackd frees a dead server's slot only when
+        a server of the same name starts: start one and stop it cleanly, then remove the semaphores
+        its clients left in /dev/shm. Without this, 8 crash tests and no JACK server starts anywhere."""
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate),
+                                     "-p", str(self.period)], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        subprocess.run(["jack_wait", "-s", self.name, "-w", "-t", "5"], env=self.env, capture_output=True)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for f in Path("/dev/shm").glob(f"jack_sem.*_{self.name}_*"):
+            f.unlink(missing_ok=True)
+
     def stop(self) -> None:
+        if self.crashed:
+            self.crashed = False
+            self._reclaim()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
