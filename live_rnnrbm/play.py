@@ -226,14 +226,19 @@ def run(args: argparse.Namespace) -> int:
                 "real-time scheduling: not permitted (timing may suffer on a busy machine; see the README)")
         if settings["status"]:
             controls.start_status((lambda: follower.bpm) if external else (lambda: effective_bpm(settings)),
-                                  "external" if external else "internal")
+                                  (lambda: "clock lost" if follower.lost else "external") if external
+                                  else (lambda: "internal"))
         if controls.start_keys():
             say(controls.KEYS)
         if args.duration is not None:
             threading.Timer(args.duration, stop_because, ("duration reached",)).start()
 
         if external:
-            stop.wait()
+            lost = False
+            while not stop.wait(0.1):   # the clock can vanish without a Stop: silence then
+                if follower.check(time.perf_counter()) != lost:
+                    lost = not lost
+                    say("clock lost: silent until it comes back" if lost else "clock back")
         else:
             clock_out = bool(settings["clock_out"])
             pulse = [CLOCK]

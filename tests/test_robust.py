@@ -1,5 +1,6 @@
 """`live-rnnrbm play` when things go wrong, through real JACK ports: malformed messages on the
-input and the clock, a SysEx cut short, and the JACK server dying under it.
+input and the clock, a SysEx cut short, a pause in the session while recording, a clock that
+vanishes without a Stop, and the JACK server dying under it.
 
 Malformed bytes are written as JACK events by a raw libjack client (tests/rawjack.py); python-rtmidi
 refuses to send them.
@@ -14,7 +15,7 @@ import time
 import mido
 import pytest
 
-from jackd import JackServer, Play, Receiver, arrived, have_jack, note_ons, sleep_until, unmatched_notes
+from jackd import JackServer, Play, Receiver, Sender, arrived, have_jack, note_ons, sleep_until, unmatched_notes
 from rawjack import RawSender
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
@@ -44,7 +45,12 @@ def start_dump(jack: JackServer, client: str) -> subprocess.Popen:
     """jack_midi_dump: a strict receiver (it asserts on a note message shorter than 3 bytes)."""
     proc = subprocess.Popen(["jack_midi_dump", client], env=jack.env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    subprocess.run(["jack_wait", "-w", "-t", "5", "-c", client], env=jack.env, capture_output=True)
+    end = time.perf_counter() + 10
+    while time.perf_counter() < end:     # its client comes up before its port: wait for the port
+        ports = subprocess.run(["jack_lsp"], env=jack.env, capture_output=True, text=True).stdout.split()
+        if f"{client}:input" in ports:
+            break
+        time.sleep(0.05)
     return proc
 
 
@@ -168,6 +174,88 @@ def test_truncated_sysex_does_not_deafen_the_input(jack, weights, tmp_path):
     assert len(player) == 8, f"{len(player)} of the 8 notes after the SysEx were heard"
     model = [m for m in mido.MidiFile(rec).tracks[1] if m.type == "note_on" and m.velocity > 0 and m.note == 72]
     assert model, "the model answered them"
+
+
+def send_pulses(tx: Sender, bpm: float, seconds: float, start: float) -> float:
+    pulse = 60.0 / bpm / 24
+    t = start
+    for _ in range(int(round(seconds / pulse))):
+        sleep_until(t)
+        tx.send([0xF8])
+        t += pulse
+    return t
+
+
+def test_a_pause_in_the_session_keeps_the_recording(jack, weights, tmp_path):
+    """Start, play, Stop, a pause longer than a MIDI tempo can hold as one beat (16.8 s), Start,
+    play, Stop, quit: the whole session is written, at the tempo it was played."""
+    rec = tmp_path / "pause.mid"
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-pause", "--clock", "lr-pause-c",
+                       "--steps-per-beat", "4", "--seed", "2", "--note-range", "21", "108", "--record", str(rec)])
+    tx = Sender("tx-pause")
+    try:
+        jack.connect(tx.name, "lr-pause-c:clock")
+        time.sleep(0.3)
+        tx.send([0xFA])
+        t = send_pulses(tx, 120, 2.0, time.perf_counter())
+        tx.send([0xFC])
+        t_second = t + 17.5
+        sleep_until(t_second)
+        tx.send([0xFA])
+        send_pulses(tx, 120, 2.0, t_second)
+        tx.send([0xFC])
+        time.sleep(0.2)
+        assert play.signal(signal.SIGTERM) == 0, play.stderr
+    finally:
+        tx.close()
+    assert "could not write" not in play.stderr, play.stderr
+    mid = mido.MidiFile(rec)
+    tempi = [m.tempo for m in mid.tracks[0] if m.type == "set_tempo"]
+    assert all(mido.tempo2bpm(x) == pytest.approx(120, abs=2) for x in tempi), tempi   # no tempo across the pause
+    now, ons = 0.0, []
+    for m in mid:
+        now += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            ons.append(now)
+    first = [x for x in ons if x < ons[0] + 3]
+    second = [x for x in ons if x > ons[0] + 10]
+    assert len(first) >= 10 and len(second) >= 10, (len(first), len(second))
+    # the second half sits where it was played: 17.5 s after the first half ended
+    assert second[0] - first[0] == pytest.approx(2.0 + 17.5, abs=0.3), (first[0], second[0])
+
+
+def test_a_vanished_clock_silences_then_plays_on(jack, weights):
+    """No Stop, no pulses (the DAW crashed): silent after two beats or 1 s, and playing again on the
+    next pulse."""
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-lost", "--clock", "lr-lost-c",
+                       "--steps-per-beat", "4", "--seed", "2", "--note-range", "21", "108", "--max-note-frames",
+                       "1000"])
+    rx = Receiver("rx-lost")
+    tx = Sender("tx-lost")
+    try:
+        jack.connect("lr-lost:out", rx.name)
+        jack.connect(tx.name, "lr-lost-c:clock")
+        time.sleep(0.3)
+        tx.send([0xFA])
+        t_gone = send_pulses(tx, 120, 2.0, time.perf_counter())   # two beats at 120 = 1 s: lost after 1 s
+        time.sleep(2.0)
+        lost_line = "clock lost" in play.stderr
+        t_back = time.perf_counter()
+        send_pulses(tx, 120, 1.5, t_back)
+        time.sleep(0.1)
+        assert play.signal(signal.SIGTERM) == 0, play.stderr
+        time.sleep(0.1)
+    finally:
+        rx.close()
+        tx.close()
+    assert lost_line, play.stderr
+    events = arrived(rx)
+    left = unmatched_notes([(a, m) for a, m in events if a < t_gone + 1.0 + 0.25])
+    assert left == [], f"notes still sounding {1.25:.2f} s after the last pulse: {left}"
+    ons = [a for a, _, _ in note_ons(events)]
+    assert not [a for a in ons if t_gone + 0.1 < a < t_back], "no new notes while the clock is gone"
+    assert len([a for a in ons if a > t_back]) >= 3, "playing again on the next pulses"
+    assert unmatched_notes(rx.events) == []
 
 
 def test_the_jack_server_dying_stops_play_and_keeps_the_recording(weights, tmp_path):
