@@ -237,7 +237,8 @@ def test_a_vanished_clock_silences_then_plays_on(jack, weights):
         jack.connect(tx.name, "lr-lost-c:clock")
         time.sleep(0.3)
         tx.send([0xFA])
-        t_gone = send_pulses(tx, 120, 2.0, time.perf_counter())   # two beats at 120 = 1 s: lost after 1 s
+        send_pulses(tx, 120, 2.0, time.perf_counter())   # two beats at 120 = 1 s: lost 1 s after the last pulse
+        t_gone = time.perf_counter()                      # (when it was sent, however late this process ran)
         time.sleep(2.0)
         lost_line = "clock lost" in play.stderr
         t_back = time.perf_counter()
