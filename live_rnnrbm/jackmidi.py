@@ -62,7 +62,22 @@ def lib() -> ctypes.CDLL:
     return _LIB
 
 
-_QUIET = MESSAGE(lambda text: None)
+_QUIET: list = []
+
+
+def _ignore_messages() -> "ctypes._CFuncPtr":
+    """A C function that does nothing with a message. Not a ctypes callback: libjack calls it on
+    its own threads, some while the thread holding the GIL waits inside libjack for them
+    (python-rtmidi keeps the GIL in jack_client_close); a Python callback would wait for the GIL
+    there, for ever."""
+    if not _QUIET:
+        from numba import cfunc, types
+
+        @cfunc(types.void(types.voidptr), cache=True)
+        def ignore(text):  # pragma: no cover - runs as machine code
+            pass
+        _QUIET.append(MESSAGE(ignore.address))
+    return _QUIET[0]
 
 
 def quiet() -> None:
@@ -70,6 +85,7 @@ def quiet() -> None:
     the server dies, each client prints its socket errors ("Cannot read socket fd", "Server is not
     running", ...) and the instrument says in one line what happened. python-rtmidi's wheel brings
     its own copy of libjack, so every copy loaded in the process is told (Linux: /proc/self/maps)."""
+    ignore = _ignore_messages()
     paths = {ctypes.util.find_library("jack") or "libjack.so.0"}
     try:
         with open("/proc/self/maps") as maps:
@@ -82,7 +98,7 @@ def quiet() -> None:
             for name in ("jack_set_error_function", "jack_set_info_function"):
                 f = getattr(L, name)
                 f.restype, f.argtypes = None, [MESSAGE]
-                f(_QUIET)
+                f(ignore)
         except (OSError, AttributeError):
             pass
 
