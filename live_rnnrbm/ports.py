@@ -184,6 +184,7 @@ def _open_on(kind: str, name: str, backend: str, client_name: str, port_name: st
         from .jackmidi import JackClient, JackError
         try:
             port.watch = JackClient(f"{client_name}-watch")
+            port.watch.activate()
         except JackError as e:
             port.close()
             raise PortError(str(e)) from None

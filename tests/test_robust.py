@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import mido
 import pytest
 
-from jackd import JackServer, Play, Receiver, Sender, arrived, have_jack, note_ons, sleep_until, unmatched_notes
+from jackd import REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, note_ons, sleep_until, unmatched_notes
 from rawjack import RawSender
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
@@ -298,3 +299,22 @@ def test_the_jack_server_dying_stops_play_and_keeps_the_recording(weights, tmp_p
         elif m.type in ("note_on", "note_off"):
             sounding.discard(m.note)
     assert len([m for m in model if m.type == "note_on"]) >= 10 and not sounding
+
+
+def test_the_jack_output_and_its_watch_client_close_promptly(jack):
+    """`play` hung on exit in jack_client_close (1 run in 10–20 of the SIGTERM grid test under
+    load) while its port-less watch client was never activated."""
+    code = ("import time\nfrom live_rnnrbm.ports import open_output\nfrom live_rnnrbm.jackmidi import quiet\n"
+            "for i in range(10):\n"
+            "    out = open_output('lr-close', 'jack')\n"
+            "    quiet()\n"
+            "    for k in range(5):\n"
+            "        out.rt.send_message([0x90, 60, 100])\n"
+            "        time.sleep(0.01)\n"
+            "    out.close()\n")
+    try:
+        r = subprocess.run([sys.executable, "-c", code], env=jack.env, cwd=str(REPO), capture_output=True,
+                           text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("closing the JACK output hung")
+    assert r.returncode == 0, r.stderr
