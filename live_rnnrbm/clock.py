@@ -5,18 +5,20 @@ follower of an external MIDI clock (24 pulses per quarter note).
     clock.run(stop_event)                 # blocks; one tick every dt, deadlines never drift
 
     follower = ClockFollower(steps_per_beat=4, on_frame=engine.tick, on_stop=engine.silence)
-    clock_in.rt.set_callback(follower.midi_callback)   # ticks on the backend's thread
+    clock_in.listen(follower.receive)      # ticks on the backend's thread (ports.Port.listen)
+    follower.check(time.perf_counter())    # a few times a second: has the clock gone?
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
+
+from .midi import CLOCK, CONTINUE, SPP, START, STOP
 
 PPQN = 24
 SPIN = 0.0008  # the last fraction of a millisecond is spun, not slept: sleep() overshoots
-
-CLOCK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+LOST_BEATS, LOST_MIN = 2.0, 1.0   # no pulse for 2 beats at the last tempo, or 1 s if longer: clock lost
 
 
 def sleep_until(deadline: float) -> None:
@@ -71,6 +73,11 @@ class ClockFollower:
     position to 0 (the first pulse after Start is the downbeat), Continue resumes from it, Song
     Position Pointer sets it (in 16th notes = 6 pulses), Stop calls ``on_stop`` (silence). The
     tempo is the mean pulse interval over the last beat, so it follows tempo changes within a beat.
+
+    A clock that stops pulsing without a Stop (the DAW crashed, a cable came out) is lost after
+    two beats at the last tempo or 1 s, whichever is longer (``check``): silence as on Stop, no
+    tempo (``lost``), and the next pulse plays on. The tempo is never measured across such a gap:
+    a pause is not a slow beat.
     """
 
     def __init__(self, steps_per_beat: int, on_frame: Callable[[float], None],
@@ -88,19 +95,41 @@ class ClockFollower:
         self._n = 0                  # pulses received since the last Start/Continue
         self.bpm = 0.0
         self._last_bpm_report = 0.0
+        self.last_pulse: float | None = None
+        self.lost = False
+
+    def lost_after(self) -> float:
+        """Seconds without a pulse after which the clock counts as lost."""
+        return max(LOST_BEATS * 60.0 / self.bpm, LOST_MIN) if self.bpm > 0 else LOST_MIN
+
+    def check(self, now: float) -> bool:
+        """Call a few times a second: declares the clock lost (and silences) when it has gone
+        quiet for lost_after(); True while it is lost."""
+        last = self.last_pulse
+        if not self.lost and last is not None and now - last > self.lost_after():
+            self.lost = True
+            self.bpm = 0.0
+            self._last_bpm_report = 0.0
+            if self.on_stop is not None:
+                self.on_stop()
+        return self.lost
+
+    def receive(self, msg: Sequence[int]) -> None:
+        """A well-formed message from the clock port (ports.Port.listen)."""
+        self.handle(msg[0], msg, time.perf_counter())
 
     @property
     def bpm_label(self) -> str:
         return "external"
 
-    def midi_callback(self, event, data=None) -> None:
-        """rtmidi input callback: (message bytes, delta seconds)."""
-        msg = event[0]
-        self.handle(msg[0], msg, time.perf_counter())
-
     def handle(self, status: int, msg, now: float) -> None:
         if status == CLOCK:
             self.pulses += 1
+            last = self.last_pulse
+            if last is not None and now - last > self.lost_after():
+                self._n = 0          # a gap: the beat before it says nothing about the tempo now
+            self.last_pulse = now
+            self.lost = False
             i = self._n % PPQN
             if self._n >= PPQN:  # a beat of history: tempo = 1 beat / (24 intervals)
                 self.bpm = 60.0 / (now - self._times[i])

@@ -3,7 +3,7 @@
     controls = Controls(engine, settings["cc"], stop_event)
     listener.on_cc = controls.on_cc          # CC temperature/density/pause/panic/mode
     controls.start_keys()                    # t/T d/D space p m q in the terminal
-    controls.start_status(clock, "internal") # one line on stderr, redrawn twice a second
+    controls.start_status(tempo, label)      # one line on stderr, redrawn twice a second
 
 A control only sets a value the worker reads when it computes the next frame (and pokes it), so
 the tick is never touched; panic asks the engine to silence at once. The status line is written
@@ -11,10 +11,10 @@ from its own low-rate thread with one write() per redraw.
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
+from typing import Callable
 
 from .stream import MODES
 
@@ -122,15 +122,17 @@ class Controls:
             termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
     # --- status ----------------------------------------------------------------------------
-    def start_status(self, tempo, clock_label: str, period: float = 0.5) -> None:
-        """Redraw one status line on stderr every `period` s; `tempo()` gives the current BPM."""
+    def start_status(self, tempo: Callable[[], float], clock_label: Callable[[], str], period: float = 0.5) -> None:
+        """Redraw one status line on stderr every `period` s; `tempo()` gives the current BPM (0: none,
+        e.g. the external clock is lost) and `clock_label()` what the clock is doing."""
         tty = sys.stderr.isatty()
 
         def loop():
             while not self.stop.wait(period if tty else 10 * period):
                 e = self.engine
                 bpm = tempo()
-                line = (f"{bpm:6.1f} BPM ({clock_label}) | frame {e.frame_time * 1e3:5.2f} ms "
+                tempo_text = f"{bpm:6.1f} BPM" if bpm > 0 else "   --- BPM"
+                line = (f"{tempo_text} ({clock_label()}) | frame {e.frame_time * 1e3:5.2f} ms "
                         f"(max {e.frame_time_max * 1e3:5.2f}) | {e.notes_sounding:2d} notes | {e.mode} | "
                         f"T {e.temperature:.2f} d {e.density:.2f}{' | PAUSED' if e.paused else ''}"
                         f"{' | late ' + str(e.late) if e.late else ''}{' | ' + self.events[0] if self.events else ''}")
@@ -138,6 +140,3 @@ class Controls:
                 sys.stderr.flush()
         threading.Thread(target=loop, name="live-rnnrbm status", daemon=True).start()
 
-
-def bpm_or_nan(x: float) -> float:
-    return x if x > 0 else math.nan

@@ -1,7 +1,7 @@
 """The player's side: held notes from a MIDI input, sustain pedal counted, as v_t^human.
 
     listener = Listener(lowest_note=21, n_visible=88, channel=None, thru=out.rt.send_message)
-    inp.rt.set_callback(listener.midi_callback)
+    inp.listen(listener.receive)      # well-formed messages only (ports.Port.listen)
     version = listener.snapshot(frame)   # frame[i] = 1 for every note held (or sustained)
 
 The callback runs on the MIDI backend's thread (JACK's process thread with python-rtmidi): it only
@@ -11,11 +11,11 @@ updates small arrays and counters. Control changes other than the sustain pedal 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-SUSTAIN = 64
+from .midi import CC, NOTE_OFF, NOTE_ON, SUSTAIN, SYSEX
 
 
 class Listener:
@@ -38,19 +38,20 @@ class Listener:
         self.version = 0                  # bumped on every change of the held set
         self.on_change: Callable[[], None] | None = None   # told of every change (wakes the engine)
 
-    def midi_callback(self, event, data=None) -> None:
-        self.handle(event[0], time.perf_counter())
+    def receive(self, msg: Sequence[int]) -> None:
+        """A well-formed message from the input port (ports.Port.listen has checked it)."""
+        self.handle(msg, time.perf_counter())
 
-    def handle(self, msg, now: float) -> None:
+    def handle(self, msg: Sequence[int], now: float) -> None:
         status = msg[0]
-        if status >= 0xF0 or len(msg) < 2:
+        if status >= SYSEX or len(msg) < 2:
             return                                     # clock & co. belong to the clock follower
         kind, ch = status & 0xF0, status & 0x0F
         if self.channel is not None and ch != self.channel:
             return
-        if kind in (0x80, 0x90):
+        if kind in (NOTE_OFF, NOTE_ON):
             note, vel = msg[1], msg[2] if len(msg) > 2 else 0
-            if kind == 0x90 and vel > 0:
+            if kind == NOTE_ON and vel > 0:
                 self.down[note] = 1
                 self.sustained[note] = 0
                 if self.on_note is not None:
@@ -61,7 +62,7 @@ class Listener:
                     self.sustained[note] = 1
             self._changed()
             self._echo(msg, ch, now)
-        elif kind == 0xB0 and len(msg) > 2:
+        elif kind == CC and len(msg) > 2:
             if msg[1] == SUSTAIN:
                 pedal = msg[2] >= 64
                 if self.pedal and not pedal:
@@ -82,14 +83,14 @@ class Listener:
         if self.thru is not None:
             self.thru(msg)
             self.thru_channels.add(ch)
-            if msg[0] & 0xE0 == 0x80:
-                self.thru_sounding[ch * 128 + msg[1]] = 1 if (msg[0] & 0xF0 == 0x90 and msg[2] > 0) else 0
+            if msg[0] & 0xE0 == NOTE_OFF:   # note-on or note-off
+                self.thru_sounding[ch * 128 + msg[1]] = 1 if (msg[0] & 0xF0 == NOTE_ON and msg[2] > 0) else 0
         if self.recorder is not None:
             self.recorder.player_note(now - self.t0, msg)
 
     def thru_note_offs(self) -> list[list[int]]:
         """Note-offs for every echoed note still sounding (sent when playing stops)."""
-        return [[0x80 | (i // 128), i % 128, 0] for i in range(16 * 128) if self.thru_sounding[i]]
+        return [[NOTE_OFF | (i // 128), i % 128, 0] for i in range(16 * 128) if self.thru_sounding[i]]
 
     def held(self) -> list[int]:
         """MIDI notes held now (down or sustained)."""

@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from .clock import ClockFollower, InternalClock
     from .controls import Controls
     from .listener import Listener
+    from .midi import CLOCK, START, STOP, SYSEX
     from .realtime import CLOCK_PRIORITY, promote
     from .stream import Engine
 
@@ -127,6 +128,13 @@ def run(args: argparse.Namespace) -> int:
         if not why:
             why.append(reason)
         stop.set()
+
+    faults: list[str] = []
+
+    def fault(reason: str) -> None:
+        """A port, its server or the input path failed: stop as on a signal, but exit non-zero."""
+        faults.append(reason)
+        stop_because(reason)
 
     for name, reason in STOP_SIGNALS.items():
         if hasattr(signal, name):  # Windows has no SIGHUP
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         out = open_output(settings["port"], settings["backend"])
         ports.append(out)
         backend = out.backend
-        out.rt.set_error_callback(lambda kind, msg, data=None: stop_because(f"output port error: {msg}"))
+        out.on_error(lambda text: fault(f"output port: {text}"))
         t0 = time.perf_counter()
         if settings.get("record"):
             from .record import Recorder
@@ -176,30 +184,33 @@ def run(args: argparse.Namespace) -> int:
                                      if recorder else None)
 
         def guarded(handler):
-            def callback(event, data=None):
+            def receive(msg):
                 try:
-                    handler(event, data)
-                except Exception:  # an exception on the MIDI thread must stop us, not vanish
+                    handler(msg)
+                except Exception:  # a bug on the MIDI thread must stop us (every note off), not vanish
                     traceback.print_exc()
-                    stop_because("error in the MIDI input callback")
-            return callback
+                    fault("error in the MIDI input callback")
+            return receive
 
         if external:
             clk = open_input(settings["clock"], backend, role="clock")
             ports.append(clk)
             if same:
-                def both(event, data=None):
-                    (follower.midi_callback if event[0][0] >= 0xF0 else listener.midi_callback)(event, data)
-                clk.rt.set_callback(guarded(both))
+                def both(msg):
+                    (follower.receive if msg[0] >= SYSEX else listener.receive)(msg)
+                clk.listen(guarded(both))
             else:
-                clk.rt.set_callback(guarded(follower.midi_callback))
-            clk.rt.set_error_callback(lambda kind, msg, data=None: stop_because(f"clock port error: {msg}"))
+                clk.listen(guarded(follower.receive))
+            clk.on_error(lambda text: fault(f"clock port: {text}"))
         if listener is not None and not same:
             inp = open_input(settings["input"], backend, role="in")
             ports.append(inp)
-            inp.rt.set_callback(guarded(listener.midi_callback))
-            inp.rt.set_error_callback(lambda kind, msg, data=None: stop_because(f"input port error: {msg}"))
+            inp.listen(guarded(listener.receive))
+            inp.on_error(lambda text: fault(f"input port: {text}"))
 
+        if backend == "jack":
+            from .jackmidi import quiet
+            quiet()
         names = ", ".join(f"{'virtual ' if p.virtual else ''}'{p.name}'" for p in ports)
         if external:
             say(f"ready on {backend} ports {names}; following MIDI clock on '{ports[1].name}', "
@@ -215,23 +226,28 @@ def run(args: argparse.Namespace) -> int:
                 "real-time scheduling: not permitted (timing may suffer on a busy machine; see the README)")
         if settings["status"]:
             controls.start_status((lambda: follower.bpm) if external else (lambda: effective_bpm(settings)),
-                                  "external" if external else "internal")
+                                  (lambda: "clock lost" if follower.lost else "external") if external
+                                  else (lambda: "internal"))
         if controls.start_keys():
             say(controls.KEYS)
         if args.duration is not None:
             threading.Timer(args.duration, stop_because, ("duration reached",)).start()
 
         if external:
-            stop.wait()
+            lost = False
+            while not stop.wait(0.1):   # the clock can vanish without a Stop: silence then
+                if follower.check(time.perf_counter()) != lost:
+                    lost = not lost
+                    say("clock lost: silent until it comes back" if lost else "clock back")
         else:
             clock_out = bool(settings["clock_out"])
-            pulse = [0xF8]
+            pulse = [CLOCK]
             ppf = max(1, round(24 / int(settings["steps_per_beat"]))) if clock_out else 1
             clock = InternalClock(frame_period(settings), engine.tick,
                                   on_pulse=(lambda: out.rt.send_message(pulse)) if clock_out else None,
                                   pulses_per_frame=ppf)
             if clock_out:
-                out.rt.send_message([0xFA])
+                out.rt.send_message([START])
             clock.run(stop)
     except PortError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -247,17 +263,25 @@ def run(args: argparse.Namespace) -> int:
             except Exception:
                 pass
         if engine is not None:
+            # with the server gone nothing sounds any more, and RtMidi's JACK send would spin forever
+            # once its queue fills: release the notes in the engine and the recording only
+            dead = out is not None and out.dead
+            if dead:
+                engine.send = _discard
             if listener is not None and settings["thru"]:
                 for m in listener.thru_note_offs():
-                    out.rt.send_message(m)
+                    engine.send(m)
                 engine.channels |= listener.thru_channels
             engine.close()
-            if clock_out:
-                out.rt.send_message([0xFC])
+            if clock_out and not dead:
+                out.rt.send_message([STOP])
             pulses = f", {follower.pulses} clock pulses" if follower is not None else ""
-            say(f"stopped ({why[0] if why else 'done'}): {engine.sent} frames, {engine.late} late{pulses}; "
+            dropped = sum(p.guard.dropped for p in ports[1:])
+            bad = f", {dropped} malformed message(s) dropped" if dropped else ""
+            say(f"stopped ({why[0] if why else 'done'}): {engine.sent} frames, {engine.late} late{pulses}{bad}; "
                 "all notes off")
-            time.sleep(0.1)  # JACK sends at the next period: let the last note-offs leave before closing
+            if not dead:
+                time.sleep(0.1)  # JACK sends at the next period: let the last note-offs leave before closing
         for p in reversed(ports):
             p.close()
         if recorder is not None:
@@ -266,4 +290,11 @@ def run(args: argparse.Namespace) -> int:
             except Exception as e:  # noqa: BLE001
                 print(f"error: could not write the recording: {e}", file=sys.stderr)
                 status = status or 1
+    if faults:
+        print(f"error: {faults[0]}", file=sys.stderr)
+        status = status or 1
     return status
+
+
+def _discard(msg) -> None:
+    pass

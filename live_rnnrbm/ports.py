@@ -11,6 +11,11 @@ python-rtmidi is used directly (mido's rtmidi backend is a thin layer over the s
 live path sends preallocated byte lists with ``MidiOut.send_message`` and the input callback gets
 raw bytes on the backend's thread, without a mido.Message allocated per clock pulse.
 
+Every input goes through ``Port.listen``, which hands on only messages a MessageGuard (midi.py)
+accepts: nothing malformed reaches the listener, the clock follower or --thru. On JACK, inputs are
+read with libjack directly (jackmidi.py: RtMidi's JACK input goes deaf after a truncated SysEx),
+and the output port comes with a port-less client that hears the server shut down.
+
 JACK: python-rtmidi makes every port its own JACK client, and a client activated while others
 come and go can hang in its first cycle; opening therefore runs in a helper thread with a time
 limit and fails with a clear message instead of hanging. The server is the one libjack picks:
@@ -24,10 +29,12 @@ import os
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
 
 import rtmidi
+
+from .midi import MessageGuard
 
 BACKENDS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
             "coremidi": rtmidi.API_MACOSX_CORE, "winmm": rtmidi.API_WINDOWS_MM}
@@ -87,17 +94,44 @@ def _quiet_c_libraries() -> Iterator[None]:
 
 @dataclass
 class Port:
-    rt: Any            # rtmidi.MidiOut or rtmidi.MidiIn
+    rt: Any            # rtmidi.MidiOut, rtmidi.MidiIn, or jackmidi.JackMidiIn
     name: str          # what we opened: the existing port's name, or our virtual port's name
     virtual: bool
     backend: str
+    watch: Any = None  # JACK output: a port-less jackmidi.JackClient that hears the server shut down
+    guard: MessageGuard = field(default_factory=MessageGuard)
+
+    def listen(self, handler: Callable[[Sequence[int]], None]) -> None:
+        """Call handler(message) for every well-formed message that arrives; drop the rest."""
+        accept = self.guard.accept
+
+        def callback(event, data=None):
+            msg = event[0]
+            if accept(msg):
+                handler(msg)
+        self.rt.set_callback(callback)
+
+    def on_error(self, fn: Callable[[str], None]) -> None:
+        """fn(text) when the port or its server fails (an error from the backend, JACK shutting down)."""
+        for obj in (self.rt, self.watch):
+            if obj is not None:
+                obj.set_error_callback(lambda kind, msg, data=None: fn(msg))
+
+    @property
+    def dead(self) -> bool:
+        """The JACK server this port was on has shut down: nothing sent now goes anywhere."""
+        return any(getattr(obj, "dead", False) for obj in (self.rt, self.watch))
 
     def close(self) -> None:
-        try:
-            self.rt.close_port()
-            self.rt.delete()
-        except Exception:
-            pass
+        for obj in (self.rt, self.watch):
+            if obj is None:
+                continue
+            try:
+                if hasattr(obj, "close_port"):
+                    obj.close_port()
+                obj.delete()
+            except Exception:
+                pass
 
 
 def default_backend() -> str:
@@ -189,19 +223,49 @@ def _open(kind: str, name: str, backend: str | None, client_name: str, port_name
 
 
 def _open_on(kind: str, name: str, backend: str, client_name: str, port_name: str) -> Port:
+    if backend == "jack" and kind == "input":
+        return _open_jack_input(name, client_name, port_name)
     rt = _new(kind, backend, client_name)
     ports = rt.get_ports()
     match = [i for i, p in enumerate(ports) if name.lower() in p.lower()]  # (this client has no port yet)
     if match:
         rt.open_port(match[0], port_name)
-        return Port(rt, ports[match[0]], False, backend)
-    if backend == "winmm":
+        port = Port(rt, ports[match[0]], False, backend)
+    elif backend == "winmm":
         rt.delete()
         raise PortError(f"no MIDI {kind} named like '{name}', and Windows has no virtual ports: install a "
                         "loopback driver (loopMIDI, https://www.tobias-erichsen.de/software/loopmidi.html), "
                         f"create a port, and pass its name. Available: {', '.join(ports) or 'none'}")
-    rt.open_virtual_port(port_name)
-    return Port(rt, f"{client_name}:{port_name}" if backend == "jack" else port_name, True, backend)
+    else:
+        rt.open_virtual_port(port_name)
+        port = Port(rt, f"{client_name}:{port_name}" if backend == "jack" else port_name, True, backend)
+    if backend == "jack":
+        from .jackmidi import JackClient, JackError
+        try:
+            port.watch = JackClient(f"{client_name}-watch")
+            port.watch.activate()
+        except JackError as e:
+            port.close()
+            raise PortError(str(e)) from None
+    return port
+
+
+def _open_jack_input(name: str, client_name: str, port_name: str) -> Port:
+    from .jackmidi import JackError, JackMidiIn
+    try:
+        rt = JackMidiIn(client_name, port_name)
+    except JackError as e:
+        raise PortError(f"{e} (is a JACK server named '{server_name()}' running? JACK_DEFAULT_SERVER picks "
+                        "another)") from None
+    match = [p for p in rt.output_ports() if name.lower() in p.lower()]
+    if not match:
+        return Port(rt, rt.name, True, "jack")
+    try:
+        rt.connect_from(match[0])
+    except JackError as e:
+        rt.delete()
+        raise PortError(str(e)) from None
+    return Port(rt, match[0], False, "jack")
 
 
 def open_output(name: str, backend: str | None = None, timeout: float = OPEN_TIMEOUT) -> Port:
@@ -215,7 +279,8 @@ def open_input(name: str, backend: str | None = None, role: str = "in", timeout:
     ``name`` (JACK client ``name``, port ``role``). Clock, sysex and active sensing are delivered
     (the clock follower needs them)."""
     p = _open("input", name, backend, client_name=name, port_name=role, timeout=timeout)
-    p.rt.ignore_types(sysex=True, timing=False, active_sense=True)
+    if hasattr(p.rt, "ignore_types"):
+        p.rt.ignore_types(sysex=True, timing=False, active_sense=True)
     return p
 
 

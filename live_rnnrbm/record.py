@@ -18,15 +18,18 @@ seconds with the same map) gives every event within half a tick of when it happe
 from __future__ import annotations
 
 import bisect
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import mido
 
+from .midi import SUSTAIN
+
+MAX_TEMPO = 0xFFFFFF   # microseconds per beat: a set_tempo event holds 3 bytes (≈ 3.58 BPM at the slowest)
 MODEL_TRACK = "live-rnnrbm"
 PLAYER_TRACK = "player"
-SUSTAIN = 64
 
 
 class Recorder:
@@ -81,7 +84,9 @@ class Recorder:
         recorded time, so the file never leaves a note hanging. Can be called again later: each
         call writes everything recorded so far."""
         self.skipped = 0
-        model, player, tempi = list(self._model), list(self._player), sorted(self._tempi, key=lambda e: e[0])
+        model, player = self._finite(self._model), self._finite(self._player)
+        # a tempo of 0 (or none) says nothing: dropped; a slower one than MIDI holds is clamped
+        tempi = sorted((e for e in self._finite(self._tempi) if e[1] > 0), key=lambda e: e[0])
         times = [e[0] for e in model] + [e[0] for e in player] + [e[0] for e in tempi]
         origin = self.start if self.start is not None else min(times, default=0.0)
         last = max(times, default=origin) if end is None else max(end, *times) if times else end
@@ -119,6 +124,12 @@ class Recorder:
             if tmp.exists():
                 tmp.unlink()
         return self.path
+
+    def _finite(self, events: list[tuple]) -> list[tuple]:
+        """The events whose time is a number (one NaN would make every tick of the file NaN)."""
+        out = [e for e in events if math.isfinite(e[0])]
+        self.skipped += len(events) - len(out)
+        return out
 
     def _messages(self, events: list[tuple], origin: float, tempo_map: "_TempoMap",
                   end_tick: int) -> list[tuple[int, mido.Message]]:
@@ -161,10 +172,10 @@ class _TempoMap:
         self.tpb = ticks_per_beat
         self.secs = [0.0]                       # file time of each segment's first tick
         self.ticks = [0]
-        self.tempos = [mido.bpm2tempo(bpm)]     # microseconds per beat, an integer as in the file
+        self.tempos = [midi_tempo(bpm)]         # microseconds per beat, an integer as in the file
 
     def change(self, t: float, bpm: float) -> None:
-        tempo = mido.bpm2tempo(bpm)
+        tempo = midi_tempo(bpm)
         if tempo == self.tempos[-1]:
             return
         tick = max(self.tick(t), self.ticks[-1])
@@ -184,6 +195,11 @@ class _TempoMap:
 
     def changes(self) -> list[tuple[int, int]]:
         return list(zip(self.ticks, self.tempos))
+
+
+def midi_tempo(bpm: float) -> int:
+    """Microseconds per beat for bpm, within what a set_tempo event holds (1..0xFFFFFF)."""
+    return min(max(round(60_000_000 / bpm), 1), MAX_TEMPO) if bpm > 0 and math.isfinite(bpm) else MAX_TEMPO
 
 
 def _delta(events: list[tuple[int, Any]], end_tick: int) -> list[Any]:

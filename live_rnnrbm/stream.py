@@ -37,9 +37,9 @@ import numpy as np
 from numba import njit
 
 from . import kernels
+from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
 from .model import RnnRbm
 
-NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
 MODES = ("follow", "harmonize", "off")
 N_SLOTS = 4
 
@@ -373,9 +373,9 @@ class Engine:
     def _all_off_ccs(self, sustain: bool = True) -> None:
         for ch in sorted(self.channels):
             if sustain:
-                self.send([CC | ch, 64, 0])
-            self.send([CC | ch, 123, 0])
-            self.send([CC | ch, 120, 0])
+                self.send([CC | ch, SUSTAIN, 0])
+            self.send([CC | ch, ALL_NOTES_OFF, 0])
+            self.send([CC | ch, ALL_SOUND_OFF, 0])
 
     def close(self) -> None:
         """Stop: note-off for every sounding note, then CC64=0, CC123, CC120 on the channels used.

@@ -38,6 +38,7 @@ class JackServer:
         self.rate, self.period = rate, period
         self.proc = None
         self.realtime = True
+        self.crashed = False
         # jackd's messages go to a file: a pipe nobody reads fills up in a long run and blocks jackd
         self.log_path = Path(tempfile.gettempdir()) / f"{self.name}.log"
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
@@ -60,7 +61,35 @@ class JackServer:
             self.stop()
         raise RuntimeError("could not start a JACK dummy server")
 
+    def crash(self) -> None:
+        """Kill the server as a crash would (SIGKILL): its clients are left on their own."""
+        self.proc.kill()
+        self.proc.wait()
+        self.crashed = True
+
+    def _reclaim(self) -> None:
+        """A killed jackd leaves its slot in JACK's registry, which has 8 slots for the whole machine
+        (every user's and every test run's servers), and jackd frees a dead server's slot only when
+        a server of the same name starts: start one and stop it cleanly, then remove the semaphores
+        its clients left in /dev/shm. Without this, 8 crash tests and no JACK server starts anywhere."""
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate),
+                                     "-p", str(self.period)], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        subprocess.run(["jack_wait", "-s", self.name, "-w", "-t", "5"], env=self.env, capture_output=True)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for f in Path("/dev/shm").glob(f"jack_sem.*_{self.name}_*"):
+            f.unlink(missing_ok=True)
+
     def stop(self) -> None:
+        if self.crashed:
+            self.crashed = False
+            self._reclaim()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -144,27 +173,44 @@ def _rtmidi():
 class Receiver:
     """A JACK MIDI input of this process; ``events`` is a list of (seconds, [bytes...]) where
     seconds are JACK's own timestamps (rtmidi's deltas, summed), and ``arrivals`` the
-    perf_counter() time each callback ran."""
+    perf_counter() time each message was taken from the queue (within about a millisecond).
+
+    RtMidi queues the messages itself (no callback): with a callback, JACK's process thread waits
+    for this process's GIL in the middle of reading the period's events, and when the GIL is held
+    by a thread the OS has set aside (a loaded machine), the sender's next period overwrites the
+    buffer being read: RtMidi, which does not check jack_midi_event_get, then hands on the previous
+    event again and loses the rest — a note-on seen twice, its note-off never."""
 
     def __init__(self, client: str, port: str = "in"):
         rtmidi = _rtmidi()
-        self.rt = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client)
+        self.rt = rtmidi.MidiIn(rtapi=rtmidi.API_UNIX_JACK, name=client, queue_size_limit=1 << 16)
         self.rt.open_virtual_port(port)
         self.rt.ignore_types(sysex=True, timing=False, active_sense=True)
         self.name = f"{client}:{port}"
         self.events: list[tuple[float, list[int]]] = []
         self.arrivals: list[float] = []
         self._t = 0.0
-        self.rt.set_callback(self._cb)
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name=f"receiver {client}", daemon=True)
+        self._poller.start()
 
-    def _cb(self, event, data=None) -> None:
-        msg, delta = event
-        self._t += delta
-        self.events.append((self._t, msg))
-        self.arrivals.append(time.perf_counter())
+    def _poll(self) -> None:
+        while True:
+            got = self.rt.get_message()
+            if got is None:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.0005)
+                continue
+            msg, delta = got
+            self._t += delta
+            self.events.append((self._t, msg))
+            self.arrivals.append(time.perf_counter())
 
     def close(self) -> None:
-        self.rt.cancel_callback()
+        time.sleep(0.01)          # what JACK delivered in its last period is in the queue by now
+        self._stop.set()
+        self._poller.join(2)
         self.rt.close_port()
         self.rt.delete()
 

@@ -76,3 +76,28 @@ def test_internal_clock_keeps_absolute_deadlines():
     actual = np.array([a for _, a in times])
     assert np.median(actual[10:] - deadlines[10:]) < 0.002  # back on the grid after the slow tick
     assert clock.late >= 1
+
+
+def test_follower_declares_a_silent_clock_lost_and_resumes_on_the_next_pulse():
+    frames, stops, tempi = [], [], []
+    f = ClockFollower(4, on_frame=frames.append, on_stop=lambda: stops.append(1), on_tempo=tempi.append)
+    f.handle(START, [START], 0.0)
+    t = feed(f, 48, 30, 0.0)                  # 30 BPM: two beats = 4 s, longer than the 1 s floor
+    last = t - 60 / 30 / 24
+    assert f.lost_after() == pytest.approx(4.0)
+    assert not f.check(last + 3.9) and stops == []
+    assert f.check(last + 4.1) and stops == [1] and f.bpm == 0.0
+    assert f.check(last + 9.0) and stops == [1]        # silenced once
+    n = len(frames)
+    t = feed(f, 31, 120, last + 20.0)          # 20 s later the clock comes back at 120
+    assert not f.lost and len(frames) >= n + 5
+    assert f.bpm == pytest.approx(120, rel=1e-6)       # measured from after the gap only
+    assert all(b == pytest.approx(30) or b == pytest.approx(120) for b in tempi), tempi   # none across the gap
+
+
+def test_follower_fast_clock_is_lost_after_one_second():
+    f = ClockFollower(4, on_frame=lambda t: None)
+    t = feed(f, 48, 180, 0.0)
+    last = t - 60 / 180 / 24
+    assert f.lost_after() == 1.0
+    assert not f.check(last + 0.9) and f.check(last + 1.1)

@@ -158,3 +158,24 @@ def test_from_settings():
     assert str(rec.path) == "x.mid" and rec.bpm == 72.0 and rec.steps_per_beat == 1 and rec.start == 2.0
     rec = Recorder.from_settings(merge(load_preset(None), {"record": "y.mid", "dt": 0.2}))
     assert rec.bpm == pytest.approx(150.0)  # 0.2 s frames at 2 steps per beat
+
+
+def test_a_tempo_midi_cannot_hold_is_clamped_and_everything_else_written(tmp_path):
+    """A clock measured across a pause gives a tempo slower than a set_tempo event holds (3 bytes of
+    microseconds per beat: 3.58 BPM); a broken one gives 0 or NaN, a broken clock a NaN time."""
+    rec = Recorder(tmp_path / "slow.mid", bpm=120, start=0.0)
+    rec.model_note(0.0, [ON, 60, 80])
+    rec.model_note(0.5, [OFF, 60, 0])
+    rec.tempo(1.0, 2.9)                  # 20.7 s per beat
+    rec.tempo(1.5, 0.0)
+    rec.tempo(1.6, float("nan"))
+    rec.model_note(float("nan"), [ON, 61, 80])
+    rec.tempo(2.0, 120.0)
+    rec.model_note(30.0, [ON, 64, 80])
+    rec.model_note(30.5, [OFF, 64, 0])
+    path = rec.save()
+    tempi = [m.tempo for m in mido.MidiFile(path).tracks[0] if m.type == "set_tempo"]
+    assert max(tempi) == 0xFFFFFF and tempi[-1] == mido.bpm2tempo(120), tempi
+    notes = [(m.type, m.note) for _, m in timeline(path)]
+    assert notes == [("note_on", 60), ("note_off", 60), ("note_on", 64), ("note_off", 64)], notes
+    assert rec.skipped == 1
