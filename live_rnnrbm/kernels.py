@@ -364,8 +364,8 @@ def _line(n):
 @njit(**_JIT)
 def live_layout(n_v, n_h, n_u):
     """Where things are in a packed parameter array (after a 16-float header holding n_v, n_h,
-    n_u): offsets of W, WT, Wuvh, bvh, bu, Wvu, Wuu, the array's length, and Wuvh's row length
-    and where bh starts in it. Wuvh's rows are [Wuv | Wuh] and bvh is [bv | bh], each bh from a
+    n_u): offsets of W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh (the player path [Wpv | Wph], rows laid
+    out as bvh), the array's length, and Wuvh's row length and where bh starts in it. Wuvh's rows are [Wuv | Wuh] and bvh is [bv | bh], each bh from a
     cache line on and the row padded with zeros to a multiple of 8 floats (a 238-float row costs
     the pass over u's rows a quarter more than a 248-float one: the vector loop's tail)."""
     o_h = _line(n_v)
@@ -377,7 +377,8 @@ def live_layout(n_v, n_h, n_u):
     o_bu = o_bvh + _line(row)
     o_Wvu = o_bu + _line(n_u)
     o_Wuu = o_Wvu + _line(n_v * n_u)
-    return o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wuu + _line(n_u * n_u), row, o_h
+    o_Wpvh = o_Wuu + _line(n_u * n_u)
+    return o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wpvh, o_Wpvh + _line(n_v * row), row, o_h
 
 
 @njit(**_JIT)
@@ -385,15 +386,15 @@ def work_layout(n_v, n_h):
     """Where the frame's biases bv_t | bh_t (laid out as bvh) start in the scratch ``work``, after
     the chain's 3·n_h + n_v floats, and the length of ``work``."""
     o_b = _line(3 * n_h + n_v)
-    return o_b, o_b + live_layout(n_v, n_h, 1)[8]
+    return o_b, o_b + live_layout(n_v, n_h, 1)[9]
 
 
 @njit(**_JIT)
 def unpack(P):
-    """Views (W, WT, Wuvh, bvh, bu, Wvu, Wuu) into a packed parameter array (``pack``), and where
-    bh starts in Wuvh's rows and in bvh; no copy."""
+    """Views (W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh) into a packed parameter array (``pack``), and
+    where bh starts in the rows of Wuvh, Wpvh and bvh; no copy."""
     n_v, n_h, n_u = int(P[0]), int(P[1]), int(P[2])
-    o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, _, row, o_h = live_layout(n_v, n_h, n_u)
+    o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wpvh, _, row, o_h = live_layout(n_v, n_h, n_u)
     return (P[o_W:o_W + n_v * n_h].reshape((n_v, n_h)),
             P[o_WT:o_WT + n_h * n_v].reshape((n_h, n_v)),
             P[o_Wuvh:o_Wuvh + n_u * row].reshape((n_u, row)),
@@ -401,6 +402,7 @@ def unpack(P):
             P[o_bu:o_bu + n_u],
             P[o_Wvu:o_Wvu + n_v * n_u].reshape((n_v, n_u)),
             P[o_Wuu:o_Wuu + n_u * n_u].reshape((n_u, n_u)),
+            P[o_Wpvh:o_Wpvh + n_v * row].reshape((n_v, row)),
             o_h)
 
 
@@ -415,38 +417,41 @@ def pack(params: dict, dtype=None) -> np.ndarray:
     dtype = np.dtype(dtype or W.dtype)
     n_v, n_h = W.shape
     n_u = np.asarray(params["bu"]).shape[0]
-    size = live_layout(n_v, n_h, n_u)[7]
+    size = live_layout(n_v, n_h, n_u)[8]
     P = aligned(np.zeros(size, dtype))
     P[:3] = n_v, n_h, n_u
     v = views(P)
     v["W"][...] = W
     v["WT"][...] = W.T
-    for name in ("Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu"):
-        v[name][...] = params[name]
+    for name in ("Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu", "Wpv", "Wph"):
+        if name in params:  # the player path may be absent (zero)
+            v[name][...] = params[name]
     return P
 
 
 def views(P: np.ndarray) -> dict[str, np.ndarray]:
     """Named views into a packed parameter array: the eight parameters and WT (Wuv, Wuh, bv and
     bh are slices of the concatenated Wuvh and bvh)."""
-    W, WT, Wuvh, bvh, bu, Wvu, Wuu, o_h = unpack(P)
+    W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, o_h = unpack(P)
     n_v, n_h = W.shape
     return dict(W=W, WT=WT, Wuv=Wuvh[:, :n_v], Wuh=Wuvh[:, o_h:o_h + n_h], bv=bvh[:n_v],
-                bh=bvh[o_h:o_h + n_h], bu=bu, Wvu=Wvu, Wuu=Wuu)
+                bh=bvh[o_h:o_h + n_h], bu=bu, Wvu=Wvu, Wuu=Wuu, Wpv=Wpvh[:, :n_v], Wph=Wpvh[:, o_h:o_h + n_h])
 
 
 @njit(**_JIT)
 def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx):
-    """The generation step of one frame, allocation-free: the biases bv_t, bh_t from u_{t-1}, then
-    a k-step chain started from silence (the tutorial's start state) with the clamped notes set to
-    ``v_clamp``. v_out gets the sample v_t, pv_out its mean. P is ``pack``'s; work and idx come
-    from ``workspace``."""
-    W, WT, Wuvh, bvh, bu, Wvu, Wuu, o_h = unpack(P)
+    """The generation step of one frame, allocation-free: the biases bv_t, bh_t from u_{t-1} and
+    the player's notes ``v_clamp`` (through the player path, Wpv and Wph), then a k-step chain
+    started from silence (the tutorial's start state) with the notes where ``clamp`` is set held
+    at their value in ``v_clamp``. v_out gets the sample v_t, pv_out its mean. P is ``pack``'s;
+    work and idx come from ``workspace``."""
+    W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, o_h = unpack(P)
     n_v, n_h = W.shape
     o_b, _ = work_layout(n_v, n_h)
     b_t = work[o_b:o_b + bvh.shape[0]]      # bv_t | bh_t, laid out as bvh
     b_t[:] = bvh
     add_all_rows(Wuvh, u_prev, b_t)
+    add_rows_on(Wpvh, v_clamp, b_t)
     for i in range(n_v):
         v_out[i] = v_clamp[i] if clamp[i] != 0 else 0.0
     gibbs_chain(W, WT, b_t[:n_v], b_t[o_h:o_h + n_h], v_out, k, beta, clamp, state, pv_out, work, idx)
@@ -456,7 +461,7 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
 def advance_and_sample(v_prev, u_prev, P, k, beta, clamp, v_clamp, state, u_out, v_out, pv_out, work, idx):
     """One tick of the live instrument in one call: u_t = tanh(bu + v_{t-1}·Wvu + u_{t-1}·Wuu)
     into u_out (``rnn_step``), then ``sample_frame`` from it into v_out, pv_out. P is ``pack``'s."""
-    _, _, _, _, bu, Wvu, Wuu, _ = unpack(P)
+    _, _, _, _, bu, Wvu, Wuu, _, _ = unpack(P)
     rnn_step(v_prev, u_prev, bu, Wvu, Wuu, u_out)
     sample_frame(u_out, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx)
 
@@ -465,15 +470,16 @@ def advance_and_sample(v_prev, u_prev, P, k, beta, clamp, v_clamp, state, u_out,
 def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
     """Generate len(V_out) frames from state u0 with the packed parameters P (``pack``): V_out
     gets the frames, PV_out their means, u_end the RNN state after the last frame."""
-    W, _, _, _, bu, Wvu, Wuu, _ = unpack(P)
+    W, _, _, _, bu, Wvu, Wuu, _, _ = unpack(P)
     n_v, n_h = W.shape
     u = u0.copy()
     u_next = np.empty_like(u0)
     work = np.zeros(work_layout(n_v, n_h)[1], W.dtype)
     idx = new_index(n_v, n_h)
     clamp = np.zeros(n_v, np.int8)
+    nobody = np.zeros(n_v, W.dtype)  # no player: the paper's model
     for t in range(V_out.shape[0]):
-        sample_frame(u, P, k, beta, clamp, V_out[t], state, V_out[t], PV_out[t], work, idx)
+        sample_frame(u, P, k, beta, clamp, nobody, state, V_out[t], PV_out[t], work, idx)
         rnn_step(V_out[t], u, bu, Wvu, Wuu, u_next)
         u[:] = u_next
     u_end[:] = u
@@ -507,12 +513,14 @@ def softplus_and_sigmoid(x):
 
 @njit(fastmath=_SIMD, **_JIT)
 def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
-                  gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu):
+                  gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph):
     """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the CD samples Vt held constant, and its gradient
     with respect to all eight parameters, *added* into the g* arrays (BPTT through bv_t and bh_t
     into the RNN). X holds the RNN's inputs, U, BV, BH come from ``rnn_forward`` over X: X is V
     (teacher forcing), or V with some frames replaced by the model's own (``subsequence_grad``'s
-    ``mix``), held constant like Vt. Returns the cost.
+    ``mix``), held constant like Vt. Pl (T × n_v, or 0 rows: nobody plays) holds the player's
+    notes, whose path (Wpv, Wph) BV and BH already carry; its gradient goes into gWpv, gWph.
+    Returns the cost.
 
     The backward pass over time only carries dcost/du_t (a matrix-vector product per frame, the
     part that must be sequential); the weight gradients of the RNN are sums over frames of outer
@@ -591,6 +599,12 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
         for i in range(n_v):
             if X[t, i] != 0.0:
                 axpy(X[t, i], DA[t], gWvu[i])
+    if Pl.shape[0] != 0:  # the player path: bv_t, bh_t += p_t·Wpv, p_t·Wph
+        for t in range(T):
+            for i in range(n_v):
+                if Pl[t, i] != 0.0:
+                    axpy(Pl[t, i], dBV[t], gWpv[i])
+                    axpy(Pl[t, i], dBH[t], gWph[i])
     return cost
 
 
@@ -617,7 +631,8 @@ NO_MIX = np.zeros(0, np.int8)
 
 @njit(**_JIT)
 def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
-                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own, own_neg):
+                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own, own_neg,
+                     Wpv, Wph, gWpv, gWph):
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
     pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
@@ -630,7 +645,8 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     Listening (the player's notes): C (T × n_v int8, or 0 rows: none) marks, per frame, the notes
     the player holds, clamped at their true value in the negative chain, so that CD follows the
     gradient of log p(rest_t | player_t, history) — the conditional the live ``harmonize`` mode
-    samples from. mix (T int8, or empty: none) marks the frames whose RNN input is the model's
+    samples from; the player's notes also reach frame t's biases through the player path (Wpv,
+    Wph; gradients into gWpv, gWph). mix (T int8, or empty: none) marks the frames whose RNN input is the model's
     own frame instead of v_t: the model's own accompaniment around the player's notes, as the
     live instrument's RNN hears it (scheduled sampling), treated as data, not differentiated
     through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
@@ -656,11 +672,13 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
         Vt[0] = 0.0
         Vt[1:] = V[:-1]
     clamped = C.shape[0] != 0
+    Pl = np.zeros((T if clamped else 0, n_v), dt)  # the player's notes
     if clamped:  # a chain started off the data still holds the player's true notes
         for t in range(T):
             for i in range(n_v):
                 if C[t, i] != 0:
                     Vt[t, i] = V[t, i]
+                    Pl[t, i] = V[t, i]
     X = V
     P = np.empty((T, n_v), dt)
     work = np.zeros(3 * n_h + n_v, dt)
@@ -670,12 +688,18 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     if mix.shape[0] == 0:
         rnn_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH)
         for t in range(T):
+            if clamped:
+                add_rows_on(Wpv, Pl[t], BV[t])
+                add_rows_on(Wph, Pl[t], BH[t])
             gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, C[t] if clamped else no_clamp, state, P[t], work, idx)
     else:  # the RNN's input depends on the chains: frame by frame
         X = V.copy()
         U[0] = u0
         for t in range(T):
             rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
+            if clamped:
+                add_rows_on(Wpv, Pl[t], BV[t])
+                add_rows_on(Wph, Pl[t], BH[t])
             ct = C[t] if clamped else no_clamp
             own = mix[t] != 0 and k_own > 0
             if not (own and own_neg):
@@ -690,7 +714,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
                 X[t] = Vt[t]
             rnn_step(X[t], U[t], bu, Wvu, Wuu, U[t + 1])
     cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
-                         gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu)
+                         gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph)
     u_end[:] = U[T]
     return cost, cross_entropy(V, P)
 
@@ -698,7 +722,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 @njit(parallel=True, **_JIT)
 def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states,
                gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start, Ccat, mixcat, k_own,
-               own_neg):
+               own_neg, Wpv, Wph, gWpv, gWph):
     """``subsequence_grad`` for a mini-batch of B subsequences in parallel (one per thread).
 
     Subsequence b is Vcat[starts[b] : starts[b] + lengths[b]], starting from U0[b], drawing from
@@ -714,6 +738,6 @@ def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu,
         mix = mixcat[s0:s1] if mixcat.shape[0] != 0 else mixcat
         c, x = subsequence_grad(V, U0[b], W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states[b],
                                 gW[b], gbv[b], gbh[b], gWuh[b], gWuv[b], gWvu[b], gWuu[b], gbu[b],
-                                U_end[b], start, C, mix, k_own, own_neg)
+                                U_end[b], start, C, mix, k_own, own_neg, Wpv, Wph, gWpv[b], gWph[b])
         costs[b] = c
         xents[b] = x

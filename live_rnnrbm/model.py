@@ -26,6 +26,11 @@ from . import kernels
 from .rng import new_state, new_states, next_u64
 
 PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu")
+# The player path: the notes a player holds, p_t, into the biases of frame t's RBM,
+# bv_t += p_t·Wpv and bh_t += p_t·Wph. Zero in a file that has none and whenever nobody plays, so
+# the eight parameters alone are the paper's model.
+PLAYER_PARAM_NAMES = ("Wpv", "Wph")
+ALL_PARAM_NAMES = PARAM_NAMES + PLAYER_PARAM_NAMES
 
 LOWEST_NOTE = 21  # A0: the 88-key piano, as in the paper's benchmarks
 HIGHEST_NOTE = 108  # C8
@@ -35,7 +40,8 @@ def param_shapes(n_visible: int, n_hidden: int, n_hidden_recurrent: int) -> dict
     """The shape of each parameter for the given sizes (the weights-file loader checks these)."""
     n_v, n_h, n_u = n_visible, n_hidden, n_hidden_recurrent
     return {"W": (n_v, n_h), "bv": (n_v,), "bh": (n_h,), "Wuh": (n_u, n_h),
-            "Wuv": (n_u, n_v), "Wvu": (n_v, n_u), "Wuu": (n_u, n_u), "bu": (n_u,)}
+            "Wuv": (n_u, n_v), "Wvu": (n_v, n_u), "Wuu": (n_u, n_u), "bu": (n_u,),
+            "Wpv": (n_v, n_v), "Wph": (n_v, n_h)}
 
 
 @dataclass
@@ -68,6 +74,8 @@ class RnnRbm:
             std = {"W": 0.01, "Wuh": 1e-4, "Wuv": 1e-4, "Wvu": 1e-4, "Wuu": 1e-4}
             self.params = {name: (rng.normal(0.0, std[name], shape) if name in std else np.zeros(shape))
                            for name, shape in shapes.items()}
+        for name in PLAYER_PARAM_NAMES:  # a model (or file) from before the player path: none
+            self.params.setdefault(name, np.zeros(shapes[name]))
         for name, shape in shapes.items():
             self.params[name] = kernels.aligned(np.asarray(self.params[name], dtype=self.dtype))
             if self.params[name].shape != shape:
@@ -179,19 +187,25 @@ class RnnRbm:
 
     # -- training -------------------------------------------------------------------------
     def cost_and_grad(self, roll: np.ndarray, roll_sample: np.ndarray, u0: np.ndarray | None = None,
-                      rnn_input: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray]]:
+                      rnn_input: np.ndarray | None = None, player: np.ndarray | None = None
+                      ) -> tuple[float, dict[str, np.ndarray]]:
         """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the samples ṽ_t held constant, and its exact
         gradient for every parameter (BPTT through bv_t, bh_t into the RNN). ``rnn_input``: the
         frames the RNN hears instead of the true ones (held constant too), as when training on
-        the model's own history."""
+        the model's own history. ``player``: the notes a player holds in each frame, which reach
+        its biases through the player path (Wpv, Wph)."""
         V = self._frames(roll)
         Vt = self._frames(roll_sample)
         X = V if rnn_input is None else self._frames(rnn_input)
         U, BV, BH = self.run(X, u0)
-        grads = {name: np.zeros_like(a) for name, a in self.params.items()}
         p = self.params
+        Pl = np.zeros((0, self.n_visible), self.dtype) if player is None else self._frames(player)
+        if len(Pl):
+            BV = np.ascontiguousarray(BV + Pl @ p["Wpv"])
+            BH = np.ascontiguousarray(BH + Pl @ p["Wph"])
+        grads = {name: np.zeros_like(a) for name, a in self.params.items()}
         cost = kernels.cost_and_grad(V, Vt, X, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
-                                     *(grads[n] for n in PARAM_NAMES))
+                                     *(grads[n] for n in PARAM_NAMES), Pl, grads["Wpv"], grads["Wph"])
         return float(cost), grads
 
     def cd_grad(self, roll: np.ndarray, k: int = 15, u0: np.ndarray | None = None
@@ -205,7 +219,8 @@ class RnnRbm:
         cost, xent = kernels.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                               p["Wvu"], p["Wuu"], p["bu"], int(k), self.rng_state,
                                               *(grads[n] for n in PARAM_NAMES), u_end, 0,
-                                              kernels.NO_CLAMP, kernels.NO_MIX, 0, False)
+                                              kernels.NO_CLAMP, kernels.NO_MIX, 0, False, p["Wpv"], p["Wph"],
+                                              grads["Wpv"], grads["Wph"])
         return float(cost), float(xent), grads, u_end
 
 

@@ -123,6 +123,7 @@ class Engine:
         self.base_human = np.zeros(n_v, self.dtype)  # the player's notes it sounded with
         self.u_next = model.initial_state()        # u_t: the state the next frame is sampled from
         self.human = np.zeros(n_v, self.dtype)
+        self.nobody = np.zeros(n_v, self.dtype)    # the player's notes when not listening
         self.x = np.zeros(n_v, self.dtype)
         self.clamp = np.zeros(n_v, np.int8)
         self.no_human = np.zeros(n_v, np.int8)
@@ -241,8 +242,9 @@ class Engine:
             p = self.model.params
             kernels.rnn_step(self.x, self.base_u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
         s.u[:] = self.u_next
-        kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, s.v, s.pv,
-                             self.work, self.idx)
+        # the player's notes reach the frame through the player path (and the clamp, in harmonize)
+        kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human if listening else self.nobody,
+                             self.state, s.v, s.pv, self.work, self.idx)
         if listening:
             s.human[:] = self.human
         else:

@@ -45,7 +45,7 @@ from . import kernels
 from .checkpoint import CheckpointError, checkpoint_arrays, load_checkpoint
 from .dataset import PICKLE_SUFFIXES, DataError, find_sources, load_corpus
 from .errors import Stopped
-from .model import HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, RnnRbm
+from .model import ALL_PARAM_NAMES, HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
 from .parts import PLAYER_PARTS, player_mask
 from .pianoroll import PianoRoll
@@ -96,6 +96,7 @@ class TrainConfig:
     own_history: float = 0.0  # share of frames whose RNN input is the model's own sample (scheduled sampling)
     own_history_k: int = 0  # its Gibbs steps from silence, as the instrument samples (0: the CD sample)
     own_negative: bool = False  # that own frame is the negative sample too (the instrument's sampler as negative phase)
+    player_path_only: bool = False  # train the player path (Wpv, Wph) alone: the eight parameters stay as they are
     seed: int = 0
     valid_every: int = 1
     valid_pieces: int = 0  # 0 = all validation pieces
@@ -434,7 +435,7 @@ class Trainer:
     # -- one update -----------------------------------------------------------------------
     def _grad_buffers(self, B: int) -> list[np.ndarray]:
         if B not in self._buffers:
-            self._buffers = {B: [np.zeros((B,) + self.model.params[n].shape, np.float32) for n in PARAM_NAMES]}
+            self._buffers = {B: [np.zeros((B,) + self.model.params[n].shape, np.float32) for n in ALL_PARAM_NAMES]}
         return self._buffers[B]
 
     def train_step(self, batch: list[tuple[int, int, int, int]], shifts: np.ndarray, lr: float,
@@ -456,7 +457,7 @@ class Trainer:
             # the frame predictor's exact cross-entropy gradient (``rnn_pretrain``)
             costs, g, U_end = frame_predictor_grad(Vcat, starts, lengths, U0.astype(p["Wuu"].dtype), p)
             xents = costs
-            grads = {n: g[n] if n in g else np.zeros_like(p[n]) for n in PARAM_NAMES}
+            grads = {n: g[n] if n in g else np.zeros_like(p[n]) for n in ALL_PARAM_NAMES}
         else:
             buffers = self._grad_buffers(max(B, c.batch_size if not self.is_pretraining() else c.pretrain_batch))
             views = [a[:B] for a in buffers]
@@ -466,16 +467,16 @@ class Trainer:
             costs, xents = np.empty(B), np.empty(B)
             C, mix = self.listening(chunks, seed)
             kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
-                               p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views, U_end, costs,
+                               p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views[:8], U_end, costs,
                                xents, kernels.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
-                               bool(c.own_negative))
+                               bool(c.own_negative), p["Wpv"], p["Wph"], views[8], views[9])
             # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
-            grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(PARAM_NAMES, views)}
+            grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(ALL_PARAM_NAMES, views)}
         if c.carry_u and not self.is_rbm_pretraining():
             for b, (_, _, _, stream) in enumerate(batch):
                 self.u_carry[stream] = U_end[b]
         if c.weight_decay:
-            for n in ("W", "Wuh", "Wuv", "Wvu", "Wuu"):
+            for n in ("W", "Wuh", "Wuv", "Wvu", "Wuu", "Wpv", "Wph"):
                 grads[n] += np.float32(c.weight_decay) * p[n]
         for n in self.frozen():
             grads[n][...] = 0.0
@@ -483,10 +484,10 @@ class Trainer:
         self.opt.step(p, grads, lr)
         if c.ema and not self.is_pretraining():
             if self.ema is None:
-                self.ema = {n: p[n].copy() for n in PARAM_NAMES}
+                self.ema = {n: p[n].copy() for n in ALL_PARAM_NAMES}
             else:
                 d = p["W"].dtype.type(c.ema)
-                for n in PARAM_NAMES:
+                for n in ALL_PARAM_NAMES:
                     self.ema[n] *= d
                     self.ema[n] += (1 - d) * p[n]
         return costs, xents, lengths
@@ -513,11 +514,15 @@ class Trainer:
 
     def frozen(self) -> tuple[str, ...]:
         """The parameters this phase leaves as they are: RBM pretraining trains the RBM alone
-        (W, bv, bh), RNN pretraining the frame predictor alone (bv and the RNN's)."""
+        (W, bv, bh), RNN pretraining the frame predictor alone (bv and the RNN's); with
+        ``player_path_only`` training touches the player path alone, so the eight parameters —
+        the unconditional model and its likelihood — stay exactly as they were."""
         if self.is_rnn_pretraining():
-            return ("W", "bh", "Wuh")
+            return ("W", "bh", "Wuh") + PLAYER_PARAM_NAMES
         if self.is_rbm_pretraining():
-            return ("Wuh", "Wuv", "Wvu", "Wuu", "bu")
+            return ("Wuh", "Wuv", "Wvu", "Wuu", "bu") + PLAYER_PARAM_NAMES
+        if self.config.player_path_only:
+            return PARAM_NAMES
         return ()
 
     def averaged_model(self) -> RnnRbm:
@@ -526,7 +531,7 @@ class Trainer:
         if self.ema is None:
             return self.model
         m = self.model.astype(self.model.dtype)
-        for n in PARAM_NAMES:
+        for n in ALL_PARAM_NAMES:
             m.params[n][...] = self.ema[n]
         return m
 
@@ -674,7 +679,8 @@ class Trainer:
         t.opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
         t.u_carry[...] = arrays["u_carry"]
         if any(k.startswith("ema.") for k in arrays):
-            t.ema = {n: np.array(arrays[f"ema.{n}"], dtype=t.model.dtype) for n in PARAM_NAMES}
+            t.ema = {n: (np.array(arrays[f"ema.{n}"], dtype=t.model.dtype) if f"ema.{n}" in arrays
+                         else t.model.params[n].copy()) for n in ALL_PARAM_NAMES}
         t.epoch, t.step, t.global_step = int(st["epoch"]), int(st["step"]), int(st["global_step"])
         t.acc, t.best, t.history = dict(st["acc"]), dict(st["best"]), list(st["history"])
         t.schedule.load_state(st["schedule"])
@@ -915,6 +921,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lis.add_argument("--own-history-k", type=int, default=0,
                      help="Gibbs steps from silence for the model's own frames, as the instrument samples them "
                           "(0: the CD chain's sample, started at the true frame)")
+    lis.add_argument("--player-path-only", action="store_true",
+                     help="train only the player path (Wpv, Wph: the player's notes into the frame's biases), "
+                          "the eight parameters of the model untouched, so its unconditional likelihood stays "
+                          "exactly as it was (use with --init)")
     lis.add_argument("--own-negative", action="store_true",
                      help="with --own-history-k: the model's own frame is also the negative sample there, so "
                           "training pushes down the harmonies the instrument itself would play where they are wrong")
@@ -948,7 +958,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
         transpose_max=args.transpose[1], player_parts=list(args.player), player_share=args.player_share,
         own_history=args.own_history, own_history_k=args.own_history_k,
-        own_negative=args.own_negative, seed=args.seed, valid_every=args.valid_every,
+        own_negative=args.own_negative, player_path_only=args.player_path_only, seed=args.seed, valid_every=args.valid_every,
         valid_pieces=args.valid_pieces, valid_samples=args.valid_samples, ais_chains=args.ais_chains,
         ais_steps=args.ais_steps, ais_pieces=args.ais_pieces, ais_every=args.ais_every, select=args.select,
         stop_after_steps=args.stop_after_steps)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import in_words
-from .model import PARAM_NAMES, RnnRbm, param_shapes
+from .model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm, param_shapes
 
 FORMAT_VERSION = 1
 SIZE_KEYS = ("n_visible", "n_hidden", "n_hidden_recurrent")
@@ -46,7 +46,9 @@ def weights_arrays(model: RnnRbm, **meta: Any) -> tuple[dict[str, Any], dict[str
     record.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     if record.get("dt") is None and record.get("steps_per_beat") is None:
         record["dt"] = 0.3  # the tutorial's frame length, when the caller did not say
-    return record, dict(meta=np.array(json.dumps(record, sort_keys=True)), **model.params)
+    # the player path only where it was trained: a file without one stays as the paper's model
+    params = {n: a for n, a in model.params.items() if n in PARAM_NAMES or a.any()}
+    return record, dict(meta=np.array(json.dumps(record, sort_keys=True)), **params)
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -118,7 +120,7 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np
             if missing:
                 raise _fail(path, f"missing array(s): {', '.join(missing)} "
                                   f"(a weights file holds {', '.join(PARAM_NAMES)})")
-            params = {n: npz[n] for n in PARAM_NAMES} if arrays else {}
+            params = {n: npz[n] for n in ALL_PARAM_NAMES if n in names} if arrays else {}
     except WeightsError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
@@ -161,12 +163,12 @@ def load_weights(path: str | Path, dtype: Any = np.float32, expect: dict[str, in
         if diffs:
             raise _fail(path, "weights do not fit the model: " + "; ".join(diffs))
     shapes = param_shapes(meta["n_visible"], meta["n_hidden"], meta["n_hidden_recurrent"])
-    wrong = [f"{n} has shape {params[n].shape}, expected {shapes[n]}" for n in PARAM_NAMES if params[n].shape != shapes[n]]
+    wrong = [f"{n} has shape {params[n].shape}, expected {shapes[n]}" for n in params if params[n].shape != shapes[n]]
     if wrong:
         raise _fail(path, "weights do not fit the sizes in its metadata "
                           f"(n_visible={meta['n_visible']}, n_hidden={meta['n_hidden']}, "
                           f"n_hidden_recurrent={meta['n_hidden_recurrent']}): " + "; ".join(wrong))
-    for n in PARAM_NAMES:
+    for n in params:
         if params[n].dtype.kind != "f":
             raise _fail(path, f"array {n} holds {params[n].dtype}, not floating-point numbers")
         if not np.all(np.isfinite(params[n])):

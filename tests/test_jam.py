@@ -177,6 +177,52 @@ def test_lookup_table_learns_a_fixed_melody_to_chord_relation():
     np.testing.assert_array_equal(notes_up[:, 2:], notes[:, :-2])
 
 
+def test_the_player_path_lets_follow_hear_a_note_in_the_same_frame(tmp_path):
+    """Wpv carries the player's notes into the frame's own biases: a model silent on its own whose
+    Wpv maps 60 to 72 plays 72 in exactly the frames the player holds 60 (follow: nothing is
+    clamped), and never when it ignores the player. Saved and loaded, the path comes back."""
+    from live_rnnrbm.weights import load_weights
+    m = fixed_chord_model(notes=())
+    m.params["Wpv"][60 - LO, 72 - LO] = 60.0
+    m = load_weights(save_weights(m, tmp_path / "p.npz"))
+    assert m.params["Wpv"][60 - LO, 72 - LO] == 60.0
+    player = roll([(), (), (60,), (60,), (60,), (), (64,), ()])
+    for mode, expect in (("follow", [0, 0, 1, 1, 1, 0, 0, 0]), ("harmonize", [0, 0, 1, 1, 1, 0, 0, 0]),
+                         ("off", [0] * 8)):
+        out, _ = play_along(m, engine_settings(), player, mode, seed=1)
+        assert out[:, 72 - LO].tolist() == expect, mode
+        assert out.sum() == sum(expect), mode
+
+
+def test_a_file_without_a_player_path_is_the_papers_model(tmp_path):
+    """Old files have no Wpv/Wph: they load as zeros, and a model whose path is zero is saved
+    without it (the eight parameters alone)."""
+    import numpy as np_
+    from live_rnnrbm.weights import load_weights
+    path = save_weights(fixed_chord_model(), tmp_path / "c.npz")
+    with np_.load(path) as npz:
+        assert "Wpv" not in npz.files and "Wph" not in npz.files
+    m = load_weights(path)
+    assert not m.params["Wpv"].any() and m.params["Wph"].shape == (HI - LO + 1, 4)
+    packed = kernels.views(kernels.pack(m.params))
+    m.params["Wph"][3, 2] = 1.5
+    assert kernels.views(kernels.pack(m.params))["Wph"][3, 2] == 1.5 and not packed["Wph"].any()
+
+
+def test_training_the_player_path_alone_leaves_the_model_as_it_was(tmp_path):
+    train = melody_over_chords(8)
+    base = dict(n_hidden=16, n_hidden_recurrent=8, lowest_note=LO, highest_note=HI, epochs=3, batch_frames=32,
+                batch_size=2, k=3, optimizer="adam", lr=0.01, carry_u=True, seed=1, ais_every=0,
+                player_parts=["top"], player_share=1.0, own_history=1.0, own_history_k=3, own_negative=True,
+                player_path_only=True)
+    t = Trainer(train, [], TrainConfig(**base), progress=False, log=lambda s: None)
+    before = {n: a.copy() for n, a in t.model.params.items()}
+    assert t.fit(tmp_path / "p.npz") == "done"
+    for n in ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu"):
+        np.testing.assert_array_equal(t.model.params[n], before[n], err_msg=n)
+    assert np.abs(t.model.params["Wpv"]).max() > 1e-3 and np.abs(t.model.params["Wph"]).max() > 1e-3
+
+
 # --------------------------------------------------------------------------- conditional likelihood
 
 

@@ -33,10 +33,10 @@ def exact_log_pv(W, bv, bh, beta=1.0):
 # ------------------------------------------------------------------- training gradient
 
 
-def central_differences(m, cost, eps: float = 1e-6) -> dict[str, np.ndarray]:
-    """d cost() / d θ for each of the eight parameters, by central differences."""
+def central_differences(m, cost, eps: float = 1e-6, names=PARAM_NAMES) -> dict[str, np.ndarray]:
+    """d cost() / d θ for each parameter named (the eight by default), by central differences."""
     out = {}
-    for name in PARAM_NAMES:
+    for name in names:
         a = m.params[name]
         fd = np.zeros_like(a)
         for idx in np.ndindex(a.shape):
@@ -78,6 +78,29 @@ def test_gradient_with_the_models_own_history_matches_finite_differences():
     # the input matters: with the data as input the gradient of Wvu is another one
     _, tf = m.cost_and_grad(V, Vt)
     assert not np.allclose(tf["Wvu"], grads["Wvu"])
+
+
+def test_gradient_of_the_player_path_matches_finite_differences():
+    """The player's notes p_t reach frame t's biases through Wpv and Wph; the gradient of all ten
+    parameters matches central finite differences (with the RNN hearing its own frames too)."""
+    from live_rnnrbm.model import ALL_PARAM_NAMES
+    m = small_model(seed=7)
+    rng = np.random.default_rng(8)
+    for name in ("Wpv", "Wph"):
+        m.params[name][...] = rng.normal(0.0, 0.7, m.params[name].shape)
+    T = 5
+    V = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)
+    Vt = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)
+    X = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)
+    player = V * (rng.random(V.shape) < 0.5)
+    cost, grads = m.cost_and_grad(V, Vt, rnn_input=X, player=player)
+    fds = central_differences(m, lambda: m.cost_and_grad(V, Vt, rnn_input=X, player=player)[0], names=ALL_PARAM_NAMES)
+    for name, fd in fds.items():
+        np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
+    assert np.abs(fds["Wpv"]).max() > 1e-3 and np.abs(fds["Wph"]).max() > 1e-3
+    # nobody playing: the player path does nothing, and gets no gradient
+    c0, g0 = m.cost_and_grad(V, Vt, rnn_input=X)
+    assert not g0["Wpv"].any() and not g0["Wph"].any() and c0 != pytest.approx(cost)
 
 
 def test_cost_is_mean_free_energy_difference():

@@ -18,7 +18,7 @@ import pytest
 
 from live_rnnrbm import cli
 from live_rnnrbm.dataset import DataError
-from live_rnnrbm.model import PARAM_NAMES
+from live_rnnrbm.model import ALL_PARAM_NAMES, PARAM_NAMES
 from live_rnnrbm.optim import Adam, Schedule, clip_grad_norm
 from live_rnnrbm.pianoroll import roll_to_midi
 from live_rnnrbm.train import (Trainer, TrainConfig, estimate_key, latest_path, load_training_data,
@@ -218,6 +218,19 @@ def test_tutorial_baseline_is_one_subsequence_per_sgd_step():
     assert any(np.abs(g).max() > 0 for g in grads.values())
 
 
+def _subsequence(m, V, k, start, C, mix, k_own, own_neg=False):
+    """One ``kernels.subsequence_grad`` step from u_0: (cost, every parameter's gradient)."""
+    from live_rnnrbm import kernels
+    p = m.params
+    grads = {n: np.zeros_like(p[n]) for n in ALL_PARAM_NAMES}
+    cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+                                       p["Wvu"], p["Wuu"], p["bu"], k, new_states(1, 1)[0],
+                                       *(grads[n] for n in PARAM_NAMES), m.initial_state(),
+                                       kernels.CHAIN_STARTS.index(start), C, mix, k_own, own_neg, p["Wpv"], p["Wph"],
+                                       grads["Wpv"], grads["Wph"])
+    return cost, grads
+
+
 @pytest.mark.parametrize("start", ["data", "silence", "previous"])
 def test_negative_chain_starts(start):
     """With k = 0 the chain stays where it starts, so the cost is mean_t [F_t(v_t) − F_t(start_t)]:
@@ -227,11 +240,7 @@ def test_negative_chain_starts(start):
     t = Trainer([V], [], tiny_config(), progress=False)
     m = t.model
     p = m.params
-    grads = [np.zeros_like(p[n]) for n in PARAM_NAMES]
-    cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
-                                       p["Wvu"], p["Wuu"], p["bu"], 0, new_states(1, 1)[0], *grads,
-                                       m.initial_state(), kernels.CHAIN_STARTS.index(start), kernels.NO_CLAMP,
-                                       kernels.NO_MIX, 0, False)
+    cost, _ = _subsequence(m, V, 0, start, kernels.NO_CLAMP, kernels.NO_MIX, 0)
     F = m.free_energy(V)
     _, BV, BH = m.run(V)
     starts = {"data": V, "silence": np.zeros_like(V), "previous": np.vstack([np.zeros_like(V[:1]), V[:-1]])}[start]
@@ -240,16 +249,6 @@ def test_negative_chain_starts(start):
     assert cost == pytest.approx(float(np.mean(F - F_start)), abs=1e-5)
     if start == "silence":
         assert abs(cost) > 1e-3
-
-
-def _subsequence(m, V, k, start, C, mix, k_own, own_neg=False):
-    from live_rnnrbm import kernels
-    p = m.params
-    grads = [np.zeros_like(p[n]) for n in PARAM_NAMES]
-    cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
-                                       p["Wvu"], p["Wuu"], p["bu"], k, new_states(1, 1)[0], *grads,
-                                       m.initial_state(), kernels.CHAIN_STARTS.index(start), C, mix, k_own, own_neg)
-    return cost, dict(zip(PARAM_NAMES, grads))
 
 
 def test_the_players_notes_stay_clamped_in_the_negative_chain():
