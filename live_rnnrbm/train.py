@@ -850,6 +850,9 @@ def latest_path(out: str | Path) -> Path:
 # --------------------------------------------------------------------------- the command
 
 
+INHERITED_META = ("generation_k", "generation_k_why")  # what a fine-tune (--init) keeps of its file's metadata
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from .cli import DefaultsHelpFormatter
     p.formatter_class = DefaultsHelpFormatter
@@ -1051,6 +1054,8 @@ def run(args: argparse.Namespace) -> int:
         args.lowest_note, args.highest_note = init_model.lowest_note, init_model.highest_note
         if args.dt is None and args.steps_per_beat is None:
             args.dt, args.steps_per_beat = init_model.meta.get("dt"), init_model.meta.get("steps_per_beat")
+        # the Gibbs steps the weights need to play from silence go with them into the fine-tune
+        inherited = {k: init_model.meta[k] for k in INHERITED_META if k in init_model.meta}
         init_model.meta = {}
 
     try:
@@ -1066,6 +1071,8 @@ def run(args: argparse.Namespace) -> int:
           f"frames: {', '.join(f'{k}={v}' for k, v in data.resolution.items())}", file=sys.stderr)
     command = command_line(args)
     weights_meta = dict(data.resolution, trained_on=data.trained_on, command=command)
+    if init_model is not None:
+        weights_meta.update(inherited)
     try:
         if args.resume:
             given = config_from_args(args)  # the validation options of this command line apply

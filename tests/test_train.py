@@ -26,7 +26,7 @@ from live_rnnrbm.train import (Trainer, TrainConfig, estimate_key, latest_path, 
 from live_rnnrbm.pianoroll import PianoRoll
 from live_rnnrbm.rng import new_states
 from live_rnnrbm.rnn_pretrain import RNN_PARAMS, frame_predictor_grad
-from live_rnnrbm.weights import load_weights
+from live_rnnrbm.weights import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 LO, HI = 60, 71  # one octave from middle C
@@ -321,6 +321,7 @@ def test_init_fine_tunes_a_weights_file(tmp_path, capsys):
     assert cli.main(["train", str(data), "--out", str(first), "--epochs", "2", "--hidden", "8", "--recurrent", "4",
                      "--lowest-note", str(LO), "--highest-note", str(HI), *args]) == 0
     start = load_weights(first)
+    save_weights(start, first, generation_k=40)  # a file that needs 40 Gibbs steps to play
     tuned = tmp_path / "tuned.npz"
     # sizes and notes come from the file (the defaults would be 88 × 150 × 100); with lr 0 and
     # weight decay the update is zero: the parameters are the file's
@@ -329,6 +330,7 @@ def test_init_fine_tunes_a_weights_file(tmp_path, capsys):
     m = load_weights(tuned)
     assert (m.n_visible, m.n_hidden, m.n_hidden_recurrent) == (12, 8, 4)
     assert m.meta["init"] == str(first) and m.meta["training"]["chain_start"] == "silence"
+    assert m.meta["generation_k"] == 40  # how the weights are to be sampled goes with them
     for n in PARAM_NAMES:
         np.testing.assert_array_equal(m.params[n], start.params[n], err_msg=n)
     bad = tmp_path / "bad.npz"
