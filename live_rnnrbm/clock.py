@@ -46,10 +46,6 @@ class InternalClock:
         self.late = 0           # deadlines already passed when we got to them (> 1 ms late)
         self.started = None
 
-    @property
-    def bpm_label(self) -> str:
-        return "internal"
-
     def run(self, stop: threading.Event, start: float | None = None) -> None:
         step = self.dt / self.ppf
         nxt = self.started = time.perf_counter() + 0.01 if start is None else start
@@ -117,10 +113,6 @@ class ClockFollower:
     def receive(self, msg: Sequence[int]) -> None:
         """A well-formed message from the clock port (ports.Port.listen)."""
         self.handle(msg[0], msg, time.perf_counter())
-
-    @property
-    def bpm_label(self) -> str:
-        return "external"
 
     def handle(self, status: int, msg, now: float) -> None:
         if status == CLOCK:

@@ -92,10 +92,6 @@ class Listener:
         """Note-offs for every echoed note still sounding (sent when playing stops)."""
         return [[NOTE_OFF | (i // 128), i % 128, 0] for i in range(16 * 128) if self.thru_sounding[i]]
 
-    def held(self) -> list[int]:
-        """MIDI notes held now (down or sustained)."""
-        return [i for i in range(128) if self.down[i] or self.sustained[i]]
-
     def snapshot(self, frame: np.ndarray) -> int:
         """Write v^human (notes held or sustained, within the model's range) into frame; return the
         version it reflects, so the caller can tell when the player changed something."""

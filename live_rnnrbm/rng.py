@@ -97,11 +97,6 @@ def fill_draws(state: np.ndarray, out: np.ndarray, n: int) -> None:
             o[lane] = np.int64(r >> _U64(11))
 
 
-def rounds(n: int) -> int:
-    """How many draws ``fill_draws`` writes for n units."""
-    return -(-n // LANES) * LANES
-
-
 @njit(cache=True, nogil=True)
 def uniform(state: np.ndarray) -> float:
     """A float64 uniform in [0, 1) with 53 random bits."""
