@@ -35,6 +35,7 @@ import numpy as np
 
 from .parts import top_notes
 from .stream import Engine
+from .train import estimate_key, key_shift, shift_frames, shift_range
 
 SHIFTS = tuple(range(-6, 6))  # the 12 transpositions, from the piece's own key
 CHORD_FRAMES = 4
@@ -152,10 +153,13 @@ class Counts:
         return f
 
 
-def match_counts(played: np.ndarray, truth: np.ndarray, lowest_note: int) -> Counts:
-    """How the notes played match the true accompaniment, on notes and on pitch classes."""
+def match_counts(played: np.ndarray, truth: np.ndarray, lowest_note: int,
+                 played_pcs: np.ndarray | None = None) -> Counts:
+    """How the notes played match the true accompaniment, on notes and on pitch classes (those of
+    the notes played, or ``played_pcs`` when the player names pitch classes of its own)."""
     p, t = played > 0, truth > 0
-    pp, pt = pitch_classes(played, lowest_note), pitch_classes(truth, lowest_note)
+    pp = pitch_classes(played, lowest_note) if played_pcs is None else played_pcs
+    pt = pitch_classes(truth, lowest_note)
     return Counts(frames=len(played), notes=int(p.sum()), tp=int((p & t).sum()), fp=int((p & ~t).sum()),
                   fn=int((~p & t).sum()), pc_tp=int((pp & pt).sum()), pc_fp=int((pp & ~pt).sum()),
                   pc_fn=int((~pp & pt).sum()))
@@ -169,25 +173,6 @@ def key_counts(played: np.ndarray, scale: np.ndarray, chord: np.ndarray, lowest_
     in_chord = chord[:, pcs] & on
     return Counts(frames=len(played), notes=int(on.sum()), in_key=int(in_scale.sum()),
                   chord_tones=int(in_chord.sum()))
-
-
-# --------------------------------------------------------------------------- transposition, keys
-
-
-def transposition(frames: np.ndarray, shift: int) -> int | None:
-    """The shift that moves the piece into the key ``shift`` semitones from its own: shift itself or
-    an octave either way, whichever keeps every note in range; None if none does."""
-    from .train import shift_range
-    lo, hi = shift_range(frames)
-    for s in (shift, shift + 12, shift - 12):
-        if lo <= s <= hi:
-            return s
-    return None
-
-
-def estimate_tonic(frames: np.ndarray, lowest_note: int) -> tuple[int, str]:
-    from .train import estimate_key
-    return estimate_key(frames, lowest_note)
 
 
 # --------------------------------------------------------------------------- the lookup baseline
@@ -210,7 +195,7 @@ class LookupHarmonizer:
         for V in pieces:
             if not len(V) or not V.any():
                 continue
-            tonic, mode = estimate_tonic(V, self.lowest)
+            tonic, mode = estimate_key(V, self.lowest)
             melody = top_notes(V)
             rest = (V > 0) & (melody == 0)
             for t in range(len(V)):
@@ -322,11 +307,9 @@ def run_job(job: JamJob) -> dict[str, Counts]:
                 out[f"{cond}|{mode_name}"].add(key_counts(notes, scale, chord, lo))
         return dict(out)
     for n, V in enumerate(job.pieces):
-        s = transposition(V, job.shift)
-        if s is None:
-            out["skipped"].frames += 1
+        s = key_shift(job.shift, *shift_range(V))
+        if s is None:  # too wide a piece to be played in that key
             continue
-        from .train import shift_frames
         V = shift_frames(np.asarray(V, np.float32), s)
         player = top_notes(V).astype(np.float32)
         truth = np.where(player > 0, 0.0, V).astype(np.float32)
@@ -349,12 +332,8 @@ def run_job(job: JamJob) -> dict[str, Counts]:
         ignoring, _ = play_along(model, job.settings, player, "off", _seed(job.seed, n, job.shift + 6, 2))
         out["ignoring the player"].add(match_counts(ignoring, truth, lo))
         if job.lookup is not None:
-            tonic, mode = estimate_tonic(V, lo)
-            notes_l, pcs_l = job.lookup.harmonize(player, tonic, mode)
-            c = match_counts(notes_l, truth, lo)
-            pt = pitch_classes(truth, lo)
-            c.pc_tp, c.pc_fp, c.pc_fn = int((pcs_l & pt).sum()), int((pcs_l & ~pt).sum()), int((~pcs_l & pt).sum())
-            out["lookup table"].add(c)
+            notes_l, pcs_l = job.lookup.harmonize(player, *estimate_key(V, lo))
+            out["lookup table"].add(match_counts(notes_l, truth, lo, pcs_l))
     return dict(out)
 
 
@@ -469,8 +448,6 @@ def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], p
             elif job.task != task:
                 continue
             for cond, c in res.items():
-                if cond == "skipped":
-                    continue
                 if task == "chords":
                     base, mode_name = cond.split("|")
                     per[base][f"{PITCH_NAMES[job.shift]} {mode_name}"] = c
@@ -562,9 +539,10 @@ def run(args) -> int:
     import json
     from .dataset import PICKLE_SUFFIXES, DataError, load_corpus
     from .generate import frame_resolution, generation_k
+    from .cli import flag_errors
     from .presets import PresetError, load_preset, merge
     from .train import _spread
-    from .weights import WeightsError, load_weights, resolve_weights
+    from .weights import WeightsError, resolve_weights
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
@@ -580,7 +558,7 @@ def run(args) -> int:
     try:
         if path is None:
             raise WeightsError(f"{spec}: no such weights")
-        model = load_weights(path)
+        model = _model(str(path))  # the cache evaluate_jam reads from
     except WeightsError as e:
         return fail(str(e))
     if settings["k"] is None:
@@ -588,11 +566,12 @@ def run(args) -> int:
     melody = [t for t in args.task if t in MELODY_TASKS]
     if args.ais_chains is None:
         args.ais_chains = 0
-    if args.pieces < 0 or args.chord_cycles < 1 or args.ais_chains < 0 or (args.jobs is not None and args.jobs < 1):
-        return fail("need --pieces ≥ 0, --chord-cycles ≥ 1, --ais-chains ≥ 0 and --jobs ≥ 1")
+    wrong = flag_errors(args, [("pieces", lambda v: v >= 0, "≥ 0"), ("chord_cycles", lambda v: v >= 1, "≥ 1"),
+                               ("ais_chains", lambda v: v >= 0, "≥ 0"), ("jobs", lambda v: v >= 1, "≥ 1"),
+                               ("keys", lambda v: all(-11 <= s <= 11 for s in v), "transpositions in -11..11")])
+    if wrong:
+        return fail(wrong)
     shifts = tuple(args.keys) if args.keys else SHIFTS
-    if any(not -11 <= s <= 11 for s in shifts):
-        return fail("--keys: transpositions are -11..11 semitones")
     pieces: list[np.ndarray] = []
     fit = None
     common = dict(lowest_note=model.lowest_note, highest_note=model.highest_note, **frame_resolution(model),

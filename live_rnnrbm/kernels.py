@@ -340,17 +340,16 @@ def aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
 
 
 def workspace(n_visible: int, n_hidden: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch arrays (work, idx) for ``gibbs_chain``, ``sample_frame`` and
-    ``advance_and_sample``: allocate once, reuse. work holds the chain's vectors, then (from a
+    """Scratch arrays (work, idx) for ``gibbs_chain`` and ``sample_frame``: allocate once, reuse. work holds the chain's vectors, then (from a
     cache line on) the frame's biases bv_t | bh_t."""
     return (aligned(np.zeros(work_layout(n_visible, n_hidden)[1], dtype)),
             aligned(new_index(n_visible, n_hidden)))
 
 
 # --------------------------------------------------------------------------- the live tick
-# The instrument calls one kernel per frame, and each argument costs the call ~0.06 µs of type
-# checks and unboxing (23 arguments: 1.5 µs of a 25 µs frame): so the parameters travel as one
-# packed array (13 arguments: 0.9 µs).
+# The instrument samples a frame with one kernel (after ``rnn_step``), and each argument costs
+# the call ~0.06 µs of type checks and unboxing (23 arguments: 1.5 µs of a 25 µs frame): so the
+# parameters travel as one packed array (11 arguments).
 # Packing also puts Wuv and Wuh side by side, so bv_t | bh_t = [bv | bh] + u·[Wuv | Wuh] is one
 # pass over u's rows instead of two.
 
@@ -365,9 +364,10 @@ def _line(n):
 def live_layout(n_v, n_h, n_u):
     """Where things are in a packed parameter array (after a 16-float header holding n_v, n_h,
     n_u): offsets of W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh (the player path [Wpv | Wph], rows laid
-    out as bvh), the array's length, and Wuvh's row length and where bh starts in it. Wuvh's rows are [Wuv | Wuh] and bvh is [bv | bh], each bh from a
-    cache line on and the row padded with zeros to a multiple of 8 floats (a 238-float row costs
-    the pass over u's rows a quarter more than a 248-float one: the vector loop's tail)."""
+    out as bvh), the array's length, and Wuvh's row length and where bh starts in it. Wuvh's rows
+    are [Wuv | Wuh] and bvh is [bv | bh], each bh from a cache line on and the row padded with
+    zeros to a multiple of 8 floats (a 238-float row costs the pass over u's rows a quarter more
+    than a 248-float one: the vector loop's tail)."""
     o_h = _line(n_v)
     row = (o_h + n_h + 7) // 8 * 8
     o_W = 16
@@ -407,8 +407,8 @@ def unpack(P):
 
 
 def pack(params: dict, dtype=None) -> np.ndarray:
-    """The eight parameters in one cache-line-aligned array, for ``sample_frame`` and
-    ``advance_and_sample``. A copy: write ``views(P)["bv"]`` to shift the notes' biases (density).
+    """The parameters (the eight and the player path) in one cache-line-aligned array, for
+    ``sample_frame``. A copy: write ``views(P)["bv"]`` to shift the notes' biases (density).
 
     >>> P = pack(model.params)
     >>> views(P)["bv"][:] += math.log(2.0)      # every note twice as likely
@@ -455,15 +455,6 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
     for i in range(n_v):
         v_out[i] = v_clamp[i] if clamp[i] != 0 else 0.0
     gibbs_chain(W, WT, b_t[:n_v], b_t[o_h:o_h + n_h], v_out, k, beta, clamp, state, pv_out, work, idx)
-
-
-@njit(**_JIT)
-def advance_and_sample(v_prev, u_prev, P, k, beta, clamp, v_clamp, state, u_out, v_out, pv_out, work, idx):
-    """One tick of the live instrument in one call: u_t = tanh(bu + v_{t-1}·Wvu + u_{t-1}·Wuu)
-    into u_out (``rnn_step``), then ``sample_frame`` from it into v_out, pv_out. P is ``pack``'s."""
-    _, _, _, _, bu, Wvu, Wuu, _, _ = unpack(P)
-    rnn_step(v_prev, u_prev, bu, Wvu, Wuu, u_out)
-    sample_frame(u_out, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx)
 
 
 @njit(**_JIT)
@@ -625,8 +616,8 @@ def cross_entropy(V, P):
 
 
 CHAIN_STARTS = ("data", "silence", "previous")  # where the negative phase's chain of frame t starts
-NO_CLAMP = np.zeros((0, 0), np.int8)  # subsequence_grad's C and mix when nobody plays along
-NO_MIX = np.zeros(0, np.int8)
+NO_CLAMP = np.zeros((0, 0), np.int8)  # subsequence_grad's C when nobody plays along
+NO_MIX = np.zeros(0, np.int8)  # and its mix when the RNN hears only the true frames
 
 
 @njit(**_JIT)
@@ -646,10 +637,10 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     the player holds, clamped at their true value in the negative chain, so that CD follows the
     gradient of log p(rest_t | player_t, history) — the conditional the live ``harmonize`` mode
     samples from; the player's notes also reach frame t's biases through the player path (Wpv,
-    Wph; gradients into gWpv, gWph). mix (T int8, or empty: none) marks the frames whose RNN input is the model's
-    own frame instead of v_t: the model's own accompaniment around the player's notes, as the
-    live instrument's RNN hears it (scheduled sampling), treated as data, not differentiated
-    through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
+    Wph; gradients into gWpv, gWph). mix (T int8, or empty: none) marks the frames whose RNN
+    input is the model's own frame instead of v_t: the model's own accompaniment around the
+    player's notes, as the live instrument's RNN hears it (scheduled sampling), treated as data,
+    not differentiated through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
     silence with the player's notes clamped, given the history so far (itself partly the model's
     own); with k_own = 0 it is the negative sample of the CD chain. With own_neg (and k_own > 0)
     the own frame is the negative sample too, instead of a CD chain from the data: the gradient of
@@ -679,40 +670,33 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
                 if C[t, i] != 0:
                     Vt[t, i] = V[t, i]
                     Pl[t, i] = V[t, i]
-    X = V
+    mixing = mix.shape[0] != 0
+    X = V.copy() if mixing else V  # the RNN's input: written only where the model's own frames go
     P = np.empty((T, n_v), dt)
     work = np.zeros(3 * n_h + n_v, dt)
     idx = new_index(n_v, n_h)
     no_clamp = np.zeros(0, np.int8)
     one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
-    if mix.shape[0] == 0:
-        rnn_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH)
-        for t in range(T):
-            if clamped:
-                add_rows_on(Wpv, Pl[t], BV[t])
-                add_rows_on(Wph, Pl[t], BH[t])
-            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, C[t] if clamped else no_clamp, state, P[t], work, idx)
-    else:  # the RNN's input depends on the chains: frame by frame
-        X = V.copy()
-        U[0] = u0
-        for t in range(T):
-            rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
-            if clamped:
-                add_rows_on(Wpv, Pl[t], BV[t])
-                add_rows_on(Wph, Pl[t], BH[t])
-            ct = C[t] if clamped else no_clamp
-            own = mix[t] != 0 and k_own > 0
-            if not (own and own_neg):
-                gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, P[t], work, idx)
-            if own:
-                for i in range(n_v):
-                    X[t, i] = V[t, i] if clamped and C[t, i] != 0 else 0.0
-                gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, P[t], work, idx)
-                if own_neg:
-                    Vt[t] = X[t]
-            elif mix[t] != 0:
-                X[t] = Vt[t]
-            rnn_step(X[t], U[t], bu, Wvu, Wuu, U[t + 1])
+    # frame by frame, as rnn_forward steps (the same arithmetic): the RNN's input may be a chain's
+    U[0] = u0
+    for t in range(T):
+        rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
+        if clamped:
+            add_rows_on(Wpv, Pl[t], BV[t])
+            add_rows_on(Wph, Pl[t], BH[t])
+        ct = C[t] if clamped else no_clamp
+        own = mixing and mix[t] != 0 and k_own > 0
+        if not (own and own_neg):
+            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, P[t], work, idx)
+        if own:
+            for i in range(n_v):
+                X[t, i] = V[t, i] if clamped and C[t, i] != 0 else 0.0
+            gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, P[t], work, idx)
+            if own_neg:
+                Vt[t] = X[t]
+        elif mixing and mix[t] != 0:
+            X[t] = Vt[t]
+        rnn_step(X[t], U[t], bu, Wvu, Wuu, U[t + 1])
     cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                          gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph)
     u_end[:] = U[T]

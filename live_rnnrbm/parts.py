@@ -37,13 +37,8 @@ def top_notes(frames: np.ndarray) -> np.ndarray:
 
 
 def bottom_notes(frames: np.ndarray) -> np.ndarray:
-    """The bass: the lowest note of every frame."""
-    on = frames > 0
-    first = np.argmax(on, axis=1)
-    mask = np.zeros(frames.shape, np.int8)
-    rows = np.flatnonzero(on.any(axis=1))
-    mask[rows, first[rows]] = 1
-    return mask
+    """The bass: the lowest note of every frame (no frame has more notes than keys)."""
+    return _ranked(frames, frames.shape[1])
 
 
 def player_mask(frames: np.ndarray, part: str, rng: np.random.Generator | None = None) -> np.ndarray:

@@ -162,26 +162,30 @@ def shift_range(frames: np.ndarray) -> tuple[int, int]:
     return -int(used[0]), frames.shape[1] - 1 - int(used[-1])
 
 
-def in_range_shift(shift: int, lo: int, hi: int) -> int:
-    """The transposition to the key ``shift`` semitones away that keeps a piece within the shifts
-    lo..hi it allows: the shift itself, else the same key an octave up or down, else the nearest
-    allowed (a piece too wide for that key)."""
+def key_shift(shift: int, lo: int, hi: int) -> int | None:
+    """The transposition into the key ``shift`` semitones away that a piece allowing the shifts
+    lo..hi (``shift_range``) can take: the shift itself, else the same key an octave up or down;
+    None when the piece is too wide for that key."""
     for s in (shift, shift + 12, shift - 12):
         if lo <= s <= hi:
             return int(s)
-    return int(min(max(shift, lo), hi))
+    return None
+
+
+def in_range_shift(shift: int, lo: int, hi: int) -> int:
+    """``key_shift``, else the nearest allowed shift (a piece too wide for that key)."""
+    s = key_shift(shift, lo, hi)
+    return int(min(max(shift, lo), hi)) if s is None else s
 
 
 def to_common_key(roll: PianoRoll) -> tuple[PianoRoll, int]:
     """Transpose a piece to C major or C minor (as the benchmark pickles are), by the nearest
     shift in −6..5 that keeps it in range. Returns (roll, shift)."""
     tonic, _ = estimate_key(roll.frames, roll.lowest_note)
-    shift = (-tonic + 6) % 12 - 6  # −6..5
-    lo, hi = shift_range(roll.frames)
-    for s in (shift, shift + 12, shift - 12):
-        if lo <= s <= hi:
-            return dataclasses.replace(roll, frames=shift_frames(roll.frames, s)), s
-    return roll, 0
+    s = key_shift((-tonic + 6) % 12 - 6, *shift_range(roll.frames))  # −6..5, or an octave away
+    if s is None:
+        return roll, 0
+    return dataclasses.replace(roll, frames=shift_frames(roll.frames, s)), s
 
 
 @dataclass

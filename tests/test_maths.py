@@ -266,7 +266,7 @@ def test_vectorised_tanh_of_the_live_rnn_step_is_close(dtype):
 
 
 def test_live_tick_kernel_equals_its_parts():
-    """advance_and_sample (the engine's one call per tick, on packed parameters) is rnn_step, then
+    """sample_frame on packed parameters (the engine's call per frame, after rnn_step) is
     rbm_biases and a Gibbs chain from silence on the model's own arrays: the same u up to the
     vectorised tanh, and the same sample and mean from the same stream."""
     m = small_model(seed=21, n_notes=10, n_h=7, n_u=5).astype(np.float32)
@@ -283,7 +283,8 @@ def test_live_tick_kernel_equals_its_parts():
         work, idx = kernels.workspace(10, 7, f32)
         if fused:
             P = kernels.pack(p)
-            kernels.advance_and_sample(v_prev, u_prev, P, 25, f32(1), clamp, v_clamp, state, u, v, pv, work, idx)
+            kernels.rnn_step(v_prev, u_prev, *(kernels.views(P)[n] for n in ("bu", "Wvu", "Wuu")), u)
+            kernels.sample_frame(u, P, 25, f32(1), clamp, v_clamp, state, v, pv, work, idx)
         else:
             kernels.rnn_step(v_prev, u_prev, p["bu"], p["Wvu"], p["Wuu"], u)
             kernels.rbm_biases(u, p["bv"], p["bh"], p["Wuv"], p["Wuh"], bv_t, bh_t)
