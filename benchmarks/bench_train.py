@@ -179,12 +179,12 @@ def main() -> None:
                 trainer.train_step(plan[(start + i) % len(plan)], shifts, 0.001, seed=start + i)
             return args.steps * frames_per_step / (time.perf_counter() - t0)
 
-        p_np = {n: a.copy() for n, a in start_params.items()}
+        p_np = {n: start_params[n].copy() for n in PARAM_NAMES}  # the paper's model: no player path
         rng = np.random.default_rng(0)
 
         def reference(start: int) -> float:
-            for n, a in start_params.items():
-                p_np[n][...] = a
+            for n in p_np:
+                p_np[n][...] = start_params[n]
             t0 = time.perf_counter()
             batch = plan[start % len(plan)]
             chunks = [pieces[p][s:s + n] for p, s, n, _ in batch]

@@ -232,8 +232,9 @@ def conditional_log_likelihood(model, U: np.ndarray, frames: np.ndarray, player:
                                ais_steps: int, seed: int) -> np.ndarray:
     """log p(rest_t | player_t, u_{t-1}) for every frame, by AIS: the RBM of frame t with the
     player's notes clamped on is an RBM over the other notes whose hidden biases carry
-    player_t·W (the clamped notes' own biases cancel between the frame and Z); the clamped notes
-    are ruled out of it by a visible bias of CLAMPED_OFF."""
+    player_t·W (the clamped notes' own biases cancel between the frame and Z), its biases the
+    player path's terms too; the clamped notes are ruled out of it by a visible bias of
+    CLAMPED_OFF."""
     from . import ais
     from .evaluate import BASE_PRIOR
     from .rng import new_states
@@ -241,8 +242,8 @@ def conditional_log_likelihood(model, U: np.ndarray, frames: np.ndarray, player:
     N = len(frames)
     dt = model.dtype  # the types evaluate.py runs the AIS kernels with: their compiled code is reused
     W, WT = p["W"], model.WT
-    BV = np.ascontiguousarray(U @ p["Wuv"] + p["bv"], dt)
-    BH = np.ascontiguousarray(U @ p["Wuh"] + p["bh"] + player @ W, dt)
+    BV = np.ascontiguousarray(U @ p["Wuv"] + p["bv"] + player @ p["Wpv"], dt)
+    BH = np.ascontiguousarray(U @ p["Wuh"] + p["bh"] + player @ (W + p["Wph"]), dt)
     clamped = player > 0
     BV[clamped] = CLAMPED_OFF
     rest = np.ascontiguousarray(np.where(clamped, 0.0, frames), dt)

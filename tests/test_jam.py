@@ -228,12 +228,13 @@ def test_training_the_player_path_alone_leaves_the_model_as_it_was(tmp_path):
 
 def test_conditional_log_likelihood_matches_enumeration():
     """log p(rest_t | player_t, u_{t-1}) by AIS on the clamped RBM against the exact sum over every
-    state of the other notes."""
+    state of the other notes, with a player path (Wpv, Wph) in the biases."""
     rng = np.random.default_rng(7)
     n = 7
     m = RnnRbm(n_hidden=5, n_hidden_recurrent=3, lowest_note=60, highest_note=59 + n, seed=0, dtype=np.float32)
     for a in m.params.values():
         a[...] = rng.normal(0, 0.8, a.shape)
+    assert m.params["Wpv"].any() and m.params["Wph"].any()
     T = 6
     V = (rng.random((T, n)) < 0.45).astype(np.float32)
     V[:, 0] = 1.0
@@ -244,8 +245,8 @@ def test_conditional_log_likelihood_matches_enumeration():
     got = conditional_log_likelihood(m, U, V, player, ais_chains=200, ais_steps=400, seed=1)
     W = m.params["W"].astype(np.float64)
     for t in range(T):
-        bv = m.params["bv"] + U[t] @ m.params["Wuv"]
-        bh = m.params["bh"] + U[t] @ m.params["Wuh"]
+        bv = m.params["bv"] + U[t] @ m.params["Wuv"] + player[t] @ m.params["Wpv"]
+        bh = m.params["bh"] + U[t] @ m.params["Wuh"] + player[t] @ m.params["Wph"]
         free = np.flatnonzero(player[t] == 0)
         states = []
         for bits in itertools.product([0.0, 1.0], repeat=len(free)):
