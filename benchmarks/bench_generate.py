@@ -76,7 +76,7 @@ def main() -> None:
 
     def numba_frame():  # as the engine's worker: u_t from the frame just sent, then v_{t+1}
         nonlocal u, u_next
-        kernels.rnn_step(v, u, p["bu"], p["Wvu"], p["Wuu"], u_next)
+        kernels.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
         kernels.sample_frame(u_next, P, a.k, beta, clamp, v_clamp, state, v, pv, work, idx)
         u, u_next = u_next, u
 

@@ -319,7 +319,7 @@ def run_job(job: JamJob) -> dict[str, Counts]:
         if job.ais_chains:
             ll_own = conditional_log_likelihood(model, U, V, player, job.ais_chains, job.ais_steps,
                                                 _seed(job.seed, n, job.shift + 6, 3))
-            U_true = model.run(V)[0][:-1]
+            U_true = model.run(V, player=player)[0][:-1]
             ll_true = conditional_log_likelihood(model, U_true, V, player, job.ais_chains, job.ais_steps,
                                                  _seed(job.seed, n, job.shift + 6, 4))
             c = out["model"]
@@ -346,7 +346,7 @@ def true_history_frames(model, settings: dict[str, Any], V: np.ndarray, player: 
     shaping — how well the conditional RBM harmonizes when it is not lost."""
     from . import kernels
     model.reseed(seed)
-    U = model.run(V)[0]
+    U = model.run(V, player=player)[0]
     P = kernels.pack(model.params)
     work, idx = kernels.workspace(model.n_visible, model.n_hidden, model.dtype)
     beta = model.dtype.type(1.0 / float(settings["temperature"]))

@@ -118,10 +118,12 @@ def rbm_biases(u_prev, bv, bh, Wuv, Wuh, bv_t, bh_t):
 
 
 @njit(**_JIT)
-def rnn_step(v, u_prev, bu, Wvu, Wuu, u_out):
-    """u_t = tanh(bu + v_t·Wvu + u_{t-1}·Wuu), written into u_out (which must not alias u_prev)."""
+def rnn_step(v, p, u_prev, bu, Wvu, Wpu, Wuu, u_out):
+    """u_t = tanh(bu + v_t·Wvu + p_t·Wpu + u_{t-1}·Wuu), written into u_out (which must not alias
+    u_prev); p_t, the player's notes, is zero when nobody plays (the paper's step)."""
     u_out[:] = bu
     add_rows_on(Wvu, v, u_out)
+    add_rows_on(Wpu, p, u_out)
     add_all_rows(Wuu, u_prev, u_out)
     if u_out.itemsize == 4:  # float32 (the instrument, training): the vectorised tanh, within 3e-7
         approx_tanh(u_out, u_out)
@@ -131,16 +133,18 @@ def rnn_step(v, u_prev, bu, Wvu, Wuu, u_out):
 
 
 @njit(**_JIT)
-def rnn_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH):
-    """Run the RNN over a whole sequence V (T × n_v).
+def rnn_forward(V, Pl, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wpu, Wuu, U, BV, BH):
+    """Run the RNN over a whole sequence V (T × n_v), with the player's notes Pl (T × n_v, or 0
+    rows: nobody plays) heard through Wpu.
 
     Writes U[0] = u0, U[t+1] = u_t (so U[t] is u_{t-1} for frame t), and the biases of every
-    frame's RBM, BV[t] = bv_t, BH[t] = bh_t.
+    frame's RBM, BV[t] = bv_t, BH[t] = bh_t (without the player path's p_t·Wpv, p_t·Wph).
     """
     U[0] = u0
+    nobody = np.zeros(V.shape[1], V.dtype)
     for t in range(V.shape[0]):
         rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
-        rnn_step(V[t], U[t], bu, Wvu, Wuu, U[t + 1])
+        rnn_step(V[t], Pl[t] if Pl.shape[0] != 0 else nobody, U[t], bu, Wvu, Wpu, Wuu, U[t + 1])
 
 
 # --------------------------------------------------------------------------- RBM
@@ -364,7 +368,7 @@ def _line(n):
 def live_layout(n_v, n_h, n_u):
     """Where things are in a packed parameter array (after a 16-float header holding n_v, n_h,
     n_u): offsets of W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh (the player path [Wpv | Wph], rows laid
-    out as bvh), the array's length, and Wuvh's row length and where bh starts in it. Wuvh's rows
+    out as bvh), Wpu (the player path into u), the array's length, and Wuvh's row length and where bh starts in it. Wuvh's rows
     are [Wuv | Wuh] and bvh is [bv | bh], each bh from a cache line on and the row padded with
     zeros to a multiple of 8 floats (a 238-float row costs the pass over u's rows a quarter more
     than a 248-float one: the vector loop's tail)."""
@@ -378,7 +382,8 @@ def live_layout(n_v, n_h, n_u):
     o_Wvu = o_bu + _line(n_u)
     o_Wuu = o_Wvu + _line(n_v * n_u)
     o_Wpvh = o_Wuu + _line(n_u * n_u)
-    return o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wpvh, o_Wpvh + _line(n_v * row), row, o_h
+    o_Wpu = o_Wpvh + _line(n_v * row)
+    return o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wpvh, o_Wpu, o_Wpu + _line(n_v * n_u), row, o_h
 
 
 @njit(**_JIT)
@@ -386,15 +391,15 @@ def work_layout(n_v, n_h):
     """Where the frame's biases bv_t | bh_t (laid out as bvh) start in the scratch ``work``, after
     the chain's 3·n_h + n_v floats, and the length of ``work``."""
     o_b = _line(3 * n_h + n_v)
-    return o_b, o_b + live_layout(n_v, n_h, 1)[9]
+    return o_b, o_b + live_layout(n_v, n_h, 1)[10]
 
 
 @njit(**_JIT)
 def unpack(P):
-    """Views (W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh) into a packed parameter array (``pack``), and
-    where bh starts in the rows of Wuvh, Wpvh and bvh; no copy."""
+    """Views (W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, Wpu) into a packed parameter array (``pack``),
+    and where bh starts in the rows of Wuvh, Wpvh and bvh; no copy."""
     n_v, n_h, n_u = int(P[0]), int(P[1]), int(P[2])
-    o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wpvh, _, row, o_h = live_layout(n_v, n_h, n_u)
+    o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wpvh, o_Wpu, _, row, o_h = live_layout(n_v, n_h, n_u)
     return (P[o_W:o_W + n_v * n_h].reshape((n_v, n_h)),
             P[o_WT:o_WT + n_h * n_v].reshape((n_h, n_v)),
             P[o_Wuvh:o_Wuvh + n_u * row].reshape((n_u, row)),
@@ -403,6 +408,7 @@ def unpack(P):
             P[o_Wvu:o_Wvu + n_v * n_u].reshape((n_v, n_u)),
             P[o_Wuu:o_Wuu + n_u * n_u].reshape((n_u, n_u)),
             P[o_Wpvh:o_Wpvh + n_v * row].reshape((n_v, row)),
+            P[o_Wpu:o_Wpu + n_v * n_u].reshape((n_v, n_u)),
             o_h)
 
 
@@ -417,13 +423,13 @@ def pack(params: dict, dtype=None) -> np.ndarray:
     dtype = np.dtype(dtype or W.dtype)
     n_v, n_h = W.shape
     n_u = np.asarray(params["bu"]).shape[0]
-    size = live_layout(n_v, n_h, n_u)[8]
+    size = live_layout(n_v, n_h, n_u)[9]
     P = aligned(np.zeros(size, dtype))
     P[:3] = n_v, n_h, n_u
     v = views(P)
     v["W"][...] = W
     v["WT"][...] = W.T
-    for name in ("Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu", "Wpv", "Wph"):
+    for name in ("Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu", "Wpv", "Wph", "Wpu"):
         if name in params:  # the player path may be absent (zero)
             v[name][...] = params[name]
     return P
@@ -432,10 +438,11 @@ def pack(params: dict, dtype=None) -> np.ndarray:
 def views(P: np.ndarray) -> dict[str, np.ndarray]:
     """Named views into a packed parameter array: the eight parameters and WT (Wuv, Wuh, bv and
     bh are slices of the concatenated Wuvh and bvh)."""
-    W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, o_h = unpack(P)
+    W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, Wpu, o_h = unpack(P)
     n_v, n_h = W.shape
     return dict(W=W, WT=WT, Wuv=Wuvh[:, :n_v], Wuh=Wuvh[:, o_h:o_h + n_h], bv=bvh[:n_v],
-                bh=bvh[o_h:o_h + n_h], bu=bu, Wvu=Wvu, Wuu=Wuu, Wpv=Wpvh[:, :n_v], Wph=Wpvh[:, o_h:o_h + n_h])
+                bh=bvh[o_h:o_h + n_h], bu=bu, Wvu=Wvu, Wuu=Wuu, Wpv=Wpvh[:, :n_v], Wph=Wpvh[:, o_h:o_h + n_h],
+                Wpu=Wpu)
 
 
 @njit(**_JIT)
@@ -445,7 +452,7 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
     started from silence (the tutorial's start state) with the notes where ``clamp`` is set held
     at their value in ``v_clamp``. v_out gets the sample v_t, pv_out its mean. P is ``pack``'s;
     work and idx come from ``workspace``."""
-    W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, o_h = unpack(P)
+    W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, _, o_h = unpack(P)
     n_v, n_h = W.shape
     o_b, _ = work_layout(n_v, n_h)
     b_t = work[o_b:o_b + bvh.shape[0]]      # bv_t | bh_t, laid out as bvh
@@ -461,7 +468,7 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
 def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
     """Generate len(V_out) frames from state u0 with the packed parameters P (``pack``): V_out
     gets the frames, PV_out their means, u_end the RNN state after the last frame."""
-    W, _, _, _, bu, Wvu, Wuu, _, _ = unpack(P)
+    W, _, _, _, bu, Wvu, Wuu, _, Wpu, _ = unpack(P)
     n_v, n_h = W.shape
     u = u0.copy()
     u_next = np.empty_like(u0)
@@ -471,7 +478,7 @@ def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
     nobody = np.zeros(n_v, W.dtype)  # no player: the paper's model
     for t in range(V_out.shape[0]):
         sample_frame(u, P, k, beta, clamp, nobody, state, V_out[t], PV_out[t], work, idx)
-        rnn_step(V_out[t], u, bu, Wvu, Wuu, u_next)
+        rnn_step(V_out[t], nobody, u, bu, Wvu, Wpu, Wuu, u_next)
         u[:] = u_next
     u_end[:] = u
 
@@ -504,14 +511,14 @@ def softplus_and_sigmoid(x):
 
 @njit(fastmath=_SIMD, **_JIT)
 def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
-                  gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph):
+                  gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph, gWpu):
     """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the CD samples Vt held constant, and its gradient
     with respect to all eight parameters, *added* into the g* arrays (BPTT through bv_t and bh_t
     into the RNN). X holds the RNN's inputs, U, BV, BH come from ``rnn_forward`` over X: X is V
     (teacher forcing), or V with some frames replaced by the model's own (``subsequence_grad``'s
     ``mix``), held constant like Vt. Pl (T × n_v, or 0 rows: nobody plays) holds the player's
-    notes, whose path (Wpv, Wph) BV and BH already carry; its gradient goes into gWpv, gWph.
-    Returns the cost.
+    notes, whose path BV, BH and U already carry (p_t·Wpv, p_t·Wph, and p_t·Wpu inside u_t); its
+    gradient goes into gWpv, gWph, gWpu. Returns the cost.
 
     The backward pass over time only carries dcost/du_t (a matrix-vector product per frame, the
     part that must be sequential); the weight gradients of the RNN are sums over frames of outer
@@ -590,12 +597,13 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
         for i in range(n_v):
             if X[t, i] != 0.0:
                 axpy(X[t, i], DA[t], gWvu[i])
-    if Pl.shape[0] != 0:  # the player path: bv_t, bh_t += p_t·Wpv, p_t·Wph
+    if Pl.shape[0] != 0:  # the player path: bv_t, bh_t += p_t·Wpv, p_t·Wph; a_t += p_t·Wpu
         for t in range(T):
             for i in range(n_v):
                 if Pl[t, i] != 0.0:
                     axpy(Pl[t, i], dBV[t], gWpv[i])
                     axpy(Pl[t, i], dBH[t], gWph[i])
+                    axpy(Pl[t, i], DA[t], gWpu[i])
     return cost
 
 
@@ -623,7 +631,7 @@ NO_MIX = np.zeros(0, np.int8)  # and its mix when the RNN hears only the true fr
 @njit(**_JIT)
 def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
                      gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own, own_neg,
-                     Wpv, Wph, gWpv, gWph):
+                     Wpv, Wph, Wpu, gWpv, gWph, gWpu):
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
     pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
@@ -637,7 +645,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     the player holds, clamped at their true value in the negative chain, so that CD follows the
     gradient of log p(rest_t | player_t, history) — the conditional the live ``harmonize`` mode
     samples from; the player's notes also reach frame t's biases through the player path (Wpv,
-    Wph; gradients into gWpv, gWph). mix (T int8, or empty: none) marks the frames whose RNN
+    Wph) and the RNN state u_t (Wpu; gradients into gWpv, gWph, gWpu). mix (T int8, or empty: none) marks the frames whose RNN
     input is the model's own frame instead of v_t: the model's own accompaniment around the
     player's notes, as the live instrument's RNN hears it (scheduled sampling), treated as data,
     not differentiated through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
@@ -676,6 +684,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     work = np.zeros(3 * n_h + n_v, dt)
     idx = new_index(n_v, n_h)
     no_clamp = np.zeros(0, np.int8)
+    nobody = np.zeros(n_v, dt)
     one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
     # frame by frame, as rnn_forward steps (the same arithmetic): the RNN's input may be a chain's
     U[0] = u0
@@ -696,9 +705,9 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
                 Vt[t] = X[t]
         elif mixing and mix[t] != 0:
             X[t] = Vt[t]
-        rnn_step(X[t], U[t], bu, Wvu, Wuu, U[t + 1])
+        rnn_step(X[t], Pl[t] if clamped else nobody, U[t], bu, Wvu, Wpu, Wuu, U[t + 1])
     cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
-                         gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph)
+                         gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph, gWpu)
     u_end[:] = U[T]
     return cost, cross_entropy(V, P)
 
@@ -706,7 +715,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 @njit(parallel=True, **_JIT)
 def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states,
                gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start, Ccat, mixcat, k_own,
-               own_neg, Wpv, Wph, gWpv, gWph):
+               own_neg, Wpv, Wph, Wpu, gWpv, gWph, gWpu):
     """``subsequence_grad`` for a mini-batch of B subsequences in parallel (one per thread).
 
     Subsequence b is Vcat[starts[b] : starts[b] + lengths[b]], starting from U0[b], drawing from
@@ -722,6 +731,7 @@ def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu,
         mix = mixcat[s0:s1] if mixcat.shape[0] != 0 else mixcat
         c, x = subsequence_grad(V, U0[b], W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states[b],
                                 gW[b], gbv[b], gbh[b], gWuh[b], gWuv[b], gWvu[b], gWuu[b], gbu[b],
-                                U_end[b], start, C, mix, k_own, own_neg, Wpv, Wph, gWpv[b], gWph[b])
+                                U_end[b], start, C, mix, k_own, own_neg, Wpv, Wph, Wpu, gWpv[b], gWph[b],
+                                gWpu[b])
         costs[b] = c
         xents[b] = x

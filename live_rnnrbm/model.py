@@ -7,6 +7,10 @@
     bv_t = bv + u_{t-1}·Wuv      bh_t = bh + u_{t-1}·Wuh
     u_t  = tanh(bu + v_t·Wvu + u_{t-1}·Wuu)
 
+and, when a player plays along holding the notes p_t, the player path:
+
+    bv_t += p_t·Wpv              bh_t += p_t·Wph              u_t = tanh(… + p_t·Wpu)
+
 The numbers live in ``kernels``; this class holds the eight parameters, their sizes and the
 random stream, and offers the operations a caller wants in a form that is hard to misuse.
 
@@ -27,9 +31,10 @@ from .rng import new_state, new_states, next_u64
 
 PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu")
 # The player path: the notes a player holds, p_t, into the biases of frame t's RBM,
-# bv_t += p_t·Wpv and bh_t += p_t·Wph. Zero in a file that has none and whenever nobody plays, so
-# the eight parameters alone are the paper's model.
-PLAYER_PARAM_NAMES = ("Wpv", "Wph")
+# bv_t += p_t·Wpv and bh_t += p_t·Wph, and into the RNN state, u_t = tanh(… + p_t·Wpu), so that
+# what the player played keeps shaping the frames after it. Zero in a file that has none (or
+# part) and whenever nobody plays, so the eight parameters alone are the paper's model.
+PLAYER_PARAM_NAMES = ("Wpv", "Wph", "Wpu")
 ALL_PARAM_NAMES = PARAM_NAMES + PLAYER_PARAM_NAMES
 
 LOWEST_NOTE = 21  # A0: the 88-key piano, as in the paper's benchmarks
@@ -41,7 +46,7 @@ def param_shapes(n_visible: int, n_hidden: int, n_hidden_recurrent: int) -> dict
     n_v, n_h, n_u = n_visible, n_hidden, n_hidden_recurrent
     return {"W": (n_v, n_h), "bv": (n_v,), "bh": (n_h,), "Wuh": (n_u, n_h),
             "Wuv": (n_u, n_v), "Wvu": (n_v, n_u), "Wuu": (n_u, n_u), "bu": (n_u,),
-            "Wpv": (n_v, n_v), "Wph": (n_v, n_h)}
+            "Wpv": (n_v, n_v), "Wph": (n_v, n_h), "Wpu": (n_v, n_u)}
 
 
 @dataclass
@@ -125,21 +130,32 @@ class RnnRbm:
         return roll
 
     # -- the RNN --------------------------------------------------------------------------
-    def run(self, roll: np.ndarray, u0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Run the RNN over a piano-roll (T × n_v) with its true frames.
+    def run(self, roll: np.ndarray, u0: np.ndarray | None = None, player: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the RNN over a piano-roll (T × n_v) with its true frames, and the notes a player
+        holds in each (``player``, T × n_v), if any.
 
         Returns (U, BV, BH): U[t] is u_{t-1} for frame t (U[0] = u0, U[T] the state after the
-        last frame); BV[t], BH[t] are the biases bv_t, bh_t of frame t's RBM.
+        last frame); BV[t], BH[t] are the biases bv_t, bh_t of frame t's RBM, with the player
+        path's terms.
         """
         V = self._frames(roll)
+        Pl = self._player(player)
         T = V.shape[0]
         u0 = self.initial_state() if u0 is None else np.asarray(u0, self.dtype)
         U = np.empty((T + 1, self.n_hidden_recurrent), self.dtype)
         BV = np.empty((T, self.n_visible), self.dtype)
         BH = np.empty((T, self.n_hidden), self.dtype)
         p = self.params
-        kernels.rnn_forward(V, u0, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"], p["Wvu"], p["Wuu"], U, BV, BH)
+        kernels.rnn_forward(V, Pl, u0, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"],
+                            U, BV, BH)
+        if len(Pl):
+            BV += Pl @ p["Wpv"]
+            BH += Pl @ p["Wph"]
         return U, BV, BH
+
+    def _player(self, player: np.ndarray | None) -> np.ndarray:
+        return np.zeros((0, self.n_visible), self.dtype) if player is None else self._frames(player)
 
     def free_energy(self, roll: np.ndarray, u0: np.ndarray | None = None) -> np.ndarray:
         """F_t(v_t) of every frame of a piano-roll, each under its own conditional RBM."""
@@ -193,19 +209,16 @@ class RnnRbm:
         gradient for every parameter (BPTT through bv_t, bh_t into the RNN). ``rnn_input``: the
         frames the RNN hears instead of the true ones (held constant too), as when training on
         the model's own history. ``player``: the notes a player holds in each frame, which reach
-        its biases through the player path (Wpv, Wph)."""
+        its biases and the RNN through the player path (Wpv, Wph, Wpu)."""
         V = self._frames(roll)
         Vt = self._frames(roll_sample)
         X = V if rnn_input is None else self._frames(rnn_input)
-        U, BV, BH = self.run(X, u0)
+        Pl = self._player(player)
+        U, BV, BH = self.run(X, u0, Pl if len(Pl) else None)
         p = self.params
-        Pl = np.zeros((0, self.n_visible), self.dtype) if player is None else self._frames(player)
-        if len(Pl):
-            BV = np.ascontiguousarray(BV + Pl @ p["Wpv"])
-            BH = np.ascontiguousarray(BH + Pl @ p["Wph"])
         grads = {name: np.zeros_like(a) for name, a in self.params.items()}
         cost = kernels.cost_and_grad(V, Vt, X, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
-                                     *(grads[n] for n in PARAM_NAMES), Pl, grads["Wpv"], grads["Wph"])
+                                     *(grads[n] for n in PARAM_NAMES), Pl, *(grads[n] for n in PLAYER_PARAM_NAMES))
         return float(cost), grads
 
     def cd_grad(self, roll: np.ndarray, k: int = 15, u0: np.ndarray | None = None
@@ -219,8 +232,9 @@ class RnnRbm:
         cost, xent = kernels.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                               p["Wvu"], p["Wuu"], p["bu"], int(k), self.rng_state,
                                               *(grads[n] for n in PARAM_NAMES), u_end, 0,
-                                              kernels.NO_CLAMP, kernels.NO_MIX, 0, False, p["Wpv"], p["Wph"],
-                                              grads["Wpv"], grads["Wph"])
+                                              kernels.NO_CLAMP, kernels.NO_MIX, 0, False,
+                                              *(p[n] for n in PLAYER_PARAM_NAMES),
+                                              *(grads[n] for n in PLAYER_PARAM_NAMES))
         return float(cost), float(xent), grads, u_end
 
 
@@ -231,7 +245,7 @@ class FrameSampler:
 
     >>> sampler = FrameSampler(RnnRbm(seed=3), k=25)
     >>> v, pv = sampler.next_frame()       # v_t sampled given u_{t-1}; pv its mean
-    >>> sampler.advance(v)                 # u_t from v_t (or from the union with the player's notes)
+    >>> sampler.advance(v)                 # u_t from v_t (and the player's notes, if any)
     """
 
     def __init__(self, model: RnnRbm, k: int = 25, temperature: float = 1.0) -> None:
@@ -245,7 +259,8 @@ class FrameSampler:
         self.pv = np.zeros(n_v, dt)
         self.work, self.idx = kernels.workspace(n_v, n_h, dt)
         self.clamp = np.zeros(n_v, np.int8)  # harmonize: 1 where the player's note is held
-        self.v_clamp = np.zeros(n_v, dt)
+        self.v_clamp = np.zeros(n_v, dt)  # the player's notes
+        self.nobody = np.zeros(n_v, dt)
         self.bias_offset = np.zeros(n_v, dt)  # e.g. density: added to bv (log-odds of every note)
         self.beta = dt.type(1.0 / temperature)
 
@@ -268,8 +283,9 @@ class FrameSampler:
                              self.v, self.pv, self.work, self.idx)
         return self.v, self.pv
 
-    def advance(self, v: np.ndarray) -> None:
-        """u_t = tanh(bu + v_t·Wvu + u_{t-1}·Wuu)."""
+    def advance(self, v: np.ndarray, player: np.ndarray | None = None) -> None:
+        """u_t = tanh(bu + v_t·Wvu + p_t·Wpu + u_{t-1}·Wuu), p_t the player's notes (none: 0)."""
         p = self.model.params
-        kernels.rnn_step(v, self.u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
+        kernels.rnn_step(v, self.nobody if player is None else player, self.u, p["bu"], p["Wvu"], p["Wpu"],
+                         p["Wuu"], self.u_next)
         self.u, self.u_next = self.u_next, self.u

@@ -6,7 +6,8 @@
     engine.close()            # note-off for every sounding note, CC64=0, CC123, CC120
 
 A worker thread owns u_t and every buffer. Right after tick t it computes
-u_t = tanh(bu + x_t·Wvu + u_{t-1}·Wuu), then samples v_{t+1} (``kernels.rnn_step``,
+u_t = tanh(bu + x_t·Wvu + p_t·Wpu + u_{t-1}·Wuu) (p_t: the player's notes, zero when not
+listening), then samples v_{t+1} (``kernels.rnn_step``,
 ``kernels.sample_frame``: nogil, so the MIDI callbacks keep the GIL meanwhile) and turns it into
 ready-made lists of note-on/off messages (by difference with v_t: a note held across frames sounds
 once). When the player's notes change before the tick, the pending frame is computed again, so a
@@ -177,7 +178,7 @@ class Engine:
         kernels.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
                              s.v, s.pv, self.work, self.idx)
         p = self.model.params
-        kernels.rnn_step(s.v, self.base_u, p["bu"], p["Wvu"], p["Wuu"], s.u)
+        kernels.rnn_step(s.v, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], s.u)
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         union(s.v, s.v, self.x)
 
@@ -201,7 +202,7 @@ class Engine:
         self._first = False
         union(self.base_v, self.base_human, self.x)
         p = self.model.params
-        kernels.rnn_step(self.x, self.base_u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
+        kernels.rnn_step(self.x, self.base_human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
         self._compute()
 
     def _free_slot(self) -> Slot:
@@ -240,7 +241,7 @@ class Engine:
         if listening and mode == "follow" and not self._first:
             union(self.base_v, self.human, self.x)
             p = self.model.params
-            kernels.rnn_step(self.x, self.base_u, p["bu"], p["Wvu"], p["Wuu"], self.u_next)
+            kernels.rnn_step(self.x, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
         s.u[:] = self.u_next
         # the player's notes reach the frame through the player path (and the clamp, in harmonize)
         kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human if listening else self.nobody,

@@ -473,14 +473,14 @@ class Trainer:
             kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views[:8], U_end, costs,
                                xents, kernels.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
-                               bool(c.own_negative), p["Wpv"], p["Wph"], views[8], views[9])
+                               bool(c.own_negative), *(p[n] for n in PLAYER_PARAM_NAMES), *views[8:])
             # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
             grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(ALL_PARAM_NAMES, views)}
         if c.carry_u and not self.is_rbm_pretraining():
             for b, (_, _, _, stream) in enumerate(batch):
                 self.u_carry[stream] = U_end[b]
         if c.weight_decay:
-            for n in ("W", "Wuh", "Wuv", "Wvu", "Wuu", "Wpv", "Wph"):
+            for n in ("W", "Wuh", "Wuv", "Wvu", "Wuu") + PLAYER_PARAM_NAMES:
                 grads[n] += np.float32(c.weight_decay) * p[n]
         for n in self.frozen():
             grads[n][...] = 0.0
@@ -929,7 +929,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="Gibbs steps from silence for the model's own frames, as the instrument samples them "
                           "(0: the CD chain's sample, started at the true frame)")
     lis.add_argument("--player-path-only", action="store_true",
-                     help="train only the player path (Wpv, Wph: the player's notes into the frame's biases), "
+                     help="train only the player path (Wpv, Wph, Wpu: the player's notes into the frame's biases and the RNN), "
                           "the eight parameters of the model untouched, so its unconditional likelihood stays "
                           "exactly as it was (use with --init)")
     lis.add_argument("--own-negative", action="store_true",

@@ -151,7 +151,8 @@ def test_the_rnn_hears_each_frame_as_it_sounded():
         for t in range(1, len(player)):
             x = np.maximum(out[t - 1], player[t - 1 if mode == "harmonize" else t]).astype(np.float32)
             expect = np.empty_like(U[t])
-            kernels.rnn_step(x, U[t - 1], p["bu"], p["Wvu"], p["Wuu"], expect)
+            heard = player[t - 1 if mode == "harmonize" else t].astype(np.float32)
+            kernels.rnn_step(x, heard, U[t - 1], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], expect)
             np.testing.assert_allclose(U[t], expect, atol=1e-6, err_msg=f"{mode}, frame {t}")
 
 

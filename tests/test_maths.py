@@ -81,12 +81,13 @@ def test_gradient_with_the_models_own_history_matches_finite_differences():
 
 
 def test_gradient_of_the_player_path_matches_finite_differences():
-    """The player's notes p_t reach frame t's biases through Wpv and Wph; the gradient of all ten
-    parameters matches central finite differences (with the RNN hearing its own frames too)."""
+    """The player's notes p_t reach frame t's biases through Wpv and Wph and the RNN state through
+    Wpu; the gradient of all eleven parameters matches central finite differences (with the RNN
+    hearing its own frames too)."""
     from live_rnnrbm.model import ALL_PARAM_NAMES
     m = small_model(seed=7)
     rng = np.random.default_rng(8)
-    for name in ("Wpv", "Wph"):
+    for name in ("Wpv", "Wph", "Wpu"):
         m.params[name][...] = rng.normal(0.0, 0.7, m.params[name].shape)
     T = 5
     V = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)
@@ -97,10 +98,10 @@ def test_gradient_of_the_player_path_matches_finite_differences():
     fds = central_differences(m, lambda: m.cost_and_grad(V, Vt, rnn_input=X, player=player)[0], names=ALL_PARAM_NAMES)
     for name, fd in fds.items():
         np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
-    assert np.abs(fds["Wpv"]).max() > 1e-3 and np.abs(fds["Wph"]).max() > 1e-3
+    assert all(np.abs(fds[n]).max() > 1e-3 for n in ("Wpv", "Wph", "Wpu"))
     # nobody playing: the player path does nothing, and gets no gradient
     c0, g0 = m.cost_and_grad(V, Vt, rnn_input=X)
-    assert not g0["Wpv"].any() and not g0["Wph"].any() and c0 != pytest.approx(cost)
+    assert not any(g0[n].any() for n in ("Wpv", "Wph", "Wpu")) and c0 != pytest.approx(cost)
 
 
 def test_cost_is_mean_free_energy_difference():
@@ -272,7 +273,9 @@ def test_live_tick_kernel_equals_its_parts():
     m = small_model(seed=21, n_notes=10, n_h=7, n_u=5).astype(np.float32)
     p, WT = m.params, m.WT
     f32 = np.float32
+    m.params["Wpu"][...] = np.random.default_rng(2).normal(0, 0.5, m.params["Wpu"].shape)
     v_prev = (np.random.default_rng(0).random(10) < 0.4).astype(f32)
+    p_prev = v_prev * (np.arange(10) % 2)  # the player's notes among them
     u_prev = np.tanh(np.random.default_rng(1).normal(0, 1, 5)).astype(f32)
     clamp, v_clamp = np.zeros(10, np.int8), np.zeros(10, f32)
     outs = []
@@ -283,10 +286,10 @@ def test_live_tick_kernel_equals_its_parts():
         work, idx = kernels.workspace(10, 7, f32)
         if fused:
             P = kernels.pack(p)
-            kernels.rnn_step(v_prev, u_prev, *(kernels.views(P)[n] for n in ("bu", "Wvu", "Wuu")), u)
+            kernels.rnn_step(v_prev, p_prev, u_prev, *(kernels.views(P)[n] for n in ("bu", "Wvu", "Wpu", "Wuu")), u)
             kernels.sample_frame(u, P, 25, f32(1), clamp, v_clamp, state, v, pv, work, idx)
         else:
-            kernels.rnn_step(v_prev, u_prev, p["bu"], p["Wvu"], p["Wuu"], u)
+            kernels.rnn_step(v_prev, p_prev, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u)
             kernels.rbm_biases(u, p["bv"], p["bh"], p["Wuv"], p["Wuh"], bv_t, bh_t)
             kernels.gibbs_chain(p["W"], WT, bv_t, bh_t, v, 25, f32(1), clamp, state, pv, work, idx)
         outs.append((u, v, pv))

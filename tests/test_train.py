@@ -18,7 +18,7 @@ import pytest
 
 from live_rnnrbm import cli
 from live_rnnrbm.dataset import DataError
-from live_rnnrbm.model import ALL_PARAM_NAMES, PARAM_NAMES
+from live_rnnrbm.model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES
 from live_rnnrbm.optim import Adam, Schedule, clip_grad_norm
 from live_rnnrbm.pianoroll import roll_to_midi
 from live_rnnrbm.train import (Trainer, TrainConfig, estimate_key, latest_path, load_training_data,
@@ -226,8 +226,8 @@ def _subsequence(m, V, k, start, C, mix, k_own, own_neg=False):
     cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                        p["Wvu"], p["Wuu"], p["bu"], k, new_states(1, 1)[0],
                                        *(grads[n] for n in PARAM_NAMES), m.initial_state(),
-                                       kernels.CHAIN_STARTS.index(start), C, mix, k_own, own_neg, p["Wpv"], p["Wph"],
-                                       grads["Wpv"], grads["Wph"])
+                                       kernels.CHAIN_STARTS.index(start), C, mix, k_own, own_neg,
+                                       *(p[n] for n in PLAYER_PARAM_NAMES), *(grads[n] for n in PLAYER_PARAM_NAMES))
     return cost, grads
 
 
