@@ -125,6 +125,8 @@ class Counts:
     pc_tp: int = 0
     pc_fp: int = 0
     pc_fn: int = 0
+    changes: int = 0            # frames whose pitch classes differ from the frame before's
+    true_changes: int = 0       # the same for the true accompaniment
     in_key: int = 0
     chord_tones: int = 0
     ll_true: float = 0.0
@@ -147,6 +149,8 @@ class Counts:
             f["accuracy"] = ratio(self.tp, self.tp + self.fp + self.fn) if self.tp + self.fp + self.fn else 1.0
             f["pc_accuracy"] = (ratio(self.pc_tp, self.pc_tp + self.pc_fp + self.pc_fn)
                                 if self.pc_tp + self.pc_fp + self.pc_fn else 1.0)
+            f["changes_per_frame"] = ratio(self.changes, self.frames)
+            f["true_changes_per_frame"] = ratio(self.true_changes, self.frames)
             if self.ll_frames:
                 f["ll_true_history"] = self.ll_true / self.ll_frames
                 f["ll_own_history"] = self.ll_own / self.ll_frames
@@ -162,7 +166,12 @@ def match_counts(played: np.ndarray, truth: np.ndarray, lowest_note: int,
     pt = pitch_classes(truth, lowest_note)
     return Counts(frames=len(played), notes=int(p.sum()), tp=int((p & t).sum()), fp=int((p & ~t).sum()),
                   fn=int((~p & t).sum()), pc_tp=int((pp & pt).sum()), pc_fp=int((pp & ~pt).sum()),
-                  pc_fn=int((~pp & pt).sum()))
+                  pc_fn=int((~pp & pt).sum()), changes=_changes(pp), true_changes=_changes(pt))
+
+
+def _changes(pcs: np.ndarray) -> int:
+    """How many frames change the harmony: their pitch classes differ from the frame before's."""
+    return int((pcs[1:] != pcs[:-1]).any(axis=1).sum())
 
 
 def key_counts(played: np.ndarray, scale: np.ndarray, chord: np.ndarray, lowest_note: int) -> Counts:
@@ -343,20 +352,29 @@ def true_history_frames(model, settings: dict[str, Any], V: np.ndarray, player: 
     """The model's accompaniment when the history is the true one (teacher forcing): each frame
     sampled as the engine samples it (k steps from silence, the player's notes clamped, the
     preset's temperature) from the u_{t-1} of the true frames, without the engine's note
-    shaping — how well the conditional RBM harmonizes when it is not lost."""
+    shaping — how well the conditional RBM harmonizes when it is not lost. With the preset's
+    ``chains`` above 1, each frame is their consensus, as the engine plays while listening."""
     from . import kernels
     model.reseed(seed)
     U = model.run(V, player=player)[0]
     P = kernels.pack(model.params)
     work, idx = kernels.workspace(model.n_visible, model.n_hidden, model.dtype)
     beta = model.dtype.type(1.0 / float(settings["temperature"]))
+    k, chains = int(settings["k"]), int(settings["chains"])
     v = np.zeros(model.n_visible, model.dtype)
     pv = np.zeros_like(v)
+    V_c, PV_c = np.zeros((chains, model.n_visible), model.dtype), np.zeros((chains, model.n_visible), model.dtype)
+    sets = np.zeros(chains, np.int64)
+    pc_of = (np.arange(model.n_visible) + model.lowest_note) % 12
     out = np.zeros(V.shape, np.float32)
     for t in range(len(V)):
         clamp = (player[t] > 0).astype(np.int8)
-        kernels.sample_frame(U[t], P, int(settings["k"]), beta, clamp, player[t].astype(model.dtype),
-                             model.rng_state, v, pv, work, idx)
+        p_t = player[t].astype(model.dtype)
+        if chains > 1:
+            kernels.sample_consensus(U[t], P, k, beta, clamp, p_t, model.rng_state, V_c, PV_c, pc_of, sets, v, pv,
+                                     work, idx)
+        else:
+            kernels.sample_frame(U[t], P, k, beta, clamp, p_t, model.rng_state, v, pv, work, idx)
         out[t] = np.where(clamp > 0, 0.0, v)
     return out
 
@@ -497,7 +515,8 @@ def format_report(r: JamReport) -> str:
                       if "ll_true_history" in a else "")
                 lines.append(f"  {cond:<22} pitch-class accuracy {_f(a['pc_accuracy'])} (worst key "
                              f"{w.get('key', '-')} {_f(w.get('pc_accuracy'))})  accuracy {_f(a['accuracy'])}  "
-                             f"notes/frame {_f(a['notes_per_frame'], 2)}{ll}")
+                             f"notes/frame {_f(a['notes_per_frame'], 2)}  harmony changes/frame "
+                             f"{_f(a['changes_per_frame'], 2)} (true {_f(a['true_changes_per_frame'], 2)}){ll}")
             main = "in_key" if task == "chords" else "pc_accuracy"
             lines.append("    " + "  ".join(f"{k} {_f(f.get(main))}" for k, f in e["keys"].items()))
     return "\n".join(lines)
@@ -516,6 +535,7 @@ def add_arguments(g) -> None:
     g.add_argument("--preset", help="the engine's settings (note shaping, temperature, k): a preset name or "
                    "file (default: the shipped preset made for the weights, else 'default')")
     g.add_argument("--temperature", type=float, help="override the preset's temperature")
+    g.add_argument("--chains", type=int, help="override the preset's chains (Gibbs chains per frame while listening)")
     g.add_argument("--fit", nargs="+", metavar="DATA", help="training data for the lookup-table baseline "
                    "(default: the 'train' split of the pickle evaluated on; MIDI data: no lookup baseline)")
     g.add_argument("--keys", type=int, nargs="+", metavar="SHIFT", help="transpositions to play the pieces in, "
@@ -551,7 +571,8 @@ def run(args) -> int:
 
     try:
         preset = load_preset(args.preset or _preset_for(args.weights))
-        settings = merge(preset, {"temperature": args.temperature, "k": args.k, "seed": args.seed})
+        settings = merge(preset, {"temperature": args.temperature, "k": args.k, "chains": args.chains,
+                                  "seed": args.seed})
     except PresetError as e:
         return fail(str(e))
     spec = args.weights or settings["weights"]

@@ -465,6 +465,57 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
 
 
 @njit(**_JIT)
+def pitch_class_sets(V, clamp, pc_of, sets):
+    """sets[c] = the pitch classes of V[c]'s notes that are not clamped, as 12 bits."""
+    for c in range(V.shape[0]):
+        m = 0
+        for i in range(V.shape[1]):
+            if V[c, i] != 0.0 and (clamp.shape[0] == 0 or clamp[i] == 0):
+                m |= 1 << pc_of[i]
+        sets[c] = m
+
+
+@njit(**_JIT)
+def _bits(m):
+    n = 0
+    while m:
+        m &= m - 1
+        n += 1
+    return n
+
+
+@njit(**_JIT)
+def consensus(sets):
+    """The index of the set that agrees most with all the others: the largest sum of Jaccard
+    similarities |a ∩ b| / |a ∪ b| (two empty sets agree fully); the first such on a tie. Choosing
+    it is the minimum-Bayes-risk decision for the pitch-class accuracy when the sets are samples
+    of the model's distribution: the harmony the chains agree on, not one chain's draw."""
+    best, best_score = 0, -1.0
+    for a in range(sets.shape[0]):
+        score = 0.0
+        for b in range(sets.shape[0]):
+            union = _bits(sets[a] | sets[b])
+            score += 1.0 if union == 0 else _bits(sets[a] & sets[b]) / union
+        if score > best_score:
+            best, best_score = a, score
+    return best
+
+
+@njit(**_JIT)
+def sample_consensus(u_prev, P, k, beta, clamp, v_clamp, state, V_c, PV_c, pc_of, sets, v_out, pv_out, work, idx):
+    """``sample_frame`` with len(V_c) chains instead of one, each its own draw from the same
+    stream; v_out, pv_out get the sample of the chain whose pitch classes (the notes not clamped)
+    agree most with the others' (``consensus``). V_c, PV_c (chains × n_v) and sets (chains, int64)
+    are scratch; pc_of[i] is note i's pitch class. Allocation-free."""
+    for c in range(V_c.shape[0]):
+        sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, V_c[c], PV_c[c], work, idx)
+    pitch_class_sets(V_c, clamp, pc_of, sets)
+    best = consensus(sets)
+    v_out[:] = V_c[best]
+    pv_out[:] = PV_c[best]
+
+
+@njit(**_JIT)
 def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
     """Generate len(V_out) frames from state u0 with the packed parameters P (``pack``): V_out
     gets the frames, PV_out their means, u_end the RNN state after the last frame."""

@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--temperature", type=float, help="sampling temperature (> 0; 1 = the model)")
     a("--density", type=float, help="note density (> 0; 1 = the model, 0.5 sparser, 2 denser)")
     a("--k", type=int, help="Gibbs steps per frame")
+    a("--chains", type=int, help="Gibbs chains per frame while listening: the model plays the harmony they agree on")
     a("--note-range", type=int, nargs=2, metavar=("LO", "HI"), help="lowest and highest MIDI note played")
     a("--max-polyphony", type=int, help="at most this many notes at once")
     a("--max-note-frames", type=int, help="a note held this many frames is released (watchdog)")
@@ -61,7 +62,7 @@ STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hun
 
 SETTING_FLAGS = ("weights", "port", "backend", "input", "input_channel", "mode", "thru", "clock", "clock_out",
                  "bpm", "steps_per_beat", "dt", "channel", "velocity", "velocity_range", "temperature",
-                 "density", "k", "note_range", "max_polyphony", "max_note_frames", "seed", "record", "status")
+                 "density", "k", "chains", "note_range", "max_polyphony", "max_note_frames", "seed", "record", "status")
 
 
 def settings_from(args: argparse.Namespace) -> dict:

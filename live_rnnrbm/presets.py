@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": None,
     "temperature": 1.0,
     "density": 1.0,
+    "chains": 16,
     # MIDI ports and listening
     "port": "live-rnnrbm",
     "backend": None,
@@ -209,6 +210,7 @@ SPEC: dict[str, tuple[str, Check]] = {
     "density": ("a number above 0 (1 = as the model learned)", _not_null(_number(0, above=True))),
     "k": ("null (the weights' own generation_k, else 25) or an integer from 1 up (Gibbs steps per frame)",
           _or_null(_integer(1))),
+    "chains": ("an integer from 1 to 256 (Gibbs chains per frame while listening)", _not_null(_integer(1, 256))),
     "note_range": ("a list [lo, hi] of MIDI notes from 0 to 127 with lo <= hi", _not_null(_pair(0, 127))),
     "max_polyphony": ("an integer from 1 up", _not_null(_integer(1))),
     "max_note_frames": ("an integer from 1 up", _not_null(_integer(1))),

@@ -20,6 +20,11 @@ played note is heard at the next tick. What x_t holds depends on the mode:
   the only way the frame can hear a note just played.
 * off: the model's notes.
 
+While listening, each frame is the consensus of ``chains`` Gibbs chains (``kernels.sample_consensus``:
+the draw whose pitch classes agree most with the others'), so the accompaniment is the harmony the
+model is surest of given the player, not one chain's guess, and the history u hears stays on it.
+Alone (off, or nobody plays), one chain: the model's plain sample.
+
 Without threads, ``prepare`` then ``tick`` and ``advance`` in turn run the same code a frame at a
 time (the jam evaluation, ``jam.py``, drives it so).
 
@@ -102,6 +107,7 @@ class Engine:
         self.lowest = model.lowest_note
         self.ch = int(settings["channel"]) - 1
         self.k = int(settings["k"])
+        self.chains = int(settings["chains"])
         self.max_poly = int(settings["max_polyphony"])
         self.max_run = int(settings["max_note_frames"])
         vel = settings["velocity"]
@@ -131,6 +137,10 @@ class Engine:
         self.human_clamped = np.zeros(n_v, np.int8)
         self.runs = np.zeros(n_v, np.int64)
         self.work, self.idx = kernels.workspace(n_v, n_h, self.dtype)
+        self.V_c = np.zeros((self.chains, n_v), self.dtype)  # the chains' draws while listening
+        self.PV_c = np.zeros((self.chains, n_v), self.dtype)
+        self.sets = np.zeros(self.chains, np.int64)
+        self.pc_of = (np.arange(n_v) + self.lowest) % 12
         self.state = model.rng_state
         self.off_msg = [[NOTE_OFF | self.ch, self.lowest + i, 0] for i in range(n_v)]
         # shared between tick and worker (single Python attribute stores: atomic under the GIL)
@@ -177,6 +187,8 @@ class Engine:
         one = self.dtype.type(1.0)
         kernels.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
                              s.v, s.pv, self.work, self.idx)
+        kernels.sample_consensus(self.base_u, self.P, 1, one, self.clamp, self.human, self.state.copy(), self.V_c,
+                                 self.PV_c, self.pc_of, self.sets, s.v, s.pv, self.work, self.idx)
         p = self.model.params
         kernels.rnn_step(s.v, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], s.u)
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
@@ -244,8 +256,12 @@ class Engine:
             kernels.rnn_step(self.x, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
         s.u[:] = self.u_next
         # the player's notes reach the frame through the player path (and the clamp, in harmonize)
-        kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human if listening else self.nobody,
-                             self.state, s.v, s.pv, self.work, self.idx)
+        if listening and self.chains > 1:
+            kernels.sample_consensus(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, self.V_c,
+                                     self.PV_c, self.pc_of, self.sets, s.v, s.pv, self.work, self.idx)
+        else:
+            kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human if listening else self.nobody,
+                                 self.state, s.v, s.pv, self.work, self.idx)
         if listening:
             s.human[:] = self.human
         else:

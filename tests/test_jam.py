@@ -156,6 +156,47 @@ def test_the_rnn_hears_each_frame_as_it_sounded():
             np.testing.assert_allclose(U[t], expect, atol=1e-6, err_msg=f"{mode}, frame {t}")
 
 
+def test_listening_plays_the_consensus_of_the_chains_and_alone_one_chain():
+    """While listening, each frame is the draw of ``chains`` chains whose pitch classes (the
+    player's clamped notes left out) agree most with the others' — replayed here from the same
+    stream and the u each frame was sampled from. Alone (mode off) the chains setting changes
+    nothing: the model's plain sample, draw for draw."""
+    rng = np.random.default_rng(5)
+    m = RnnRbm(n_hidden=8, n_hidden_recurrent=5, lowest_note=LO, highest_note=HI, seed=1)
+    for a in m.params.values():
+        a[...] = rng.normal(0, 0.5, a.shape)
+    m.params["bv"][...] -= 2.0  # a few notes a frame, so that chains disagree
+    player = top_notes(roll([(72,), (74,), (76,), (77,), (79,), (81,), (79,), (77,)])).astype(np.float32)
+    out, U = play_along(m, engine_settings(chains=5, max_polyphony=HI - LO + 1), player, "harmonize", seed=2)
+    pc_of = (np.arange(m.n_visible) + LO) % 12
+    m.reseed(2)
+    P = kernels.pack(m.params)
+    work, idx = kernels.workspace(m.n_visible, m.n_hidden, m.dtype)
+    v, pv = np.zeros(m.n_visible, m.dtype), np.zeros(m.n_visible, m.dtype)
+    picked_other_than_first = 0
+    for t in range(len(player)):
+        clamp = (player[t] > 0).astype(np.int8)
+        draws = []
+        for _ in range(5):
+            kernels.sample_frame(U[t], P, 25, m.dtype.type(1), clamp, player[t], m.rng_state, v, pv, work, idx)
+            draws.append(np.where(clamp > 0, 0.0, v))
+        sets = [set(pc_of[d > 0].tolist()) for d in draws]
+        scores = [sum(len(a & b) / len(a | b) if a | b else 1.0 for b in sets) for a in sets]
+        best = int(np.argmax(scores))
+        picked_other_than_first += best != 0
+        np.testing.assert_array_equal(out[t], draws[best], err_msg=f"frame {t}")
+    assert picked_other_than_first > 0  # the choice mattered
+    alone = [play_along(m, engine_settings(chains=c), player, "off", seed=3)[0] for c in (1, 16)]
+    np.testing.assert_array_equal(alone[0], alone[1])
+
+
+def test_harmony_changes_are_counted_on_pitch_classes():
+    truth = roll([(60, 64, 67), (48, 64, 67), (53, 57, 60), (53, 57, 60), (55, 59, 62)])
+    played = roll([(60, 64, 67), (65, 69, 72), (60, 64, 67), (72, 76, 79), ()])
+    f = match_counts(played, truth, LO).figures("harmonize")
+    assert f["true_changes_per_frame"] == 2 / 5 and f["changes_per_frame"] == 3 / 5
+
+
 def test_lookup_table_learns_a_fixed_melody_to_chord_relation():
     chord_of = {0: (48, 52, 55), 4: (48, 52, 55), 7: (48, 52, 55), 5: (53, 57, 60), 9: (53, 57, 60),
                 2: (55, 59, 62), 11: (55, 59, 62)}

@@ -104,6 +104,33 @@ def test_gradient_of_the_player_path_matches_finite_differences():
     assert not any(g0[n].any() for n in ("Wpv", "Wph", "Wpu")) and c0 != pytest.approx(cost)
 
 
+def _bits(*pcs):
+    return sum(1 << p for p in pcs)
+
+
+def test_consensus_is_the_set_closest_to_all_the_others():
+    """The sum of Jaccard similarities, worked out by hand. X = {C, E, G} drawn twice, Y = {C, E,
+    A}, Z = {C, G, A}, and W = {C, E, G, A} once: W scores 1 + 4·3/4 = 4.0, X 1 + 1 + 1/2 + 1/2 +
+    3/4 = 3.75. The consensus is the harmony nearest every draw, not the most frequent draw."""
+    X, Y, Z, W = _bits(0, 4, 7), _bits(0, 4, 9), _bits(0, 7, 9), _bits(0, 4, 7, 9)
+    assert kernels.consensus(np.array([X, X, Y, Z, W], np.int64)) == 4
+    assert kernels.consensus(np.array([X, X, X, Y, W], np.int64)) == 0  # X: 3 + 1/2 + 3/4 > W: 3·3/4 + 3/4 + 1
+    # silence agrees only with silence
+    assert kernels.consensus(np.array([0, X, _bits(0, 4), 0, X], np.int64)) == 1
+    assert kernels.consensus(np.array([0, 0, X], np.int64)) == 0
+
+
+def test_pitch_class_sets_leave_the_clamped_notes_out():
+    V = np.zeros((2, 24))
+    V[0, [0, 4, 7, 12]] = 1.0   # C E G C (lowest note C)
+    V[1, [2, 14]] = 1.0          # D D
+    clamp = np.zeros(24, np.int8)
+    clamp[7] = 1
+    sets = np.zeros(2, np.int64)
+    kernels.pitch_class_sets(V, clamp, np.arange(24) % 12, sets)
+    assert sets.tolist() == [_bits(0, 4), _bits(2)]
+
+
 def test_cost_is_mean_free_energy_difference():
     m = small_model(seed=3)
     rng = np.random.default_rng(4)
