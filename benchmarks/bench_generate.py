@@ -5,7 +5,8 @@ from the frame just played; the biases from u_t and a k=25 Gibbs chain from sile
 
 Prints median and p99 for the Numba kernels (``rnn_step``, then ``sample_frame`` on packed
 parameters, one thread, as the engine's worker calls them) and for a plain-NumPy reference written for the purpose,
-and their ratio. The two are measured in interleaved rounds, so that a slow phase of a shared
+and their ratio; and the frame while listening (``sample_consensus`` over ``--chains`` chains, the
+``chains`` preset key) against the one-chain frame. The two are measured in interleaved rounds, so that a slow phase of a shared
 machine falls on both. Goal: median ≤ 50 µs, ≥ 10× NumPy.
 """
 import argparse
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=25)
     ap.add_argument("--weights", default=None, help="default: the shipped Nottingham weights")
     ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds of Numba and NumPy frames")
+    ap.add_argument("--chains", type=int, default=16, help="chains per frame while listening (the preset's)")
     ap.add_argument("--quick", action="store_true", help="fewer frames")
     a = ap.parse_args()
     if a.quick:
@@ -80,6 +82,16 @@ def main() -> None:
         kernels.sample_frame(u_next, P, a.k, beta, clamp, v_clamp, state, v, pv, work, idx)
         u, u_next = u_next, u
 
+    V_c, PV_c = np.zeros((a.chains, n_v), f32), np.zeros((a.chains, n_v), f32)
+    sets, pc_of = np.zeros(a.chains, np.int64), (np.arange(n_v) + model.lowest_note) % 12
+
+    def listening_frame():  # the same while a player plays: the consensus of the chains
+        nonlocal u, u_next
+        kernels.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
+        kernels.sample_consensus(u_next, P, a.k, beta, clamp, v_clamp, state, V_c, PV_c, pc_of, sets, v, pv,
+                                 work, idx)
+        u, u_next = u_next, u
+
     rng = np.random.default_rng(0)
     un = np.zeros(model.n_hidden_recurrent, f32)
 
@@ -89,12 +101,17 @@ def main() -> None:
 
     for _ in range(50):  # warm: compile/load the cache, settle the RNN
         numba_frame()
+    listening_frame()
     for _ in range(20):
         numpy_step()
     # Interleaved rounds: a shared machine has slow phases, and they should hit both sides alike.
-    t_numba, t_numpy, ratios, notes = [], [], [], 0.0
+    t_numba, t_numpy, t_listen, ratios, notes = [], [], [], [], 0.0
     for _ in range(a.rounds):
         rn, rp = [], []
+        for _ in range(a.frames // a.rounds // a.chains + 1):
+            t0 = time.perf_counter_ns()
+            listening_frame()
+            t_listen.append(time.perf_counter_ns() - t0)
         for _ in range(a.frames // a.rounds):
             t0 = time.perf_counter_ns()
             numba_frame()
@@ -112,6 +129,8 @@ def main() -> None:
     med_numpy = summarise("plain NumPy reference", t_numpy)
     print(f"ratio (NumPy median / Numba median): {med_numpy / med_numba:.1f}×  "
           f"(per round: {min(ratios):.1f}–{max(ratios):.1f}×, {a.rounds} interleaved rounds)")
+    med_listen = summarise(f"listening: consensus of {a.chains} chains", t_listen)
+    print(f"ratio (listening / one chain): {med_listen / med_numba:.1f}×")
 
 
 if __name__ == "__main__":
