@@ -616,9 +616,9 @@ def run(args) -> int:
         print(json.dumps(report.to_json(), indent=2, default=str))
     else:
         s = report.settings
-        print(f"weights {s['weights']}  preset {args.preset or _preset_for(args.weights)}: k {s['k']}, temperature "
-              f"{s['temperature']}, density {s['density']}, max polyphony {s['max_polyphony']}, note range "
-              f"{s['note_range']}; seed {s['seed']}")
+        print(f"weights {s['weights']}  preset {args.preset or _preset_for(args.weights)}: k {s['k']}, chains "
+              f"{s['chains']}, temperature {s['temperature']}, density {s['density']}, max polyphony "
+              f"{s['max_polyphony']}, note range {s['note_range']}; seed {s['seed']}")
         if melody:
             print(f"data {' '.join(args.data)} [{args.split}]: {s['pieces']} pieces in {len(shifts)} keys; lookup "
                   f"fitted on {s['lookup_fitted_on_pieces']} pieces")
