@@ -682,7 +682,7 @@ NO_MIX = np.zeros(0, np.int8)  # and its mix when the RNN hears only the true fr
 @njit(**_JIT)
 def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
                      gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own, own_neg,
-                     Wpv, Wph, Wpu, gWpv, gWph, gWpu, own_chains, pc_of):
+                     Wpv, Wph, Wpu, gWpv, gWph, gWpu):
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
     pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
@@ -701,9 +701,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     player's notes, as the live instrument's RNN hears it (scheduled sampling), treated as data,
     not differentiated through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
     silence with the player's notes clamped, given the history so far (itself partly the model's
-    own) — or, with own_chains > 1, the consensus of that many such chains (``consensus``, pitch
-    classes from pc_of), as the instrument plays while listening; with k_own = 0 it is the
-    negative sample of the CD chain. With own_neg (and k_own > 0)
+    own); with k_own = 0 it is the negative sample of the CD chain. With own_neg (and k_own > 0)
     the own frame is the negative sample too, instead of a CD chain from the data: the gradient of
     the conditional likelihood with the instrument's own sampler as the negative phase, which
     pushes down the harmonies the instrument would play where they are wrong. Chains run in frame
@@ -738,8 +736,6 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     idx = new_index(n_v, n_h)
     no_clamp = np.zeros(0, np.int8)
     nobody = np.zeros(n_v, dt)
-    n_c = max(own_chains, 1)
-    X_c, P_c, sets = np.zeros((n_c, n_v), dt), np.zeros((n_c, n_v), dt), np.zeros(n_c, np.int64)
     one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
     # frame by frame, as rnn_forward steps (the same arithmetic): the RNN's input may be a chain's
     U[0] = u0
@@ -755,16 +751,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
         if own:
             for i in range(n_v):
                 X[t, i] = V[t, i] if clamped and C[t, i] != 0 else 0.0
-            if own_chains > 1:
-                for c in range(n_c):
-                    X_c[c] = X[t]
-                    gibbs_chain(W, WT, BV[t], BH[t], X_c[c], k_own, one, ct, state, P_c[c], work, idx)
-                pitch_class_sets(X_c, ct, pc_of, sets)
-                best = consensus(sets)
-                X[t] = X_c[best]
-                P[t] = P_c[best]
-            else:
-                gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, P[t], work, idx)
+            gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, P[t], work, idx)
             if own_neg:
                 Vt[t] = X[t]
         elif mixing and mix[t] != 0:
@@ -779,7 +766,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 @njit(parallel=True, **_JIT)
 def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states,
                gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start, Ccat, mixcat, k_own,
-               own_neg, Wpv, Wph, Wpu, gWpv, gWph, gWpu, own_chains, pc_of):
+               own_neg, Wpv, Wph, Wpu, gWpv, gWph, gWpu):
     """``subsequence_grad`` for a mini-batch of B subsequences in parallel (one per thread).
 
     Subsequence b is Vcat[starts[b] : starts[b] + lengths[b]], starting from U0[b], drawing from
@@ -796,6 +783,6 @@ def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu,
         c, x = subsequence_grad(V, U0[b], W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states[b],
                                 gW[b], gbv[b], gbh[b], gWuh[b], gWuv[b], gWvu[b], gWuu[b], gbu[b],
                                 U_end[b], start, C, mix, k_own, own_neg, Wpv, Wph, Wpu, gWpv[b], gWph[b],
-                                gWpu[b], own_chains, pc_of)
+                                gWpu[b])
         costs[b] = c
         xents[b] = x

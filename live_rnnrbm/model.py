@@ -114,11 +114,6 @@ class RnnRbm:
         self.seed = int(seed)
         self.rng_state = new_state(self.seed)
 
-    @property
-    def pitch_classes(self) -> np.ndarray:
-        """The pitch class of each visible unit (0 = C)."""
-        return (np.arange(self.n_visible) + self.lowest_note) % 12
-
     def initial_state(self) -> np.ndarray:
         """u_0 = 0."""
         return np.zeros(self.n_hidden_recurrent, self.dtype)
@@ -239,7 +234,7 @@ class RnnRbm:
                                               *(grads[n] for n in PARAM_NAMES), u_end, 0,
                                               kernels.NO_CLAMP, kernels.NO_MIX, 0, False,
                                               *(p[n] for n in PLAYER_PARAM_NAMES),
-                                              *(grads[n] for n in PLAYER_PARAM_NAMES), 1, self.pitch_classes)
+                                              *(grads[n] for n in PLAYER_PARAM_NAMES))
         return float(cost), float(xent), grads, u_end
 
 

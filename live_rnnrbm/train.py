@@ -96,7 +96,6 @@ class TrainConfig:
     own_history: float = 0.0  # share of frames whose RNN input is the model's own sample (scheduled sampling)
     own_history_k: int = 0  # its Gibbs steps from silence, as the instrument samples (0: the CD sample)
     own_negative: bool = False  # that own frame is the negative sample too (the instrument's sampler as negative phase)
-    own_history_chains: int = 1  # above 1: the own frame is the consensus of that many chains, as the instrument listens
     player_path_only: bool = False  # train the player path (Wpv, Wph) alone: the eight parameters stay as they are
     seed: int = 0
     valid_every: int = 1
@@ -342,10 +341,6 @@ class Trainer:
             raise ValueError("player_share > 0 needs player parts (e.g. top chords voice)")
         if c.own_history_k < 0:
             raise ValueError("own_history_k is a number of Gibbs steps: 0 or more")
-        if c.own_history_chains < 1:
-            raise ValueError("own_history_chains is a number of chains: 1 or more")
-        if c.own_history_chains > 1 and not c.own_history_k > 0:
-            raise ValueError("own_history_chains needs own_history_k > 0 (the chains the instrument runs)")
         if c.own_negative and not (c.own_history > 0 and c.own_history_k > 0):
             raise ValueError("own_negative needs own_history > 0 and own_history_k > 0")
         if c.own_history > 0 and c.player_share == 0:
@@ -478,8 +473,7 @@ class Trainer:
             kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views[:8], U_end, costs,
                                xents, kernels.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
-                               bool(c.own_negative), *(p[n] for n in PLAYER_PARAM_NAMES), *views[8:],
-                               int(c.own_history_chains), m.pitch_classes)
+                               bool(c.own_negative), *(p[n] for n in PLAYER_PARAM_NAMES), *views[8:])
             # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
             grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(ALL_PARAM_NAMES, views)}
         if c.carry_u and not self.is_rbm_pretraining():
@@ -934,9 +928,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lis.add_argument("--own-history-k", type=int, default=0,
                      help="Gibbs steps from silence for the model's own frames, as the instrument samples them "
                           "(0: the CD chain's sample, started at the true frame)")
-    lis.add_argument("--own-history-chains", type=int, default=1,
-                     help="with --own-history-k: the model's own frame is the consensus of this many chains, as "
-                          "the instrument plays while listening (its 'chains' preset key)")
     lis.add_argument("--player-path-only", action="store_true",
                      help="train only the player path (Wpv, Wph, Wpu: the player's notes into the frame's biases and the RNN), "
                           "the eight parameters of the model untouched, so its unconditional likelihood stays "
@@ -974,7 +965,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
         transpose_max=args.transpose[1], player_parts=list(args.player), player_share=args.player_share,
         own_history=args.own_history, own_history_k=args.own_history_k,
-        own_negative=args.own_negative, own_history_chains=args.own_history_chains, player_path_only=args.player_path_only, seed=args.seed, valid_every=args.valid_every,
+        own_negative=args.own_negative, player_path_only=args.player_path_only, seed=args.seed, valid_every=args.valid_every,
         valid_pieces=args.valid_pieces, valid_samples=args.valid_samples, ais_chains=args.ais_chains,
         ais_steps=args.ais_steps, ais_pieces=args.ais_pieces, ais_every=args.ais_every, select=args.select,
         stop_after_steps=args.stop_after_steps)
