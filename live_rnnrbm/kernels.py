@@ -693,9 +693,10 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     short chain from silence visits; 2, at v_{t-1} (silence for the first frame).
 
     Listening (the player's notes): C (T × n_v int8, or 0 rows: none) marks, per frame, the notes
-    the player holds, clamped at their true value in the negative chain, so that CD follows the
-    gradient of log p(rest_t | player_t, history) — the conditional the live ``harmonize`` mode
-    samples from; the player's notes also reach frame t's biases through the player path (Wpv,
+    the player holds. Where C is 1 they are clamped at their true value in the negative chain, so
+    that CD follows the gradient of log p(rest_t | player_t, history) — the conditional the live
+    ``harmonize`` mode samples from; where C is 2 they are heard but not clamped, as in ``follow``
+    (the RNN's own frame then hears them with the model's notes). The player's notes also reach frame t's biases through the player path (Wpv,
     Wph) and the RNN state u_t (Wpu; gradients into gWpv, gWph, gWpu). mix (T int8, or empty: none) marks the frames whose RNN
     input is the model's own frame instead of v_t: the model's own accompaniment around the
     player's notes, as the live instrument's RNN hears it (scheduled sampling), treated as data,
@@ -727,14 +728,16 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
         for t in range(T):
             for i in range(n_v):
                 if C[t, i] != 0:
-                    Vt[t, i] = V[t, i]
                     Pl[t, i] = V[t, i]
+                if C[t, i] == 1:
+                    Vt[t, i] = V[t, i]
     mixing = mix.shape[0] != 0
     X = V.copy() if mixing else V  # the RNN's input: written only where the model's own frames go
     P = np.empty((T, n_v), dt)
     work = np.zeros(3 * n_h + n_v, dt)
     idx = new_index(n_v, n_h)
     no_clamp = np.zeros(0, np.int8)
+    cl = np.zeros(n_v, np.int8)  # the notes clamped in frame t's chains (C == 1)
     nobody = np.zeros(n_v, dt)
     one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
     # frame by frame, as rnn_forward steps (the same arithmetic): the RNN's input may be a chain's
@@ -744,16 +747,23 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
         if clamped:
             add_rows_on(Wpv, Pl[t], BV[t])
             add_rows_on(Wph, Pl[t], BH[t])
-        ct = C[t] if clamped else no_clamp
+        if clamped:
+            for i in range(n_v):
+                cl[i] = 1 if C[t, i] == 1 else 0
+        ct = cl if clamped else no_clamp
         own = mixing and mix[t] != 0 and k_own > 0
         if not (own and own_neg):
             gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, P[t], work, idx)
         if own:
             for i in range(n_v):
-                X[t, i] = V[t, i] if clamped and C[t, i] != 0 else 0.0
+                X[t, i] = V[t, i] if clamped and C[t, i] == 1 else 0.0
             gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, P[t], work, idx)
             if own_neg:
                 Vt[t] = X[t]
+            if clamped:  # follow: the RNN hears the player's notes with the model's
+                for i in range(n_v):
+                    if C[t, i] == 2 and V[t, i] != 0.0:
+                        X[t, i] = V[t, i]
         elif mixing and mix[t] != 0:
             X[t] = Vt[t]
         rnn_step(X[t], Pl[t] if clamped else nobody, U[t], bu, Wvu, Wpu, Wuu, U[t + 1])

@@ -93,6 +93,7 @@ class TrainConfig:
     # subsequence) clamped in the negative chains, so CD learns p(rest | player's notes, history)
     player_parts: list = field(default_factory=list)
     player_share: float = 0.0
+    player_follow: float = 0.0  # of those, the share played as follow: heard (path, RNN), not clamped
     own_history: float = 0.0  # share of frames whose RNN input is the model's own sample (scheduled sampling)
     own_history_k: int = 0  # its Gibbs steps from silence, as the instrument samples (0: the CD sample)
     own_negative: bool = False  # that own frame is the negative sample too (the instrument's sampler as negative phase)
@@ -335,8 +336,8 @@ class Trainer:
                              "pretrain_rnn_epochs ≥ 0")
         if not set(c.player_parts) <= set(PLAYER_PARTS):
             raise ValueError(f"player parts must be among {', '.join(PLAYER_PARTS)}, not {c.player_parts}")
-        if not (0.0 <= c.player_share <= 1.0 and 0.0 <= c.own_history <= 1.0):
-            raise ValueError("player_share and own_history are shares: 0..1")
+        if not (0.0 <= c.player_share <= 1.0 and 0.0 <= c.own_history <= 1.0 and 0.0 <= c.player_follow <= 1.0):
+            raise ValueError("player_share, player_follow and own_history are shares: 0..1")
         if c.player_share > 0 and not c.player_parts:
             raise ValueError("player_share > 0 needs player parts (e.g. top chords voice)")
         if c.own_history_k < 0:
@@ -508,7 +509,10 @@ class Trainer:
         for V in chunks:
             playing = rng.random() < c.player_share
             part = c.player_parts[int(rng.integers(len(c.player_parts)))] if playing else None
-            masks.append(player_mask(V, part, rng) if playing else np.zeros(V.shape, np.int8))
+            mask = player_mask(V, part, rng) if playing else np.zeros(V.shape, np.int8)
+            if playing and c.player_follow > 0 and rng.random() < c.player_follow:
+                mask *= 2  # follow: heard, not clamped (kernels.subsequence_grad's C)
+            masks.append(mask)
             # the model's own frames stand in for the true ones only where a player plays: the
             # true frames that follow are an answer to the player's notes, not to the model's free play
             mixes.append((rng.random(len(V)) < c.own_history) & playing)
@@ -922,6 +926,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "model learns to accompany them")
     lis.add_argument("--player-share", type=float, default=0.0,
                      help="share of the subsequences trained with a player part (0: none)")
+    lis.add_argument("--player-follow", type=float, default=0.0,
+                     help="share of those subsequences played as in follow mode: the player's notes are heard "
+                          "(player path, RNN) but not clamped, so the model learns the whole frame with them")
     lis.add_argument("--own-history", type=float, default=0.0,
                      help="share of frames whose RNN input is the model's own sample instead of the true "
                           "frame (scheduled sampling: the live instrument's RNN hears its own notes)")
@@ -964,7 +971,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pretrain_rnn_epochs=args.pretrain_rnn_epochs,
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
         transpose_max=args.transpose[1], player_parts=list(args.player), player_share=args.player_share,
-        own_history=args.own_history, own_history_k=args.own_history_k,
+        own_history=args.own_history, own_history_k=args.own_history_k, player_follow=args.player_follow,
         own_negative=args.own_negative, player_path_only=args.player_path_only, seed=args.seed, valid_every=args.valid_every,
         valid_pieces=args.valid_pieces, valid_samples=args.valid_samples, ais_chains=args.ais_chains,
         ais_steps=args.ais_steps, ais_pieces=args.ais_pieces, ais_every=args.ais_every, select=args.select,

@@ -273,6 +273,33 @@ def test_the_players_notes_stay_clamped_in_the_negative_chain():
     assert abs(cost) > 1e-3
 
 
+def test_follow_players_notes_are_heard_not_clamped():
+    """A follow subsequence (C = 2): the player's notes reach the player path and the RNN but are
+    not clamped. With the free notes' biases at −50 every chain turns every note off, so the
+    negative sample is silence where harmonize (C = 1) keeps the player's notes; on a mixed frame
+    the RNN hears the model's frame (silence) with the player's notes, as follow plays. Checked
+    against the gradient computed on its own, player path included."""
+    V = progression(1, frames=24)[0]
+    m = Trainer([V], [], tiny_config(), progress=False).model
+    rng = np.random.default_rng(2)
+    m.params["bv"][...] = -50.0
+    for n in PLAYER_PARAM_NAMES:
+        m.params[n][...] = rng.normal(0, 0.3, m.params[n].shape)
+    m.params["Wpv"][...] = np.minimum(m.params["Wpv"], 0.0)  # the path cannot turn a note on
+    C = np.zeros(V.shape, np.int8)
+    C[:, [0, 7]] = 1
+    player = (V * C).astype(np.float32)
+    mix = np.zeros(len(V), np.int8)
+    mix[::2] = 1
+    for code, negative, heard in ((1, player, np.where(mix[:, None] == 1, player, V)),
+                                  (2, 0 * V, np.where(mix[:, None] == 1, player, V))):
+        cost, grads = _subsequence(m, V, 3, "data", C * code, mix, 7, True)
+        expect, expect_grads = m.cost_and_grad(V, negative, rnn_input=heard, player=player)
+        assert cost == pytest.approx(expect, rel=1e-5), code
+        for n in ALL_PARAM_NAMES:
+            np.testing.assert_allclose(grads[n], expect_grads[n], rtol=1e-4, atol=1e-6, err_msg=f"{code} {n}")
+
+
 @pytest.mark.parametrize("k_own, own_neg", [(0, False), (7, False), (7, True)])
 def test_the_rnn_hears_the_models_own_frames_where_mixed(k_own, own_neg):
     """Scheduled sampling: on the mixed frames the RNN hears the model's own frame. With the free
