@@ -452,16 +452,31 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
     started from silence (the tutorial's start state) with the notes where ``clamp`` is set held
     at their value in ``v_clamp``. v_out gets the sample v_t, pv_out its mean. P is ``pack``'s;
     work and idx come from ``workspace``."""
-    W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, _, o_h = unpack(P)
+    bv_t, bh_t = frame_biases(u_prev, P, v_clamp, work)
+    _chain_from_silence(P, bv_t, bh_t, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx)
+
+
+@njit(**_JIT)
+def frame_biases(u_prev, P, v_clamp, work):
+    """bv_t, bh_t from u_{t-1} and the player's notes ``v_clamp`` (the player path: Wpv, Wph),
+    written into ``work`` after the chain's scratch; returns views of the two."""
+    W, _, Wuvh, bvh, _, _, _, Wpvh, _, o_h = unpack(P)
     n_v, n_h = W.shape
     o_b, _ = work_layout(n_v, n_h)
     b_t = work[o_b:o_b + bvh.shape[0]]      # bv_t | bh_t, laid out as bvh
     b_t[:] = bvh
     add_all_rows(Wuvh, u_prev, b_t)
     add_rows_on(Wpvh, v_clamp, b_t)
-    for i in range(n_v):
+    return b_t[:n_v], b_t[o_h:o_h + n_h]
+
+
+@njit(**_JIT)
+def _chain_from_silence(P, bv_t, bh_t, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx):
+    """A k-step chain from silence, the clamped notes held at their value in ``v_clamp``."""
+    W, WT, _, _, _, _, _, _, _, _ = unpack(P)
+    for i in range(v_out.shape[0]):
         v_out[i] = v_clamp[i] if clamp[i] != 0 else 0.0
-    gibbs_chain(W, WT, b_t[:n_v], b_t[o_h:o_h + n_h], v_out, k, beta, clamp, state, pv_out, work, idx)
+    gibbs_chain(W, WT, bv_t, bh_t, v_out, k, beta, clamp, state, pv_out, work, idx)
 
 
 @njit(**_JIT)
@@ -506,9 +521,10 @@ def sample_consensus(u_prev, P, k, beta, clamp, v_clamp, state, V_c, PV_c, pc_of
     """``sample_frame`` with len(V_c) chains instead of one, each its own draw from the same
     stream; v_out, pv_out get the sample of the chain whose pitch classes (the notes not clamped)
     agree most with the others' (``consensus``). V_c, PV_c (chains × n_v) and sets (chains, int64)
-    are scratch; pc_of[i] is note i's pitch class. Allocation-free."""
+    are scratch; pc_of[i] is note i's pitch class. Allocation-free; the biases are computed once."""
+    bv_t, bh_t = frame_biases(u_prev, P, v_clamp, work)
     for c in range(V_c.shape[0]):
-        sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, V_c[c], PV_c[c], work, idx)
+        _chain_from_silence(P, bv_t, bh_t, k, beta, clamp, v_clamp, state, V_c[c], PV_c[c], work, idx)
     pitch_class_sets(V_c, clamp, pc_of, sets)
     best = consensus(sets)
     v_out[:] = V_c[best]

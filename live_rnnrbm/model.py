@@ -214,7 +214,7 @@ class RnnRbm:
         Vt = self._frames(roll_sample)
         X = V if rnn_input is None else self._frames(rnn_input)
         Pl = self._player(player)
-        U, BV, BH = self.run(X, u0, Pl if len(Pl) else None)
+        U, BV, BH = self.run(X, u0, player)
         p = self.params
         grads = {name: np.zeros_like(a) for name, a in self.params.items()}
         cost = kernels.cost_and_grad(V, Vt, X, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
