@@ -118,6 +118,14 @@ class JackServer:
         subprocess.run(["jack_connect", src, dst], env=self.env, check=True, capture_output=True, timeout=10)
 
 
+def listening_args(weights: Path, name: str, mode: str = "follow") -> list[str]:
+    """play's arguments for the instrument that answers a player (conftest's listen.npz): output
+    port NAME, input NAME-in, sixteenths at 120 BPM, seed 5, no note watchdog, every key."""
+    return ["--weights", str(weights / "listen.npz"), "--port", name, "--input", name + "-in", "--mode", mode,
+            "--bpm", "120", "--steps-per-beat", "4", "--seed", "5", "--max-note-frames", "1000",
+            "--note-range", "21", "108"]
+
+
 class Play:
     """`live-rnnrbm play` as a subprocess; stderr is collected on a thread."""
 

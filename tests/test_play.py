@@ -13,9 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, heard_at_next_tick, note_ons,
-                   onset_groups,
-                   sleep_until, unmatched_notes)
+from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, heard_at_next_tick,
+                   listening_args, note_ons, onset_groups, sleep_until, unmatched_notes)
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
 
@@ -133,9 +132,7 @@ def test_external_clock_two_tempi_stop_and_continue(jack, weights):
 
 
 def play_notes_in(jack, weights, mode: str, name: str):
-    play = Play(jack, ["--weights", str(weights / "listen.npz"), "--port", name, "--input", name + "-in",
-                       "--mode", mode, "--bpm", "120", "--steps-per-beat", "4", "--seed", "5",
-                       "--max-note-frames", "1000", "--note-range", "21", "108"])
+    play = Play(jack, listening_args(weights, name, mode))
     rx = Receiver("rx-" + name)
     tx = Sender("tx-" + name)
     try:
@@ -183,9 +180,7 @@ def test_every_played_note_is_heard_at_the_next_tick(jack, weights, tmp_path):
     a tick is answered at that tick, judged from play's own recording (the player track stamps a
     note's arrival at the input callback, the model track each tick's deadline)."""
     rec = tmp_path / "lat.mid"
-    play = Play(jack, ["--weights", str(weights / "listen.npz"), "--port", "lr-lat", "--input", "lr-lat-in",
-                       "--mode", "follow", "--bpm", "120", "--steps-per-beat", "4", "--seed", "5",
-                       "--max-note-frames", "1000", "--note-range", "21", "108", "--record", str(rec)])
+    play = Play(jack, listening_args(weights, "lr-lat") + ["--record", str(rec)])
     tx = Sender("tx-lat")
     try:
         jack.connect(tx.name, "lr-lat-in:in")

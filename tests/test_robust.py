@@ -16,7 +16,8 @@ import time
 import mido
 import pytest
 
-from jackd import REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, note_ons, sleep_until, unmatched_notes
+from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, listening_args, note_ons,
+                   sleep_until, unmatched_notes)
 from rawjack import RawSender
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
@@ -76,9 +77,7 @@ def assert_dropped_and_nothing_bad_sent(play, rx, dump, dumped: str) -> None:
 @pytest.mark.parametrize("thru", [False, True], ids=["no-thru", "thru"])
 def test_malformed_input_is_dropped_and_the_player_still_heard(jack, weights, thru):
     name = "lr-bad" + ("-t" if thru else "")
-    play = Play(jack, ["--weights", str(weights / "listen.npz"), "--port", name, "--input", name + "-in",
-                       "--mode", "follow", "--bpm", "120", "--steps-per-beat", "4", "--seed", "5",
-                       "--max-note-frames", "1000", "--note-range", "21", "108"] + (["--thru"] if thru else []))
+    play = Play(jack, listening_args(weights, name) + (["--thru"] if thru else []))
     dump = start_dump(jack, "dump-" + name) if thru else None
     rx = Receiver("rx-" + name)
     tx = RawSender("tx-" + name)
@@ -158,9 +157,7 @@ def test_malformed_clock_messages_are_dropped_and_the_clock_followed(jack, weigh
 
 def test_truncated_sysex_does_not_deafen_the_input(jack, weights, tmp_path):
     rec = tmp_path / "sysex.mid"
-    play = Play(jack, ["--weights", str(weights / "listen.npz"), "--port", "lr-sx", "--input", "lr-sx-in",
-                       "--mode", "follow", "--bpm", "120", "--steps-per-beat", "4", "--seed", "5",
-                       "--max-note-frames", "1000", "--note-range", "21", "108", "--record", str(rec)])
+    play = Play(jack, listening_args(weights, "lr-sx") + ["--record", str(rec)])
     tx = RawSender("tx-sx")
     try:
         jack.connect(tx.name, "lr-sx-in:in")
