@@ -370,11 +370,9 @@ def true_history_frames(model, settings: dict[str, Any], V: np.ndarray, player: 
     for t in range(len(V)):
         clamp = (player[t] > 0).astype(np.int8)
         p_t = player[t].astype(model.dtype)
-        if chains > 1:
-            kernels.sample_consensus(U[t], P, k, beta, clamp, p_t, model.rng_state, V_c, PV_c, pc_of, sets, v, pv,
-                                     work, idx)
-        else:
-            kernels.sample_frame(U[t], P, k, beta, clamp, p_t, model.rng_state, v, pv, work, idx)
+        # one chain's consensus is that chain's draw
+        kernels.sample_consensus(U[t], P, k, beta, clamp, p_t, model.rng_state, V_c, PV_c, pc_of, sets, v, pv,
+                                 work, idx)
         out[t] = np.where(clamp > 0, 0.0, v)
     return out
 
