@@ -21,6 +21,12 @@ SPIN = 0.0008  # the last fraction of a millisecond is spun, not slept: sleep() 
 LOST_BEATS, LOST_MIN = 2.0, 1.0   # no pulse for 2 beats at the last tempo, or 1 s if longer: clock lost
 
 
+def pulses_per_frame(steps_per_beat: int) -> int | None:
+    """MIDI clock pulses per frame, 24 / steps_per_beat; None when that is not whole: such frames
+    cannot follow a MIDI clock."""
+    return PPQN // steps_per_beat if PPQN % steps_per_beat == 0 else None
+
+
 def sleep_until(deadline: float) -> None:
     """Sleep until perf_counter() ≥ deadline: sleep() for all but the last SPIN seconds, then spin."""
     while True:
@@ -79,9 +85,10 @@ class ClockFollower:
     def __init__(self, steps_per_beat: int, on_frame: Callable[[float], None],
                  on_stop: Callable[[], None] | None = None, on_start: Callable[[], None] | None = None,
                  on_tempo: Callable[[float], None] | None = None):
-        if PPQN % steps_per_beat:
+        ppf = pulses_per_frame(steps_per_beat)
+        if ppf is None:
             raise ValueError(f"steps_per_beat must divide 24 to follow a MIDI clock, got {steps_per_beat}")
-        self.ppf = PPQN // steps_per_beat
+        self.ppf = ppf
         self.on_frame, self.on_stop, self.on_start, self.on_tempo = on_frame, on_stop, on_start, on_tempo
         self.running = False
         self.position = 0            # pulses since the song start

@@ -1,6 +1,6 @@
 """Controls while playing: MIDI CCs (mapped in the preset), terminal keys, and a status line.
 
-    controls = Controls(engine, settings["cc"], stop_event)
+    controls = Controls(engine, settings.cc, stop_event)
     listener.on_cc = controls.on_cc          # CC temperature/density/pause/panic/mode
     controls.start_keys()                    # t/T d/D space p m q in the terminal
     controls.start_status(tempo, label)      # one line on stderr, redrawn twice a second
@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from dataclasses import fields
 from typing import Callable
 
-from .stream import MODES
+from .presets import MODES, CCMap
+
 
 T_MIN, T_MAX = 0.25, 4.0     # temperature knob: 0..127 → 0.25..4 on a log scale (64 ≈ 1)
 D_MIN, D_MAX = 0.125, 8.0    # density knob: 0..127 → 1/8..8 on a log scale (64 ≈ 1)
@@ -28,12 +30,13 @@ def knob(value: int, lo: float, hi: float) -> float:
 
 
 class Controls:
-    def __init__(self, engine, cc: dict | None, stop: threading.Event):
+    def __init__(self, engine, cc: CCMap, stop: threading.Event):
         self.engine = engine
-        self.cc = dict(cc or {})
+        self.channel = cc.channel
         self.stop = stop
         self._pause_down = False
-        self._by_number = {n: name for name, n in self.cc.items() if name != "channel" and n is not None}
+        self._by_number = {getattr(cc, f.name): f.name for f in fields(cc)
+                           if f.name != "channel" and getattr(cc, f.name) is not None}
         self.events: list[str] = []   # the last control applied (for the status line)
 
     # --- values ----------------------------------------------------------------
@@ -64,8 +67,7 @@ class Controls:
     # --- MIDI CC ------------------------------------------------------------------
     def on_cc(self, channel: int, controller: int, value: int) -> None:
         """Listener callback for a CC (channel 1..16)."""
-        want = self.cc.get("channel")
-        if want is not None and channel != want:
+        if self.channel is not None and channel != self.channel:
             return
         name = self._by_number.get(controller)
         if name == "temperature":

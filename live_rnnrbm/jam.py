@@ -28,12 +28,13 @@ import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from .parts import top_notes
+from .presets import Settings
 from .stream import Engine
 from .train import estimate_key, key_shift, shift_frames, shift_range
 
@@ -74,7 +75,7 @@ def _discard(message: list) -> None:
     pass
 
 
-def play_along(model, settings: dict[str, Any], player: np.ndarray, mode: str, seed: int
+def play_along(model, settings: Settings, player: np.ndarray, mode: str, seed: int
                ) -> tuple[np.ndarray, np.ndarray]:
     """The engine's notes when a player holds ``player[t]`` at frame t (T × n_v): each frame is
     computed with the notes the player holds at its tick, as live when the player plays on the
@@ -82,7 +83,7 @@ def play_along(model, settings: dict[str, Any], player: np.ndarray, mode: str, s
     sampled from). ``mode`` off: the engine does not listen."""
     model.reseed(seed)
     held = HeldNotes(model.n_visible)
-    engine = Engine(model, _discard, dict(settings, mode=mode), listener=held if mode != "off" else None)
+    engine = Engine(model, _discard, replace(settings, mode=mode), listener=held if mode != "off" else None)
     T = player.shape[0]
     out = np.zeros(player.shape, np.float32)
     U = np.zeros((T, model.n_hidden_recurrent), np.float32)
@@ -278,7 +279,7 @@ CLAMPED_OFF = -60.0  # a visible bias that keeps a unit off (e^-60 ≈ 1e-26)
 @dataclass
 class JamJob:
     weights: str
-    settings: dict[str, Any]
+    settings: Settings
     task: str
     shift: int                  # melody: transposition; chords: tonic pitch class
     pieces: list = field(default_factory=list)
@@ -347,7 +348,7 @@ def run_job(job: JamJob) -> dict[str, Counts]:
     return dict(out)
 
 
-def true_history_frames(model, settings: dict[str, Any], V: np.ndarray, player: np.ndarray, seed: int
+def true_history_frames(model, settings: Settings, V: np.ndarray, player: np.ndarray, seed: int
                         ) -> np.ndarray:
     """The model's accompaniment when the history is the true one (teacher forcing): each frame
     sampled as the engine samples it (k steps from silence, the player's notes clamped, the
@@ -359,8 +360,8 @@ def true_history_frames(model, settings: dict[str, Any], V: np.ndarray, player: 
     U = model.run(V, player=player)[0]
     P = kernels.pack(model.params)
     work, idx = kernels.workspace(model.n_visible, model.n_hidden, model.dtype)
-    beta = model.dtype.type(1.0 / float(settings["temperature"]))
-    k, chains = int(settings["k"]), int(settings["chains"])
+    beta = model.dtype.type(1.0 / settings.temperature)
+    k, chains = settings.k, settings.chains
     v = np.zeros(model.n_visible, model.dtype)
     pv = np.zeros_like(v)
     V_c, PV_c = np.zeros((chains, model.n_visible), model.dtype), np.zeros((chains, model.n_visible), model.dtype)
@@ -417,7 +418,7 @@ def key_label(task: str, key: int) -> str:
     return PITCH_NAMES[key % 12] if task == "chords" else f"{key:+d}"
 
 
-def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], pieces: Sequence[np.ndarray],
+def evaluate_jam(weights: str, settings: Settings, tasks: Sequence[str], pieces: Sequence[np.ndarray],
                  fit_pieces: Sequence[np.ndarray] | None = None, shifts: Sequence[int] = SHIFTS, seed: int = 0,
                  ais_chains: int = 0, ais_steps: int = 200, chord_cycles: int = 8, jobs: int | None = None,
                  progress: bool = False) -> JamReport:
@@ -487,7 +488,7 @@ def evaluate_jam(weights: str, settings: dict[str, Any], tasks: Sequence[str], p
                     entry["mean_over_keys"] = {m: float(np.mean([f[m] for f in figs.values() if f.get(m) is not None]))
                                                for m in ("in_key", "chord_tones", "notes_per_frame")}
             results[task][cond] = entry
-    used = dict(settings)
+    used = asdict(settings)
     used.update(weights=str(weights), tasks=list(tasks), seed=seed, pieces=len(pieces),
                 shifts=list(shifts), ais_chains=ais_chains, ais_steps=ais_steps, chord_cycles=chord_cycles,
                 chord_frames=CHORD_FRAMES, lookup_fitted_on_pieces=len(fit_pieces) if fit_pieces is not None else 0)
@@ -549,7 +550,7 @@ def _preset_for(weights: str | None) -> str:
     from .presets import list_presets, load_preset
     if weights:
         for name in list_presets():
-            if str(load_preset(name).get("weights", "")) == str(weights):
+            if str(load_preset(name).weights) == str(weights):
                 return name
     return "default"
 
@@ -573,7 +574,7 @@ def run(args) -> int:
                                   "seed": args.seed})
     except PresetError as e:
         return fail(str(e))
-    spec = args.weights or settings["weights"]
+    spec = args.weights or settings.weights
     path = resolve_weights(spec)
     try:
         if path is None:
@@ -581,8 +582,8 @@ def run(args) -> int:
         model = _model(str(path))  # the cache evaluate_jam reads from
     except WeightsError as e:
         return fail(str(e))
-    if settings["k"] is None:
-        settings["k"] = generation_k(model)
+    if settings.k is None:
+        settings = replace(settings, k=generation_k(model))
     melody = [t for t in args.task if t in MELODY_TASKS]
     if args.ais_chains is None:
         args.ais_chains = 0

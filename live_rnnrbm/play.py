@@ -19,61 +19,26 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # every default is None: a flag given overrides the preset, a flag left out does not
-    a = p.add_argument
-    a("--preset", help="preset name (default, jsb, ...) or a .yaml path; default: the shipped 'default'")
-    a("--weights", help="weights file or shipped name (nottingham, jsb)")
-    a("--port", help="output: an existing port whose name contains this, else a virtual port of this name")
-    a("--backend", choices=["alsa", "jack", "coremidi", "winmm"], help="MIDI system (default: the OS one)")
-    a("--input", help="listen to this input port (name contains), else open a virtual input of this name")
-    a("--input-channel", type=int, help="listen on this channel only (1..16)")
-    a("--mode", choices=["follow", "harmonize", "off"], help="how the model listens to the player")
-    a("--thru", action=argparse.BooleanOptionalAction, default=None, help="echo the player's notes to the output")
-    a("--clock", help="'internal', or an input port sending MIDI clock to follow")
-    a("--clock-out", action=argparse.BooleanOptionalAction, default=None,
-      help="send MIDI clock, Start and Stop on the output port (internal clock)")
-    a("--bpm", type=float, help="tempo of the internal clock (20..300)")
-    a("--steps-per-beat", type=int, help="frames per beat (1..8); with --clock, must divide 24")
-    a("--dt", type=float, help="seconds per frame instead of --bpm/--steps-per-beat (internal clock)")
-    a("--channel", type=int, help="MIDI channel the model plays on (1..16)")
-    a("--velocity", help="1..127, or 'probability' (louder when the model is surer)")
-    a("--velocity-range", type=int, nargs=2, metavar=("LO", "HI"), help="velocities for probability 0..1")
-    a("--temperature", type=float, help="sampling temperature (> 0; 1 = the model)")
-    a("--density", type=float, help="note density (> 0; 1 = the model, 0.5 sparser, 2 denser)")
-    a("--k", type=int, help="Gibbs steps per frame")
-    a("--chains", type=int, help="Gibbs chains per frame while listening: the model plays the harmony they agree on")
-    a("--note-range", type=int, nargs=2, metavar=("LO", "HI"), help="lowest and highest MIDI note played")
-    a("--max-polyphony", type=int, help="at most this many notes at once")
-    a("--max-note-frames", type=int, help="a note held this many frames is released (watchdog)")
-    a("--seed", type=int, help="random seed")
-    a("--record", help="write the session (model and player tracks) to this .mid file")
-    a("--status", action=argparse.BooleanOptionalAction, default=None, help="one-line status on stderr")
-    a("--duration", type=float, default=None, help="stop after this many seconds (default: run until stopped)")
-    a("--realtime", action=argparse.BooleanOptionalAction, default=True,
-      help="run the clock and the frame worker with real-time scheduling when the OS allows it")
+    from .presets import add_setting_flags
+    p.add_argument("--preset", help="preset name (default, jsb, ...) or a .yaml path; default: the shipped 'default'")
+    add_setting_flags(p)  # one flag per preset key: a flag given overrides the preset, one left out does not
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds (default: run until stopped)")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the clock and the frame worker with real-time scheduling when the OS allows it")
 
 
 # the signals that stop the instrument cleanly (every note off first), with the reason it prints;
 # SIGHUP: the terminal was closed. `train` stops on the same ones.
 STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}
 
-SETTING_FLAGS = ("weights", "port", "backend", "input", "input_channel", "mode", "thru", "clock", "clock_out",
-                 "bpm", "steps_per_beat", "dt", "channel", "velocity", "velocity_range", "temperature",
-                 "density", "k", "chains", "note_range", "max_polyphony", "max_note_frames", "seed", "record", "status")
-
-
-def settings_from(args: argparse.Namespace) -> dict:
-    from .presets import load_preset, merge
-    over = {k: getattr(args, k) for k in SETTING_FLAGS}
-    if isinstance(over["velocity"], str) and over["velocity"].strip().isdigit():
-        over["velocity"] = int(over["velocity"])
-    for k in ("velocity_range", "note_range"):
-        if over[k] is not None:
-            over[k] = list(over[k])
-    return merge(load_preset(args.preset), over)
+def settings_from(args: argparse.Namespace):
+    from .presets import flag_values, load_preset, merge
+    return merge(load_preset(args.preset), flag_values(args))
 
 
 def say(text: str) -> None:
@@ -81,17 +46,13 @@ def say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .presets import PresetError, frame_period, effective_bpm
+    from .presets import PresetError
     try:
         settings = settings_from(args)
     except PresetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    external = settings["clock"] != "internal"
-    if external and 24 % int(settings["steps_per_beat"]):
-        print(f"error: --steps-per-beat {settings['steps_per_beat']} does not divide the 24 pulses of a "
-              "MIDI clock beat: use 1, 2, 3, 4, 6 or 8", file=sys.stderr)
-        return 2
+    external = settings.external_clock
     if args.duration is not None and not args.duration > 0:
         print("error: --duration must be > 0 seconds", file=sys.stderr)
         return 2
@@ -104,18 +65,18 @@ def run(args: argparse.Namespace) -> int:
     from .ports import PortError, open_input, open_output
     from .weights import WeightsError
     from .weights import resolve_weights
-    spec = settings["weights"]
+    spec = settings.weights
     if spec in ("nottingham", "jsb") and not resolve_weights(spec).exists():
         say(f"the shipped '{spec}' weights are not in this installation")
         spec = None  # load_model then falls back to an untrained model, with a warning
     try:
-        model = load_model(spec, settings["seed"])
+        model = load_model(spec, settings.seed)
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if settings["k"] is None:  # the Gibbs steps these weights need to mix from silence
-        settings["k"] = generation_k(model)
-    from .clock import ClockFollower, InternalClock
+    if settings.k is None:  # the Gibbs steps these weights need to mix from silence
+        settings = replace(settings, k=generation_k(model))
+    from .clock import PPQN, ClockFollower, InternalClock
     from .controls import Controls
     from .listener import Listener
     from .midi import CLOCK, START, STOP, SYSEX
@@ -149,25 +110,25 @@ def run(args: argparse.Namespace) -> int:
     recorder = None
     status = 0
     try:
-        out = open_output(settings["port"], settings["backend"])
+        out = open_output(settings.port, settings.backend)
         ports.append(out)
         backend = out.backend
         out.on_error(lambda text: fault(f"output port: {text}"))
         t0 = time.perf_counter()
-        if settings.get("record"):
+        if settings.record:
             from .record import Recorder
             recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
         engine = Engine(model, out.rt.send_message, settings, recorder=recorder, clock_t0=t0,
                         realtime=args.realtime)
 
         # the player's input and the external clock (one port may carry both)
-        same = external and settings["input"] and settings["input"] == settings["clock"]
-        if settings["input"]:
-            listener = Listener(model.lowest_note, model.n_visible, settings["input_channel"],
-                                thru=out.rt.send_message if settings["thru"] else None,
+        same = external and settings.input and settings.input == settings.clock
+        if settings.input:
+            listener = Listener(model.lowest_note, model.n_visible, settings.input_channel,
+                                thru=out.rt.send_message if settings.thru else None,
                                 recorder=recorder, t0=t0)
             engine.listener = listener
-        controls = Controls(engine, settings["cc"], stop)
+        controls = Controls(engine, settings.cc, stop)
         if listener is not None:
             listener.on_cc = controls.on_cc
         # A first start after installing compiles the kernels (Numba caches them): say so if slow.
@@ -180,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             compiling.cancel()
 
         if external:
-            follower = ClockFollower(int(settings["steps_per_beat"]), engine.tick, on_stop=engine.silence,
+            follower = ClockFollower(settings.steps_per_beat, engine.tick, on_stop=engine.silence,
                                      on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
                                      if recorder else None)
 
@@ -194,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             return receive
 
         if external:
-            clk = open_input(settings["clock"], backend, role="clock")
+            clk = open_input(settings.clock, backend, role="clock")
             ports.append(clk)
             if same:
                 def both(msg):
@@ -204,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                 clk.listen(guarded(follower.receive))
             clk.on_error(lambda text: fault(f"clock port: {text}"))
         if listener is not None and not same:
-            inp = open_input(settings["input"], backend, role="in")
+            inp = open_input(settings.input, backend, role="in")
             ports.append(inp)
             inp.listen(guarded(listener.receive))
             inp.on_error(lambda text: fault(f"input port: {text}"))
@@ -215,18 +176,18 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(f"{'virtual ' if p.virtual else ''}'{p.name}'" for p in ports)
         if external:
             say(f"ready on {backend} ports {names}; following MIDI clock on '{ports[1].name}', "
-                f"{settings['steps_per_beat']} frame(s) per beat")
+                f"{settings.steps_per_beat} frame(s) per beat")
         else:
-            say(f"playing on {backend} ports {names}; {effective_bpm(settings):.1f} BPM, "
-                f"{frame_period(settings) * 1e3:.1f} ms per frame")
+            say(f"playing on {backend} ports {names}; {settings.tempo:.1f} BPM, "
+                f"{settings.frame_period * 1e3:.1f} ms per frame")
         rt = engine.worker_realtime.wait(2.0) and engine.worker_realtime_ok
         if not external and args.realtime:
             rt = promote(CLOCK_PRIORITY) and rt   # this thread runs the internal clock
         if args.realtime:
             say("real-time scheduling: on" if rt else
                 "real-time scheduling: not permitted (timing may suffer on a busy machine; see the README)")
-        if settings["status"]:
-            controls.start_status((lambda: follower.bpm) if external else (lambda: effective_bpm(settings)),
+        if settings.status:
+            controls.start_status((lambda: follower.bpm) if external else (lambda: settings.tempo),
                                   (lambda: "clock lost" if follower.lost else "external") if external
                                   else (lambda: "internal"))
         if controls.start_keys():
@@ -241,10 +202,10 @@ def run(args: argparse.Namespace) -> int:
                     lost = not lost
                     say("clock lost: silent until it comes back" if lost else "clock back")
         else:
-            clock_out = bool(settings["clock_out"])
+            clock_out = bool(settings.clock_out)
             pulse = [CLOCK]
-            ppf = max(1, round(24 / int(settings["steps_per_beat"]))) if clock_out else 1
-            clock = InternalClock(frame_period(settings), engine.tick,
+            ppf = max(1, round(PPQN / settings.steps_per_beat))
+            clock = InternalClock(settings.frame_period, engine.tick,
                                   on_pulse=(lambda: out.rt.send_message(pulse)) if clock_out else None,
                                   pulses_per_frame=ppf)
             if clock_out:
@@ -269,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
             dead = out is not None and out.dead
             if dead:
                 engine.send = _discard
-            if listener is not None and settings["thru"]:
+            if listener is not None and settings.thru:
                 for m in listener.thru_note_offs():
                     engine.send(m)
                 engine.channels |= listener.thru_channels

@@ -4,63 +4,105 @@
     >>> settings = load_preset("jsb")                    # shipped preset by name ...
     >>> settings = load_preset("my/session.yaml")        # ... or a file of your own
     >>> settings = merge(settings, {"bpm": 96, "port": None})   # command-line flags win; None = not given
-    >>> settings["bpm"], settings["dt"]
-    (96.0, None)
+    >>> settings.bpm, settings.dt, settings.frame_period
+    (96.0, None, 0.625)
 
-A preset is a flat mapping of the keys in DEFAULTS (plus the nested `cc` mapping); keys a file leaves
-out take their value from DEFAULTS. Any wrong key, type or value raises PresetError naming the file,
+The settings are a frozen, typed ``Settings``, made once and read by everything that plays. A
+preset is a flat mapping of its fields (plus the nested `cc` mapping, ``CCMap``); keys a file leaves
+out take their value from DEFAULTS = Settings(). Any wrong key, type or value raises PresetError naming the file,
 the line, the key and what is allowed. PyYAML's safe_load forgets where things were, so the file is
 composed into nodes (which keep their start marks) and each value is constructed and checked on its own.
 """
 from __future__ import annotations
 
-import copy
+import argparse
 import difflib
 import math
 import os
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import yaml
+
+from .clock import pulses_per_frame
 
 SHIPPED_PACKAGE = "live_rnnrbm._presets"
 DEFAULT_PRESET = "default"
 
-# The built-in value of every setting: the shipped default preset spells out exactly these.
-DEFAULTS: dict[str, Any] = {
+@dataclass(frozen=True)
+class CCMap:
+    """The CC number of each live control (None: no control) and the channel they are read on."""
+
+    channel: int | None = None
+    temperature: int | None = 21
+    density: int | None = 22
+    pause: int | None = 23
+    panic: int | None = 24
+    mode: int | None = 25
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every `live-rnnrbm play` setting; the shipped default preset spells out exactly these
+    defaults. Made by ``load_preset`` and ``merge``, which check every value."""
+
     # the model
-    "weights": "nottingham",
-    "k": None,
-    "seed": None,
-    "temperature": 1.0,
-    "density": 1.0,
-    "chains": 16,
+    weights: str = "nottingham"
+    k: int | None = None
+    seed: int | None = None
+    temperature: float = 1.0
+    density: float = 1.0
+    chains: int = 16
     # MIDI ports and listening
-    "port": "live-rnnrbm",
-    "backend": None,
-    "input": None,
-    "input_channel": None,
-    "mode": "follow",
-    "thru": False,
+    port: str = "live-rnnrbm"
+    backend: str | None = None
+    input: str | None = None
+    input_channel: int | None = None
+    mode: str = "follow"
+    thru: bool = False
     # time
-    "clock": "internal",
-    "clock_out": False,
-    "bpm": 120.0,
-    "steps_per_beat": 2,
-    "dt": None,
+    clock: str = "internal"
+    clock_out: bool = False
+    bpm: float = 120.0
+    steps_per_beat: int = 2
+    dt: float | None = None
     # notes out
-    "channel": 1,
-    "velocity": 80,
-    "velocity_range": [50, 110],
-    "note_range": [31, 93],
-    "max_polyphony": 6,
-    "max_note_frames": 16,
+    channel: int = 1
+    velocity: int | str = 80
+    velocity_range: tuple[int, int] = (50, 110)
+    note_range: tuple[int, int] = (31, 93)
+    max_polyphony: int = 6
+    max_note_frames: int = 16
     # while playing
-    "status": True,
-    "record": None,
-    "cc": {"channel": None, "temperature": 21, "density": 22, "pause": 23, "panic": 24, "mode": 25},
-}
+    status: bool = True
+    record: str | None = None
+    cc: CCMap = field(default_factory=CCMap)
+
+    @property
+    def external_clock(self) -> bool:
+        return self.clock != "internal"
+
+    @property
+    def frame_period(self) -> float:
+        """Seconds per frame on the internal clock: dt when given, else 60 / (bpm * steps_per_beat)."""
+        return float(self.dt) if self.dt is not None else 60.0 / (self.bpm * self.steps_per_beat)
+
+    @property
+    def tempo(self) -> float:
+        """The tempo the frames imply (for clock out and recordings): with dt, a frame is
+        1/steps_per_beat of a beat, so bpm = 60 / (dt * steps_per_beat)."""
+        return 60.0 / (self.frame_period * self.steps_per_beat)
+
+    @property
+    def pulses_per_frame(self) -> int | None:
+        """MIDI clock pulses per frame, 24 / steps_per_beat; None when that is not whole (such a
+        frame cannot follow an external clock)."""
+        return pulses_per_frame(self.steps_per_beat)
+
+
+DEFAULTS = Settings()
 CC_KEYS = ("channel", "temperature", "density", "pause", "panic", "mode")
 MODES = ("follow", "harmonize", "off")
 BACKENDS = ("alsa", "jack", "coremidi", "winmm")
@@ -93,6 +135,12 @@ class _Bad(Exception):
 Check = Callable[[Any, "str | None"], Any]
 
 
+def _parsed_as(check: Check, **argparse_kwargs: Any) -> Check:
+    """Tag a check with how its command-line flag is parsed (argparse keywords)."""
+    check.flag = argparse_kwargs  # type: ignore[attr-defined]
+    return check
+
+
 def _number(lo: float, hi: float | None = None, above: bool = False) -> Check:
     def check(value: Any, plain: str | None) -> float:
         if isinstance(value, str) and plain is not None:
@@ -105,7 +153,7 @@ def _number(lo: float, hi: float | None = None, above: bool = False) -> Check:
         if not math.isfinite(value) or (value <= lo if above else value < lo) or (hi is not None and value > hi):
             raise _Bad()
         return float(value)
-    return check
+    return _parsed_as(check, type=float)
 
 
 def _integer(lo: int, hi: int | None = None) -> Check:
@@ -115,7 +163,7 @@ def _integer(lo: int, hi: int | None = None) -> Check:
         if value < lo or (hi is not None and value > hi):
             raise _Bad()
         return value
-    return check
+    return _parsed_as(check, type=int)
 
 
 def _choice(options: tuple[str, ...]) -> Check:
@@ -124,7 +172,7 @@ def _choice(options: tuple[str, ...]) -> Check:
         if isinstance(text, str) and text.lower() in options:
             return text.lower()
         raise _Bad()
-    return check
+    return _parsed_as(check, choices=options)
 
 
 def _text(value: Any, plain: str | None) -> str:
@@ -138,6 +186,9 @@ def _text(value: Any, plain: str | None) -> str:
     return value
 
 
+_parsed_as(_text, type=str)
+
+
 def _boolean(value: Any, plain: str | None) -> bool:
     if isinstance(value, bool):
         if plain is not None and plain.lower() in _YAML_BOOLEAN_WORDS:
@@ -149,10 +200,20 @@ def _boolean(value: Any, plain: str | None) -> bool:
     raise _Bad()
 
 
+_parsed_as(_boolean, action=argparse.BooleanOptionalAction)
+
+
 def _velocity(value: Any, plain: str | None) -> int | str:
     if isinstance(value, str) and value.strip().lower() == "probability":
         return "probability"
     return _integer(1, 127)(value, plain)
+
+
+def _velocity_arg(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text
+
+
+_parsed_as(_velocity, type=_velocity_arg)
 
 
 def _pair(lo: int, hi: int) -> Check:
@@ -163,13 +224,13 @@ def _pair(lo: int, hi: int) -> Check:
         if a > b:
             raise _Bad("the first number must not be above the second")
         return [a, b]
-    return check
+    return _parsed_as(check, type=int, nargs=2, metavar=("LO", "HI"))
 
 
 def _or_null(check: Check) -> Check:
     def nullable(value: Any, plain: str | None) -> Any:
         return None if value is None else check(value, plain)
-    return nullable
+    return _parsed_as(nullable, **check.flag)
 
 
 def _not_null(check: Check) -> Check:
@@ -177,7 +238,7 @@ def _not_null(check: Check) -> Check:
         if value is None:
             raise _Bad()
         return check(value, plain)
-    return required
+    return _parsed_as(required, **check.flag)
 
 
 def _cc_number(value: Any, plain: str | None) -> int | None:
@@ -189,43 +250,68 @@ def _cc_number(value: Any, plain: str | None) -> int | None:
     return number
 
 
-# key -> (what is allowed, in words; the check). The words are what error messages and the README say.
-SPEC: dict[str, tuple[str, Check]] = {
-    "weights": ("a shipped weights name (nottingham, jsb) or a path to a .npz weights file", _not_null(_text)),
-    "port": ("the name (or part of the name) of a MIDI output port", _not_null(_text)),
-    "backend": ("null or one of " + ", ".join(BACKENDS), _or_null(_choice(BACKENDS))),
-    "input": ("null (no input) or the name (or part of the name) of a MIDI input port", _or_null(_text)),
-    "input_channel": ("null (every channel) or a MIDI channel from 1 to 16", _or_null(_integer(1, 16))),
-    "mode": ("one of " + ", ".join(MODES), _not_null(_choice(MODES))),
-    "thru": ("true or false", _boolean),
-    "clock": ("internal, or the name (or part of the name) of a MIDI input sending clock", _not_null(_text)),
-    "clock_out": ("true or false", _boolean),
-    "bpm": ("a number from 20 to 300", _not_null(_number(20, 300))),
-    "steps_per_beat": ("an integer from 1 to 8", _not_null(_integer(1, 8))),
-    "dt": ("null or a number of seconds above 0", _or_null(_number(0, above=True))),
-    "channel": ("a MIDI channel from 1 to 16", _not_null(_integer(1, 16))),
-    "velocity": ("an integer from 1 to 127, or probability", _not_null(_velocity)),
-    "velocity_range": ("a list [lo, hi] of integers from 1 to 127 with lo <= hi", _not_null(_pair(1, 127))),
-    "temperature": ("a number above 0", _not_null(_number(0, above=True))),
-    "density": ("a number above 0 (1 = as the model learned)", _not_null(_number(0, above=True))),
-    "k": ("null (the weights' own generation_k, else 25) or an integer from 1 up (Gibbs steps per frame)",
-          _or_null(_integer(1))),
-    "chains": ("an integer from 1 to 256 (Gibbs chains per frame while listening)", _not_null(_integer(1, 256))),
-    "note_range": ("a list [lo, hi] of MIDI notes from 0 to 127 with lo <= hi", _not_null(_pair(0, 127))),
-    "max_polyphony": ("an integer from 1 up", _not_null(_integer(1))),
-    "max_note_frames": ("an integer from 1 up", _not_null(_integer(1))),
-    "seed": ("null (a fresh seed each run) or an integer from 0 up", _or_null(_integer(0))),
-    "record": ("null or the path of a .mid file to write", _or_null(_text)),
-    "status": ("true or false", _boolean),
-    "cc": ("a mapping with keys " + ", ".join(CC_KEYS), None),  # checked key by key, see CC_SPEC
+class Key(NamedTuple):
+    """A setting: what is allowed, in words (error messages and the docs say it); the check; and
+    the help of its `play` flag."""
+
+    allowed: str
+    check: Check | None
+    help: str = ""
+
+
+SPEC: dict[str, Key] = {
+    "weights": Key("a shipped weights name (nottingham, jsb) or a path to a .npz weights file", _not_null(_text),
+                   "weights file or shipped name (nottingham, jsb)"),
+    "port": Key("the name (or part of the name) of a MIDI output port", _not_null(_text),
+                "output: an existing port whose name contains this, else a virtual port of this name"),
+    "backend": Key("null or one of " + ", ".join(BACKENDS), _or_null(_choice(BACKENDS)),
+                   "MIDI system (default: the OS one)"),
+    "input": Key("null (no input) or the name (or part of the name) of a MIDI input port", _or_null(_text),
+                 "listen to this input port (name contains), else open a virtual input of this name"),
+    "input_channel": Key("null (every channel) or a MIDI channel from 1 to 16", _or_null(_integer(1, 16)),
+                         "listen on this channel only (1..16)"),
+    "mode": Key("one of " + ", ".join(MODES), _not_null(_choice(MODES)), "how the model listens to the player"),
+    "thru": Key("true or false", _boolean, "echo the player's notes to the output"),
+    "clock": Key("internal, or the name (or part of the name) of a MIDI input sending clock", _not_null(_text),
+                 "'internal', or an input port sending MIDI clock to follow"),
+    "clock_out": Key("true or false", _boolean, "send MIDI clock, Start and Stop on the output port (internal clock)"),
+    "bpm": Key("a number from 20 to 300", _not_null(_number(20, 300)), "tempo of the internal clock (20..300)"),
+    "steps_per_beat": Key("an integer from 1 to 8", _not_null(_integer(1, 8)),
+                          "frames per beat (1..8); with --clock, must divide 24"),
+    "dt": Key("null or a number of seconds above 0", _or_null(_number(0, above=True)),
+              "seconds per frame instead of --bpm/--steps-per-beat (internal clock)"),
+    "channel": Key("a MIDI channel from 1 to 16", _not_null(_integer(1, 16)), "MIDI channel the model plays on (1..16)"),
+    "velocity": Key("an integer from 1 to 127, or probability", _not_null(_velocity),
+                    "1..127, or 'probability' (louder when the model is surer)"),
+    "velocity_range": Key("a list [lo, hi] of integers from 1 to 127 with lo <= hi", _not_null(_pair(1, 127)),
+                          "velocities for probability 0..1"),
+    "temperature": Key("a number above 0", _not_null(_number(0, above=True)),
+                       "sampling temperature (> 0; 1 = the model)"),
+    "density": Key("a number above 0 (1 = as the model learned)", _not_null(_number(0, above=True)),
+                   "note density (> 0; 1 = the model, 0.5 sparser, 2 denser)"),
+    "k": Key("null (the weights' own generation_k, else 25) or an integer from 1 up (Gibbs steps per frame)",
+             _or_null(_integer(1)), "Gibbs steps per frame"),
+    "chains": Key("an integer from 1 to 256 (Gibbs chains per frame while listening)", _not_null(_integer(1, 256)),
+                  "Gibbs chains per frame while listening: the model plays the harmony they agree on"),
+    "note_range": Key("a list [lo, hi] of MIDI notes from 0 to 127 with lo <= hi", _not_null(_pair(0, 127)),
+                      "lowest and highest MIDI note played"),
+    "max_polyphony": Key("an integer from 1 up", _not_null(_integer(1)), "at most this many notes at once"),
+    "max_note_frames": Key("an integer from 1 up", _not_null(_integer(1)),
+                           "a note held this many frames is released (watchdog)"),
+    "seed": Key("null (a fresh seed each run) or an integer from 0 up", _or_null(_integer(0)), "random seed"),
+    "record": Key("null or the path of a .mid file to write", _or_null(_text),
+                  "write the session (model and player tracks) to this .mid file"),
+    "status": Key("true or false", _boolean, "one-line status on stderr"),
+    "cc": Key("a mapping with keys " + ", ".join(CC_KEYS), None),  # checked key by key, see CC_SPEC
 }
-CC_SPEC: dict[str, tuple[str, Check]] = {
-    "channel": ("null (any channel) or a MIDI channel from 1 to 16", _or_null(_integer(1, 16))),
-    **{name: ("null (no control) or a CC number from 0 to 119 other than 64", _cc_number)
+CC_SPEC: dict[str, Key] = {
+    "channel": Key("null (any channel) or a MIDI channel from 1 to 16", _or_null(_integer(1, 16))),
+    **{name: Key("null (no control) or a CC number from 0 to 119 other than 64", _cc_number)
        for name in CC_KEYS[1:]},
 }
-assert set(SPEC) == set(DEFAULTS) and list(CC_SPEC) == list(DEFAULTS["cc"])
-SPEC = {key: SPEC[key] for key in DEFAULTS}  # error messages list the keys in the documented order
+_FIELDS = [f.name for f in fields(Settings)]
+assert set(SPEC) == set(_FIELDS) and list(CC_SPEC) == [f.name for f in fields(CCMap)]
+SPEC = {key: SPEC[key] for key in _FIELDS}  # error messages list the keys in the documented order
 
 
 def _is_number_text(value: Any) -> bool:
@@ -319,7 +405,7 @@ def find_preset(name_or_path: str | os.PathLike | None) -> Path:
 
 # --- loading
 
-def load_preset(name_or_path: str | os.PathLike | None = None) -> dict[str, Any]:
+def load_preset(name_or_path: str | os.PathLike | None = None) -> Settings:
     """Every setting: DEFAULTS overlaid with a preset file (see find_preset for how it is found).
 
     A relative `weights` path is looked up beside the preset file first (so a preset can travel with
@@ -335,11 +421,14 @@ def load_preset(name_or_path: str | os.PathLike | None = None) -> dict[str, Any]
     weights = found.get("weights")
     if weights and not Path(weights).is_absolute() and (path.parent / weights).is_file():
         found["weights"] = str(path.parent / weights)
-    settings = copy.deepcopy(DEFAULTS)
-    cc = found.pop("cc", {})
-    settings.update(found)
-    settings["cc"].update(cc)
-    return settings
+    return _with(DEFAULTS, found)
+
+
+def _with(settings: Settings, checked: dict[str, Any]) -> Settings:
+    """``settings`` with the checked values put over it (cc key by key; the [lo, hi] lists as tuples)."""
+    cc = checked.get("cc", {})
+    return replace(settings, **{k: tuple(v) if isinstance(v, list) else v for k, v in checked.items() if k != "cc"},
+                   cc=replace(settings.cc, **cc))
 
 
 def parse_preset(text: str, filename: str = "<preset>") -> dict[str, Any]:
@@ -371,7 +460,7 @@ def parse_preset(text: str, filename: str = "<preset>") -> dict[str, Any]:
         found = _read_mapping(loader, root, SPEC, filename, lines, "a preset key")
     finally:
         loader.dispose()
-    problem = _combination_problem({**DEFAULTS, **found}, explicit=set(found))
+    problem = _combination_problem(_with(DEFAULTS, found), explicit=set(found))
     if problem:
         keys, text_ = problem
         line = min(lines[k] for k in keys if k in lines)
@@ -393,7 +482,7 @@ def _read_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, spec: dict, f
             raise PresetError(f"{where}: {prefix + key!r} is given twice (first on line {seen[key]})")
         seen[key] = line
         lines[prefix + key] = line
-        allowed, check = spec[key]
+        allowed, check, _ = spec[key]
         value_line = value_node.start_mark.line + 1
         if check is None:  # the nested cc mapping
             if not isinstance(value_node, yaml.MappingNode):
@@ -411,20 +500,20 @@ def _read_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, spec: dict, f
     return found
 
 
-def _combination_problem(settings: dict[str, Any], explicit: set[str]) -> tuple[list[str], str] | None:
+def _combination_problem(settings: Settings, explicit: set[str]) -> tuple[list[str], str] | None:
     """Settings that are fine alone but not together: (the keys involved, what is wrong) or None."""
-    if settings.get("dt") is not None and explicit & {"bpm", "steps_per_beat"} and "dt" in explicit:
+    if settings.dt is not None and explicit & {"bpm", "steps_per_beat"} and "dt" in explicit:
         both = [k for k in ("bpm", "steps_per_beat") if k in explicit]
         return (["dt", *both], f"give either 'dt' or {' and '.join(repr(k) for k in both)}, not both: "
                 f"dt (seconds per frame) sets the frame period and wins over bpm/steps_per_beat")
-    if settings.get("clock", "internal") != "internal":
-        if settings.get("dt") is not None:
+    if settings.external_clock:
+        if settings.dt is not None:
             return (["dt", "clock"], "'dt' only applies to the internal clock: following an external clock "
-                    "(clock: " + repr(settings["clock"]) + ") a frame lasts 24/steps_per_beat clock pulses; "
+                    "(clock: " + repr(settings.clock) + ") a frame lasts 24/steps_per_beat clock pulses; "
                     "set dt to null")
-        if 24 % settings.get("steps_per_beat", 1):
+        if settings.pulses_per_frame is None:
             return (["steps_per_beat", "clock"], "following an external clock, 'steps_per_beat' must divide "
-                    f"the 24 pulses of a beat (1, 2, 3, 4, 6 or 8), got {settings['steps_per_beat']}")
+                    f"the 24 pulses of a beat (1, 2, 3, 4, 6 or 8), got {settings.steps_per_beat}")
     return None
 
 
@@ -435,59 +524,57 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def merge(preset: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def add_setting_flags(parser: argparse.ArgumentParser, keys: list[str] | None = None) -> None:
+    """A flag for each setting (all but the nested cc, or ``keys``), parsed and described as the spec
+    says; every default is None, so that a flag left out does not override the preset."""
+    for key in keys or [k for k in SPEC if k != "cc"]:
+        _, check, help_ = SPEC[key]
+        parser.add_argument(flag(key), default=None, help=help_, **check.flag)
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (None: not given), for ``merge``."""
+    return {k: getattr(args, k) for k in SPEC if hasattr(args, k)}
+
+
+def merge(preset: Settings, overrides: dict[str, Any]) -> Settings:
     """The preset with every override that is not None put over it (command-line flags win).
 
     `cc` may be overridden key by key ({"cc": {"temperature": 30}}). An explicit --bpm or
     --steps-per-beat clears a preset's dt (the flag you typed wins); --dt together with either is an
     error. Override values are checked like a file's, errors naming the flag; unknown keys are errors."""
-    settings = copy.deepcopy(DEFAULTS)
-    for key, value in preset.items():
-        settings[key] = copy.deepcopy(value) if key != "cc" else {**settings["cc"], **value}
+    checked: dict[str, Any] = {}
     given = {k: v for k, v in overrides.items() if v is not None}
     for key, value in given.items():
         if key not in SPEC:
             raise PresetError(f"command line: {_unknown(key, list(SPEC), 'a setting')}")
-        allowed, check = SPEC[key]
+        allowed, check, _ = SPEC[key]
         if key == "cc":
             if not isinstance(value, dict):
                 raise PresetError(f"command line: {_message('cc', allowed, _show(value), '')}")
+            checked["cc"] = {}
             for sub, sub_value in value.items():
                 if sub not in CC_SPEC:
                     raise PresetError(f"command line: {_unknown('cc.' + str(sub), ['cc.' + k for k in CC_SPEC], 'a cc key')}")
                 if sub_value is not None:
-                    sub_allowed, sub_check = CC_SPEC[sub]
+                    sub_allowed, sub_check, _ = CC_SPEC[sub]
                     try:
-                        settings["cc"][sub] = sub_check(sub_value, None)
+                        checked["cc"][sub] = sub_check(sub_value, None)
                     except _Bad as bad:
                         raise PresetError(f"command line: {_message('cc.' + sub, sub_allowed, _show(sub_value), bad.hint)}") from None
             continue
         try:
-            settings[key] = check(value, None)
+            checked[key] = check(value, None)
         except _Bad as bad:
             raise PresetError(f"command line: {flag(key)} must be {allowed}, got {_show(value)}"
                               + (f" ({bad.hint})" if bad.hint else "")) from None
     if "dt" in given and given.keys() & {"bpm", "steps_per_beat"}:
         raise PresetError("command line: give --dt or --bpm/--steps-per-beat, not both")
     if given.keys() & {"bpm", "steps_per_beat"} and "dt" not in given:
-        settings["dt"] = None
+        checked["dt"] = None
+    settings = _with(preset, checked)
     problem = _combination_problem(settings, explicit=set())
     if problem:
         keys, text = problem
         raise PresetError(f"settings ({', '.join(flag(k) for k in keys)}): {text}")
     return settings
-
-
-# --- derived values the play engine and the recorder share
-
-def frame_period(settings: dict[str, Any]) -> float:
-    """Seconds per frame on the internal clock: dt when given, else 60 / (bpm * steps_per_beat)."""
-    if settings.get("dt") is not None:
-        return float(settings["dt"])
-    return 60.0 / (float(settings["bpm"]) * int(settings["steps_per_beat"]))
-
-
-def effective_bpm(settings: dict[str, Any]) -> float:
-    """The tempo the frames imply (for clock out and recordings): with dt, a frame is 1/steps_per_beat
-    of a beat, so bpm = 60 / (dt * steps_per_beat)."""
-    return 60.0 / (frame_period(settings) * int(settings["steps_per_beat"]))

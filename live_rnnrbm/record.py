@@ -21,11 +21,14 @@ import bisect
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import mido
 
 from .midi import SUSTAIN
+
+if TYPE_CHECKING:  # record.py alone needs nothing but mido
+    from .presets import Settings
 
 MAX_TEMPO = 0xFFFFFF   # microseconds per beat: a set_tempo event holds 3 bytes (≈ 3.58 BPM at the slowest)
 MODEL_TRACK = "live-rnnrbm"
@@ -53,13 +56,11 @@ class Recorder:
         self._tempi: list[tuple[float, float]] = []
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], start: float | None = None) -> "Recorder | None":
-        """A Recorder for settings["record"] at the settings' tempo, or None when not recording."""
-        if not settings.get("record"):
+    def from_settings(cls, settings: "Settings", start: float | None = None) -> "Recorder | None":
+        """A Recorder for settings.record at the settings' tempo, or None when not recording."""
+        if not settings.record:
             return None
-        from .presets import effective_bpm  # here, so that record.py alone needs nothing but mido
-        return cls(settings["record"], bpm=effective_bpm(settings),
-                   steps_per_beat=settings.get("steps_per_beat"), start=start)
+        return cls(settings.record, bpm=settings.tempo, steps_per_beat=settings.steps_per_beat, start=start)
 
     # --- appending: cheap, never blocks, no I/O
 

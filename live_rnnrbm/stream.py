@@ -45,8 +45,8 @@ from numba import njit
 from . import kernels
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
 from .model import RnnRbm
+from .presets import MODES, Settings
 
-MODES = ("follow", "harmonize", "off")
 N_SLOTS = 4
 
 
@@ -94,7 +94,7 @@ class Slot:
 
 
 class Engine:
-    def __init__(self, model: RnnRbm, send: Callable[[list], None], settings: dict,
+    def __init__(self, model: RnnRbm, send: Callable[[list], None], settings: Settings,
                  listener=None, recorder=None, clock_t0: float | None = None, realtime: bool = False):
         self.model = model
         self.send = send
@@ -105,21 +105,23 @@ class Engine:
         self.bv, self.bv_eff = model.params["bv"], kernels.views(self.P)["bv"]
         n_v, n_h, n_u = model.n_visible, model.n_hidden, model.n_hidden_recurrent
         self.lowest = model.lowest_note
-        self.ch = int(settings["channel"]) - 1
-        self.k = int(settings["k"])
-        self.chains = int(settings["chains"])
-        self.max_poly = int(settings["max_polyphony"])
-        self.max_run = int(settings["max_note_frames"])
-        vel = settings["velocity"]
+        if settings.k is None:
+            raise ValueError("the engine needs k: the settings' own, or the weights' generation_k")
+        self.ch = settings.channel - 1
+        self.k = settings.k
+        self.chains = settings.chains
+        self.max_poly = settings.max_polyphony
+        self.max_run = settings.max_note_frames
+        vel = settings.velocity
         self.vel_fixed = None if vel == "probability" else int(vel)
-        self.vel_lo, self.vel_hi = (int(x) for x in settings.get("velocity_range") or (50, 110))
-        lo, hi = settings.get("note_range") or (model.lowest_note, model.highest_note)
+        self.vel_lo, self.vel_hi = settings.velocity_range
+        lo, hi = settings.note_range
         notes = np.arange(n_v) + self.lowest
         self.in_range = ((notes >= lo) & (notes <= hi)).astype(np.int8)
         # live controls (written by the control thread or a MIDI callback, read by the worker)
-        self.temperature = float(settings["temperature"])
-        self.density = float(settings["density"])
-        self.mode = settings.get("mode") or "off"
+        self.temperature = settings.temperature
+        self.density = settings.density
+        self.mode = settings.mode
         self.paused = False
         self.panic_requested = False
         # worker-owned buffers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,9 +24,8 @@ C_MAJOR = (60, 64, 67)
 
 def engine_settings(**kw):
     s = merge(load_preset("default"), {"k": 25, "seed": 0})
-    s.update(note_range=[LO, HI], max_polyphony=8, max_note_frames=64, temperature=1.0)
-    s.update(kw)
-    return s
+    return replace(s, **{"note_range": (LO, HI), "max_polyphony": 8, "max_note_frames": 64, "temperature": 1.0,
+                         **kw})
 
 
 def fixed_chord_model(notes=C_MAJOR) -> RnnRbm:

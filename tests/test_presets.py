@@ -1,12 +1,13 @@
 """Presets: the shipped ones load, and every kind of mistake names the file, the line, the key and
 what is allowed."""
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from live_rnnrbm.presets import (DEFAULTS, PresetError, effective_bpm, find_preset, frame_period,
-                                 list_presets, load_preset, merge, parse_preset)
+from live_rnnrbm.presets import (DEFAULTS, CCMap, PresetError, Settings, find_preset, list_presets, load_preset,
+                                 merge, parse_preset)
 
 
 def error_of(tmp_path: Path, text: str, name: str = "x.yaml") -> str:
@@ -27,8 +28,7 @@ def test_shipped_presets_are_listed():
 @pytest.mark.parametrize("name", list_presets())
 def test_each_shipped_preset_loads_with_every_key(name):
     settings = load_preset(name)
-    assert set(settings) == set(DEFAULTS)
-    assert set(settings["cc"]) == set(DEFAULTS["cc"])
+    assert isinstance(settings, Settings) and isinstance(settings.cc, CCMap)
     assert merge(settings, {}) == settings  # and passes the combined checks too
 
 
@@ -36,17 +36,17 @@ def test_default_preset_spells_out_every_key_and_is_the_defaults():
     path = find_preset(None)
     assert path.name == "default.yaml"
     written = parse_preset(path.read_text(), str(path))
-    assert list(written) == list(DEFAULTS)  # every key, in the documented order
-    assert set(written["cc"]) == set(DEFAULTS["cc"])
+    assert list(written) == [f.name for f in fields(Settings)]  # every key, in the documented order
+    assert set(written["cc"]) == {f.name for f in fields(CCMap)}
     assert load_preset(None) == DEFAULTS
-    assert DEFAULTS["weights"] == "nottingham" and DEFAULTS["steps_per_beat"] == 2  # eighth notes
-    assert DEFAULTS["port"] == "live-rnnrbm" and DEFAULTS["mode"] == "follow"
+    assert DEFAULTS.weights == "nottingham" and DEFAULTS.steps_per_beat == 2  # eighth notes
+    assert DEFAULTS.port == "live-rnnrbm" and DEFAULTS.mode == "follow"
 
 
 def test_jsb_preset_is_quarter_notes_with_jsb_weights():
     jsb = load_preset("jsb")
-    assert jsb["weights"] == "jsb" and jsb["steps_per_beat"] == 1 and jsb["dt"] is None
-    assert jsb["bpm"] < DEFAULTS["bpm"] and jsb["max_polyphony"] == 4
+    assert jsb.weights == "jsb" and jsb.steps_per_beat == 1 and jsb.dt is None
+    assert jsb.bpm < DEFAULTS.bpm and jsb.max_polyphony == 4
     assert load_preset("jsb") == load_preset(str(find_preset("jsb")))  # name and path agree
 
 
@@ -149,17 +149,17 @@ def test_values_yaml_would_misread_are_taken_as_written(tmp_path):
     path.write_text("mode: off\nport: 128\ndt: 5e-2\nthru: true\nvelocity: probability\nbackend: JACK\n"
                     "input: 'no'\n")
     s = load_preset(str(path))
-    assert s["mode"] == "off" and s["port"] == "128" and s["dt"] == pytest.approx(0.05)
-    assert s["thru"] is True and s["velocity"] == "probability" and s["backend"] == "jack"
-    assert s["input"] == "no"
-    assert s["bpm"] == DEFAULTS["bpm"] and s["cc"] == DEFAULTS["cc"]  # the rest from the defaults
+    assert s.mode == "off" and s.port == "128" and s.dt == pytest.approx(0.05)
+    assert s.thru is True and s.velocity == "probability" and s.backend == "jack"
+    assert s.input == "no"
+    assert s.bpm == DEFAULTS.bpm and s.cc == DEFAULTS.cc  # the rest from the defaults
 
 
 def test_partial_cc_keeps_the_other_controls(tmp_path):
     path = tmp_path / "cc.yaml"
     path.write_text("cc:\n  channel: 16\n  panic: null\n")
-    cc = load_preset(str(path))["cc"]
-    assert cc == {**DEFAULTS["cc"], "channel": 16, "panic": None}
+    cc = load_preset(str(path)).cc
+    assert cc == replace(DEFAULTS.cc, channel=16, panic=None)
 
 
 def test_empty_file_is_all_defaults(tmp_path):
@@ -180,9 +180,9 @@ def test_dt_alone_wins_over_the_default_tempo(tmp_path):
     path = tmp_path / "dt.yaml"
     path.write_text("dt: 0.3\n")
     s = load_preset(str(path))
-    assert s["dt"] == 0.3 and frame_period(s) == 0.3
-    assert effective_bpm(s) == pytest.approx(60 / (0.3 * 2))
-    assert frame_period(DEFAULTS) == pytest.approx(0.25)  # 120 BPM eighths
+    assert s.dt == 0.3 and s.frame_period == 0.3
+    assert s.tempo == pytest.approx(60 / (0.3 * 2))
+    assert DEFAULTS.frame_period == pytest.approx(0.25)  # 120 BPM eighths
 
 
 def test_dt_with_an_external_clock_is_refused(tmp_path):
@@ -245,7 +245,7 @@ def test_shipped_file_name_without_a_local_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert find_preset("jsb.yaml") == find_preset("jsb")
     (tmp_path / "jsb.yaml").write_text("bpm: 60\n")  # a file here wins over the shipped one
-    assert load_preset("jsb.yaml")["bpm"] == 60.0
+    assert load_preset("jsb.yaml").bpm == 60.0
 
 
 def test_folder_is_not_a_preset(tmp_path):
@@ -264,9 +264,9 @@ def test_relative_weights_are_found_beside_the_preset(tmp_path):
     (tmp_path / "mine.npz").write_bytes(b"")
     path = tmp_path / "p.yaml"
     path.write_text("weights: mine.npz\n")
-    assert load_preset(str(path))["weights"] == str(tmp_path / "mine.npz")
+    assert load_preset(str(path)).weights == str(tmp_path / "mine.npz")
     path.write_text("weights: jsb\n")  # a shipped name stays a name
-    assert load_preset(str(path))["weights"] == "jsb"
+    assert load_preset(str(path)).weights == "jsb"
 
 
 def test_parse_preset_matches_safe_load_on_the_shipped_files():
@@ -285,29 +285,29 @@ def test_parse_preset_matches_safe_load_on_the_shipped_files():
 def test_merge_overrides_win_and_none_does_not():
     preset = load_preset("jsb")
     merged = merge(preset, {"bpm": 90, "port": None, "mode": "follow", "seed": 7, "thru": True})
-    assert merged["bpm"] == 90.0 and merged["mode"] == "follow" and merged["seed"] == 7 and merged["thru"]
-    assert merged["port"] == preset["port"] and merged["weights"] == "jsb"
-    assert preset["bpm"] == 72.0  # the preset itself is untouched
+    assert merged.bpm == 90.0 and merged.mode == "follow" and merged.seed == 7 and merged.thru
+    assert merged.port == preset.port and merged.weights == "jsb"
+    assert preset.bpm == 72.0  # the preset itself is untouched
 
 
 def test_merge_false_and_zero_are_values_not_absent():
     merged = merge(load_preset(None), {"status": False, "seed": 0})
-    assert merged["status"] is False and merged["seed"] == 0
+    assert merged.status is False and merged.seed == 0
 
 
 def test_merge_cc_key_by_key():
     merged = merge(load_preset(None), {"cc": {"temperature": 70, "pause": None}})
-    assert merged["cc"] == {**DEFAULTS["cc"], "temperature": 70}
+    assert merged.cc == replace(DEFAULTS.cc, temperature=70)
 
 
 def test_merge_bpm_flag_clears_a_preset_dt(tmp_path):
     path = tmp_path / "dt.yaml"
     path.write_text("dt: 0.3\n")
     preset = load_preset(str(path))
-    assert merge(preset, {"bpm": None})["dt"] == 0.3
+    assert merge(preset, {"bpm": None}).dt == 0.3
     merged = merge(preset, {"bpm": 140})
-    assert merged["dt"] is None and frame_period(merged) == pytest.approx(60 / 280)
-    assert merge(load_preset(None), {"dt": 0.1})["dt"] == 0.1  # --dt wins over the preset's bpm
+    assert merged.dt is None and merged.frame_period == pytest.approx(60 / 280)
+    assert merge(load_preset(None), {"dt": 0.1}).dt == 0.1  # --dt wins over the preset's bpm
 
 
 def test_merge_refuses_dt_with_bpm():

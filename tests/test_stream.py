@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -11,9 +12,8 @@ from live_rnnrbm.stream import Engine
 
 
 def settings(**kw):
-    s = dict(DEFAULTS, note_range=[21, 108], max_polyphony=88, max_note_frames=10_000, k=5)
-    s.update(kw)
-    return s
+    return replace(DEFAULTS, **{"note_range": (21, 108), "max_polyphony": 88, "max_note_frames": 10_000, "k": 5,
+                                **kw})
 
 
 def run(engine: Engine, n: int) -> list[np.ndarray]:

@@ -154,7 +154,7 @@ def test_generation_k_comes_from_the_weights_else_the_tutorials_25(tmp_path):
     assert generation_k(tiny()) == 25
     back = load_weights(save_weights(tiny(), tmp_path / "k.npz", dt=0.3, generation_k=60))
     assert generation_k(back) == 60
-    assert load_preset(None)["k"] is None  # the default preset defers to the weights
+    assert load_preset(None).k is None  # the default preset defers to the weights
     # the shipped models mix from silence only with more steps than the tutorial's 25
     from live_rnnrbm.weights import shipped_weights
     for name, k in (("nottingham.npz", 300), ("jsb.npz", 100)):
