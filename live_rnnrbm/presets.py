@@ -314,6 +314,70 @@ assert set(SPEC) == set(_FIELDS) and list(CC_SPEC) == [f.name for f in fields(CC
 SPEC = {key: SPEC[key] for key in _FIELDS}  # error messages list the keys in the documented order
 
 
+# What each setting does, for the reference in docs/presets.md (``reference_markdown``).
+MEANINGS: dict[str, str] = {
+    'weights': 'the model. A relative path is looked up beside the preset file first, then from the current folder',
+    'k': "Gibbs steps per frame; `null`: the weights' `generation_k` (300 for `nottingham`, 100 for `jsb`), else the paper's 25",
+    'seed': '`null`: a fresh seed every run; a number repeats a run',
+    'temperature': 'above 1 wilder, below 1 safer',
+    'density': '1 = as many notes as the model learned; 0.5 sparser, 2 denser',
+    'chains': "while listening, Gibbs chains per frame: the model plays the draw whose pitch classes agree most with the other chains' (the harmony it is surest of, given the player); 1: one chain's sample. Playing alone is always one chain",
+    'port': 'output: an existing port whose name contains this, else a virtual port of this name',
+    'backend': "the rtmidi API; `null` is the platform's default",
+    'input': 'an input port whose name contains this; `null`: not listening',
+    'input_channel': 'listen to this channel only; `null`: every channel',
+    'mode': "`follow`: the RNN state u_t takes the player's notes with the model's, so it follows the player's harmony; `harmonize`: the player's notes are also clamped in the Gibbs chain and the model fills in around them; `off`: ignore the player",
+    'thru': "echo the player's notes to the output",
+    'clock': 'or an input port sending MIDI clock to follow (24 pulses per beat)',
+    'clock_out': 'send MIDI clock so other gear can follow',
+    'bpm': 'tempo of the internal clock',
+    'steps_per_beat': 'frames per beat: 1 quarters, 2 eighths, 4 sixteenths',
+    'dt': 'seconds per frame instead of bpm × steps_per_beat; internal clock only',
+    'channel': 'channel the model plays on',
+    'velocity': 'fixed, or louder the surer the model is of the note',
+    'velocity_range': 'with `velocity: probability`, the velocities that probability 0..1 maps onto',
+    'note_range': "notes outside are not played (Nottingham's notes span 31..93, JSB's 43..96)",
+    'max_polyphony': 'at most this many notes at once: a guard against a stuck dense chord (Nottingham has up to 9 at once, mostly ≤ 5; JSB 4)',
+    'max_note_frames': 'a note held this many frames is released (16 eighths = 2 bars of 4/4)',
+    'status': 'one-line status in the terminal (tempo, clock, frame time, notes)',
+    'record': 'record the session: [playing.md](playing.md#recording)',
+    'cc': 'MIDI CC controls while playing',
+}
+CC_MEANINGS: dict[str, str] = {
+    'channel': 'channel the controls are read on',
+    'temperature': 'knob: 0..127 → 0.25..4 on a log scale, 64 ≈ 1',
+    'density': 'knob: 0..127 → 1/8..8 on a log scale, 64 ≈ 1',
+    'pause': 'button: each press (value rising to ≥ 64) pauses / resumes',
+    'panic': 'button: value ≥ 64 silences every note at once',
+    'mode': 'knob in three zones: 0–42 follow, 43–85 harmonize, 86–127 off',
+}
+assert list(MEANINGS) == list(SPEC) and list(CC_MEANINGS) == list(CC_SPEC)
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(x) for x in value) + "]"
+    return str(value)
+
+
+def reference_markdown() -> str:
+    """The reference tables of docs/presets.md, made from SPEC, DEFAULTS and MEANINGS (a test
+    checks the page holds them; ``python -m live_rnnrbm.presets`` prints them)."""
+    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for key, spec in SPEC.items():
+        default = "see below" if key == "cc" else f"`{_default_text(getattr(DEFAULTS, key))}`"
+        lines.append(f"| `{key}` | {default} | {spec.allowed} | {MEANINGS[key]} |")
+    lines += ["", "`cc` keys (each may be left out; the rest keep their defaults):", "",
+              "| key | default | allowed | what the control does |", "|---|---|---|---|"]
+    for key, spec in CC_SPEC.items():
+        lines.append(f"| `{key}` | `{_default_text(getattr(DEFAULTS.cc, key))}` | {spec.allowed} | {CC_MEANINGS[key]} |")
+    return "\n".join(lines) + "\n"
+
+
 def _is_number_text(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -578,3 +642,7 @@ def merge(preset: Settings, overrides: dict[str, Any]) -> Settings:
         keys, text = problem
         raise PresetError(f"settings ({', '.join(flag(k) for k in keys)}): {text}")
     return settings
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")
