@@ -25,7 +25,7 @@ from live_rnnrbm import ais  # noqa: E402
 from live_rnnrbm.dataset import load_corpus  # noqa: E402
 from live_rnnrbm.evaluate import BASE_PRIOR  # noqa: E402
 from live_rnnrbm.generate import load_model  # noqa: E402
-from live_rnnrbm.rng import new_states  # noqa: E402
+from live_rnnrbm.kernels.rng import new_states  # noqa: E402
 
 PICKLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pickles" / "Nottingham.pickle"
 

@@ -17,7 +17,7 @@ from common import add_root_to_path, machine
 
 add_root_to_path()
 
-from live_rnnrbm import kernels  # noqa: E402
+from live_rnnrbm.kernels import forward, gibbs, packed  # noqa: E402
 from live_rnnrbm.model import RnnRbm  # noqa: E402
 from live_rnnrbm.weights import load_weights, resolve_weights  # noqa: E402
 
@@ -68,18 +68,18 @@ def main() -> None:
     p = model.params
     n_v, n_h = model.W.shape
     f32 = np.float32
-    P = kernels.pack(p)    # the parameters packed, as the engine passes them
+    P = packed.pack(p)    # the parameters packed, as the engine passes them
     u, u_next = model.initial_state(), model.initial_state()
     v, pv = np.zeros(n_v, f32), np.zeros(n_v, f32)
-    work, idx = kernels.workspace(n_v, n_h, f32)
+    work, idx = packed.workspace(n_v, n_h, f32)
     clamp, v_clamp = np.zeros(n_v, np.int8), np.zeros(n_v, f32)
     beta = f32(1.0)
     state = model.rng_state
 
     def numba_frame():  # as the engine's worker: u_t from the frame just sent, then v_{t+1}
         nonlocal u, u_next
-        kernels.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
-        kernels.sample_frame(u_next, P, a.k, beta, clamp, v_clamp, state, v, pv, work, idx)
+        forward.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
+        gibbs.sample_frame(u_next, P, a.k, beta, clamp, v_clamp, state, v, pv, work, idx)
         u, u_next = u_next, u
 
     V_c, PV_c = np.zeros((a.chains, n_v), f32), np.zeros((a.chains, n_v), f32)
@@ -87,8 +87,8 @@ def main() -> None:
 
     def listening_frame():  # the same while a player plays: the consensus of the chains
         nonlocal u, u_next
-        kernels.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
-        kernels.sample_consensus(u_next, P, a.k, beta, clamp, v_clamp, state, V_c, PV_c, pc_of, sets, v, pv,
+        forward.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
+        gibbs.sample_consensus(u_next, P, a.k, beta, clamp, v_clamp, state, V_c, PV_c, pc_of, sets, v, pv,
                                  work, idx)
         u, u_next = u_next, u
 

@@ -101,7 +101,7 @@ def numpy_step(chunks, p, k, rng, lr):
 
 
 def check_reference(pieces: list[np.ndarray]) -> float:
-    """The NumPy gradient equals the model's (kernels.cost_and_grad) on the same CD samples."""
+    """The NumPy gradient equals the model's (kernels.bptt.cost_and_grad) on the same CD samples."""
     m = RnnRbm(seed=3, dtype=np.float64)
     for n in ("Wuh", "Wuv", "Wvu", "Wuu"):  # larger recurrent weights, so that BPTT matters
         m.params[n] *= 300

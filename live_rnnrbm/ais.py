@@ -26,7 +26,7 @@ hidden unit (shared with the σ that samples h) and a single log per step. When 
 change in a sweep, the next step's "before" term is the term just computed. h·Wᵀ is kept up to
 date the same way from the hidden units that flip.
 
-Every kernel takes one rng stream per frame (``rng.new_states``), so results do not depend on
+Every kernel takes one rng stream per frame (``kernels.rng.new_states``), so results do not depend on
 how frames meet threads.
 """
 from __future__ import annotations
@@ -36,8 +36,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .kernels import gibbs_chain, new_index, softplus
-from .rng import uniform
+from .kernels.gibbs import gibbs_chain
+from .kernels.packed import new_index
+from .kernels.simd import softplus
+from .kernels.rng import uniform
 
 _JIT = dict(cache=True, nogil=True)
 

@@ -37,7 +37,7 @@ from .errors import Stopped
 from .jam import TASKS as JAM_TASKS
 from .jam import add_arguments as add_jam_arguments
 from .model import RnnRbm
-from .rng import new_states
+from .kernels.rng import new_states
 
 BASE_PRIOR = 0.005  # share of an even coin mixed into the fitted base: no note is ruled out
 CHUNK_FRAMES = 256  # frames per kernel call: progress updates often, threads stay busy

@@ -247,7 +247,7 @@ def conditional_log_likelihood(model, U: np.ndarray, frames: np.ndarray, player:
     CLAMPED_OFF."""
     from . import ais
     from .evaluate import BASE_PRIOR
-    from .rng import new_states
+    from .kernels.rng import new_states
     p = model.params
     N = len(frames)
     dt = model.dtype  # the types evaluate.py runs the AIS kernels with: their compiled code is reused
@@ -355,11 +355,11 @@ def true_history_frames(model, settings: Settings, V: np.ndarray, player: np.nda
     preset's temperature) from the u_{t-1} of the true frames, without the engine's note
     shaping — how well the conditional RBM harmonizes when it is not lost. With the preset's
     ``chains`` above 1, each frame is their consensus, as the engine plays while listening."""
-    from . import kernels
+    from .kernels import gibbs, packed
     model.reseed(seed)
     U = model.run(V, player=player)[0]
-    P = kernels.pack(model.params)
-    work, idx = kernels.workspace(model.n_visible, model.n_hidden, model.dtype)
+    P = packed.pack(model.params)
+    work, idx = packed.workspace(model.n_visible, model.n_hidden, model.dtype)
     beta = model.dtype.type(1.0 / settings.temperature)
     k, chains = settings.k, settings.chains
     v = np.zeros(model.n_visible, model.dtype)
@@ -372,7 +372,7 @@ def true_history_frames(model, settings: Settings, V: np.ndarray, player: np.nda
         clamp = (player[t] > 0).astype(np.int8)
         p_t = player[t].astype(model.dtype)
         # one chain's consensus is that chain's draw
-        kernels.sample_consensus(U[t], P, k, beta, clamp, p_t, model.rng_state, V_c, PV_c, pc_of, sets, v, pv,
+        gibbs.sample_consensus(U[t], P, k, beta, clamp, p_t, model.rng_state, V_c, PV_c, pc_of, sets, v, pv,
                                  work, idx)
         out[t] = np.where(clamp > 0, 0.0, v)
     return out

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
-from .rng import new_state, new_states, next_u64
+from .kernels import bptt, forward, gibbs, packed
+from .kernels.rng import new_state, new_states, next_u64
 
 PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu")
 # The player path: the notes a player holds, p_t, into the biases of frame t's RBM,
@@ -82,7 +82,7 @@ class RnnRbm:
         for name in PLAYER_PARAM_NAMES:  # a model (or file) from before the player path: none
             self.params.setdefault(name, np.zeros(shapes[name]))
         for name, shape in shapes.items():
-            self.params[name] = kernels.aligned(np.asarray(self.params[name], dtype=self.dtype))
+            self.params[name] = packed.aligned(np.asarray(self.params[name], dtype=self.dtype))
             if self.params[name].shape != shape:
                 raise ValueError(f"parameter {name} has shape {self.params[name].shape}, expected {shape}")
         self.rng_state = new_state(self.seed)
@@ -102,7 +102,7 @@ class RnnRbm:
     @property
     def WT(self) -> np.ndarray:
         """W transposed and contiguous: row j is hidden unit j's weights (h·Wᵀ = sum of rows)."""
-        return kernels.aligned(self.params["W"].T)
+        return packed.aligned(self.params["W"].T)
 
     def astype(self, dtype: Any) -> "RnnRbm":
         """A copy with parameters in another float type (same seed and metadata)."""
@@ -147,7 +147,7 @@ class RnnRbm:
         BV = np.empty((T, self.n_visible), self.dtype)
         BH = np.empty((T, self.n_hidden), self.dtype)
         p = self.params
-        kernels.rnn_forward(V, Pl, u0, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"],
+        forward.rnn_forward(V, Pl, u0, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"],
                             U, BV, BH)
         if len(Pl):
             BV += Pl @ p["Wpv"]
@@ -162,7 +162,7 @@ class RnnRbm:
         V = self._frames(roll)
         _, BV, BH = self.run(V, u0)
         work = np.empty(self.n_hidden, self.dtype)
-        return np.array([kernels.free_energy(V[t], self.params["W"], BV[t], BH[t], work)
+        return np.array([forward.free_energy(V[t], self.params["W"], BV[t], BH[t], work)
                          for t in range(V.shape[0])])
 
     # -- generation -----------------------------------------------------------------------
@@ -183,7 +183,7 @@ class RnnRbm:
         V = np.zeros((n_frames, self.n_visible), self.dtype)
         PV = np.zeros_like(V)
         u_end = np.empty_like(u0)
-        kernels.generate_sequence(u0, kernels.pack(self.params), int(k), self._beta(temperature), self.rng_state,
+        gibbs.generate_sequence(u0, packed.pack(self.params), int(k), self._beta(temperature), self.rng_state,
                                   V, PV, u_end)
         return (V, PV) if return_probabilities else V
 
@@ -197,7 +197,7 @@ class RnnRbm:
         if seed is None:  # continue the model's own stream
             seed = int(next_u64(self.rng_state))
         states = new_states(seed, N)
-        kernels.gibbs_batch(self.params["W"], self.WT, np.ascontiguousarray(BV, self.dtype),
+        gibbs.gibbs_batch(self.params["W"], self.WT, np.ascontiguousarray(BV, self.dtype),
                             np.ascontiguousarray(BH, self.dtype), V, int(k), self._beta(temperature), states, P)
         return V, P
 
@@ -217,7 +217,7 @@ class RnnRbm:
         U, BV, BH = self.run(X, u0, player)
         p = self.params
         grads = {name: np.zeros_like(a) for name, a in self.params.items()}
-        cost = kernels.cost_and_grad(V, Vt, X, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
+        cost = bptt.cost_and_grad(V, Vt, X, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
                                      *(grads[n] for n in PARAM_NAMES), Pl, *(grads[n] for n in PLAYER_PARAM_NAMES))
         return float(cost), grads
 
@@ -229,10 +229,10 @@ class RnnRbm:
         grads = {name: np.zeros_like(a) for name, a in self.params.items()}
         u_end = np.empty_like(u0)
         p = self.params
-        cost, xent = kernels.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+        cost, xent = bptt.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                               p["Wvu"], p["Wuu"], p["bu"], int(k), self.rng_state,
                                               *(grads[n] for n in PARAM_NAMES), u_end, 0,
-                                              kernels.NO_CLAMP, kernels.NO_MIX, 0, False,
+                                              bptt.NO_CLAMP, bptt.NO_MIX, 0, False,
                                               *(p[n] for n in PLAYER_PARAM_NAMES),
                                               *(grads[n] for n in PLAYER_PARAM_NAMES))
         return float(cost), float(xent), grads, u_end
@@ -252,12 +252,12 @@ class FrameSampler:
         self.model = model
         self.k = int(k)
         n_v, n_h, dt = model.n_visible, model.n_hidden, model.dtype
-        self.P = kernels.pack(model.params)  # packed for the live kernels; its bv takes the offset
+        self.P = packed.pack(model.params)  # packed for the live kernels; its bv takes the offset
         self.u = model.initial_state()
         self.u_next = model.initial_state()
         self.v = np.zeros(n_v, dt)
         self.pv = np.zeros(n_v, dt)
-        self.work, self.idx = kernels.workspace(n_v, n_h, dt)
+        self.work, self.idx = packed.workspace(n_v, n_h, dt)
         self.clamp = np.zeros(n_v, np.int8)  # harmonize: 1 where the player's note is held
         self.v_clamp = np.zeros(n_v, dt)  # the player's notes
         self.nobody = np.zeros(n_v, dt)
@@ -270,7 +270,7 @@ class FrameSampler:
     def set_bias_offset(self, offset: np.ndarray | float) -> None:
         """Shift every note's visible bias (log-odds) by ``offset``: > 0 plays more notes."""
         self.bias_offset[:] = offset
-        np.add(self.model.params["bv"], self.bias_offset, out=kernels.views(self.P)["bv"])
+        np.add(self.model.params["bv"], self.bias_offset, out=packed.views(self.P)["bv"])
 
     def reset(self) -> None:
         """Back to u_0 = 0 (a new piece)."""
@@ -279,13 +279,13 @@ class FrameSampler:
     def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
         """Sample v_t given u_{t-1} (clamped notes held at ``v_clamp``); returns the sampler's own
         (v, pv) buffers, overwritten by the next call."""
-        kernels.sample_frame(self.u, self.P, self.k, self.beta, self.clamp, self.v_clamp, self.model.rng_state,
+        gibbs.sample_frame(self.u, self.P, self.k, self.beta, self.clamp, self.v_clamp, self.model.rng_state,
                              self.v, self.pv, self.work, self.idx)
         return self.v, self.pv
 
     def advance(self, v: np.ndarray, player: np.ndarray | None = None) -> None:
         """u_t = tanh(bu + v_t·Wvu + p_t·Wpu + u_{t-1}·Wuu), p_t the player's notes (none: 0)."""
         p = self.model.params
-        kernels.rnn_step(v, self.nobody if player is None else player, self.u, p["bu"], p["Wvu"], p["Wpu"],
+        forward.rnn_step(v, self.nobody if player is None else player, self.u, p["bu"], p["Wvu"], p["Wpu"],
                          p["Wuu"], self.u_next)
         self.u, self.u_next = self.u_next, self.u

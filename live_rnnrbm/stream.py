@@ -7,8 +7,8 @@
 
 A worker thread owns u_t and every buffer. Right after tick t it computes
 u_t = tanh(bu + x_t·Wvu + p_t·Wpu + u_{t-1}·Wuu) (p_t: the player's notes, zero when not
-listening), then samples v_{t+1} (``kernels.rnn_step``,
-``kernels.sample_frame``: nogil, so the MIDI callbacks keep the GIL meanwhile) and turns it into
+listening), then samples v_{t+1} (``kernels.forward.rnn_step``,
+``kernels.gibbs.sample_frame``: nogil, so the MIDI callbacks keep the GIL meanwhile) and turns it into
 ready-made lists of note-on/off messages (by difference with v_t: a note held across frames sounds
 once). When the player's notes change before the tick, the pending frame is computed again, so a
 played note is heard at the next tick. What x_t holds depends on the mode:
@@ -20,7 +20,7 @@ played note is heard at the next tick. What x_t holds depends on the mode:
   the only way the frame can hear a note just played.
 * off: the model's notes.
 
-While listening, each frame is the consensus of ``chains`` Gibbs chains (``kernels.sample_consensus``:
+While listening, each frame is the consensus of ``chains`` Gibbs chains (``kernels.gibbs.sample_consensus``:
 the draw whose pitch classes agree most with the others'), so the accompaniment is the harmony the
 model is surest of given the player, not one chain's guess, and the history u hears stays on it.
 Alone (off, or nobody plays), one chain: the model's plain sample.
@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from . import kernels
+from .kernels import forward, gibbs, packed
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
 from .model import RnnRbm
 from .presets import MODES, Settings
@@ -101,8 +101,8 @@ class Engine:
         self._listener = None
         self.recorder = recorder
         self.dtype = model.dtype
-        self.P = kernels.pack(model.params)      # the engine's own copy: density rewrites its bv
-        self.bv, self.bv_eff = model.params["bv"], kernels.views(self.P)["bv"]
+        self.P = packed.pack(model.params)      # the engine's own copy: density rewrites its bv
+        self.bv, self.bv_eff = model.params["bv"], packed.views(self.P)["bv"]
         n_v, n_h, n_u = model.n_visible, model.n_hidden, model.n_hidden_recurrent
         self.lowest = model.lowest_note
         if settings.k is None:
@@ -138,7 +138,7 @@ class Engine:
         self.no_human = np.zeros(n_v, np.int8)
         self.human_clamped = np.zeros(n_v, np.int8)
         self.runs = np.zeros(n_v, np.int64)
-        self.work, self.idx = kernels.workspace(n_v, n_h, self.dtype)
+        self.work, self.idx = packed.workspace(n_v, n_h, self.dtype)
         self.V_c = np.zeros((self.chains, n_v), self.dtype)  # the chains' draws while listening
         self.PV_c = np.zeros((self.chains, n_v), self.dtype)
         self.sets = np.zeros(self.chains, np.int64)
@@ -187,12 +187,12 @@ class Engine:
         real model with scratch state, so the first tick costs nothing."""
         s = self.slots[-1]
         one = self.dtype.type(1.0)
-        kernels.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
+        gibbs.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
                              s.v, s.pv, self.work, self.idx)
-        kernels.sample_consensus(self.base_u, self.P, 1, one, self.clamp, self.human, self.state.copy(), self.V_c,
+        gibbs.sample_consensus(self.base_u, self.P, 1, one, self.clamp, self.human, self.state.copy(), self.V_c,
                                  self.PV_c, self.pc_of, self.sets, s.v, s.pv, self.work, self.idx)
         p = self.model.params
-        kernels.rnn_step(s.v, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], s.u)
+        forward.rnn_step(s.v, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], s.u)
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         union(s.v, s.v, self.x)
 
@@ -216,7 +216,7 @@ class Engine:
         self._first = False
         union(self.base_v, self.base_human, self.x)
         p = self.model.params
-        kernels.rnn_step(self.x, self.base_human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
+        forward.rnn_step(self.x, self.base_human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
         self._compute()
 
     def _free_slot(self) -> Slot:
@@ -255,14 +255,14 @@ class Engine:
         if listening and mode == "follow" and not self._first:
             union(self.base_v, self.human, self.x)
             p = self.model.params
-            kernels.rnn_step(self.x, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
+            forward.rnn_step(self.x, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
         s.u[:] = self.u_next
         # the player's notes reach the frame through the player path (and the clamp, in harmonize)
         if listening and self.chains > 1:
-            kernels.sample_consensus(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, self.V_c,
+            gibbs.sample_consensus(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, self.V_c,
                                      self.PV_c, self.pc_of, self.sets, s.v, s.pv, self.work, self.idx)
         else:
-            kernels.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human if listening else self.nobody,
+            gibbs.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human if listening else self.nobody,
                                  self.state, s.v, s.pv, self.work, self.idx)
         if listening:
             s.human[:] = self.human

@@ -9,7 +9,7 @@ The baseline is the tutorial's algorithm: pieces cut into subsequences of ``--ba
 (100) frames, CD-``k`` (15) samples ṽ_t from every true frame, the gradient of
 mean_t [F_t(v_t) − F_t(ṽ_t)] through the RNN by BPTT, plain SGD at lr 0.001 (``--batch-size 1
 --optimizer sgd`` is exactly that). On top: mini-batches of subsequences computed in parallel
-(``kernels.batch_grad``, one thread per subsequence), Adam, gradient-norm clipping, a learning-
+(``kernels.bptt.batch_grad``, one thread per subsequence), Adam, gradient-norm clipping, a learning-
 rate schedule, RBM pretraining of W, bv, bh on shuffled frames, and carrying u across the
 consecutive subsequences of a piece (the tutorial resets it to 0 at every subsequence).
 
@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import kernels
+from .kernels import bptt, gibbs
 from .checkpoint import CheckpointError, checkpoint_arrays, load_checkpoint
 from .dataset import PICKLE_SUFFIXES, DataError, find_sources, load_corpus
 from .errors import Stopped
@@ -50,7 +50,7 @@ from .optim import Schedule, clip_grad_norm, make_optimizer
 from .parts import PLAYER_PARTS, player_mask
 from .pianoroll import PianoRoll
 from .play import STOP_SIGNALS
-from .rng import new_states
+from .kernels.rng import new_states
 from .rnn_pretrain import frame_predictor_grad
 from .weights import WeightsError, load_weights, npz_bytes, read_meta, weights_arrays, write_atomically
 
@@ -281,12 +281,12 @@ def predictive_monitor(model: RnnRbm, arrays: list[np.ndarray], k: int = 25, sam
         states = new_states(seed * 7919 + s, N)
 
         def chains(a: int, b: int) -> None:
-            kernels.gibbs_batch(model.params["W"], model.WT, BV[a:b], BH[a:b], S[a:b], int(k),
+            gibbs.gibbs_batch(model.params["W"], model.WT, BV[a:b], BH[a:b], S[a:b], int(k),
                                 model.dtype.type(1.0), states[a:b], P[a:b])
 
         in_chunks(N, f"{progress_label}cross-entropy" + (f" ({s + 1}/{samples})" if samples > 1 else ""),
                   progress, chains, should_stop=should_stop)
-        xent += kernels.cross_entropy(Vt, P) / samples
+        xent += bptt.cross_entropy(Vt, P) / samples
         tp += float((S * Vt).sum())
         fp += float((S * (1 - Vt)).sum())
         fn += float(((1 - S) * Vt).sum())
@@ -346,8 +346,8 @@ class Trainer:
             raise ValueError("own_negative needs own_history > 0 and own_history_k > 0")
         if c.own_history > 0 and c.player_share == 0:
             raise ValueError("own_history is for the subsequences a player plays in: it needs player_share > 0")
-        if c.chain_start not in kernels.CHAIN_STARTS:
-            raise ValueError(f"chain_start must be one of {', '.join(kernels.CHAIN_STARTS)}, not {c.chain_start!r}")
+        if c.chain_start not in bptt.CHAIN_STARTS:
+            raise ValueError(f"chain_start must be one of {', '.join(bptt.CHAIN_STARTS)}, not {c.chain_start!r}")
         if model is not None and (model.n_hidden, model.n_hidden_recurrent, model.lowest_note, model.highest_note) != (
                 c.n_hidden, c.n_hidden_recurrent, c.lowest_note, c.highest_note):
             raise ValueError(f"the starting model is {model.n_visible} × {model.n_hidden} × {model.n_hidden_recurrent} "
@@ -471,9 +471,9 @@ class Trainer:
             U_end = np.empty_like(U0)
             costs, xents = np.empty(B), np.empty(B)
             C, mix = self.listening(chunks, seed)
-            kernels.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+            bptt.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views[:8], U_end, costs,
-                               xents, kernels.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
+                               xents, bptt.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
                                bool(c.own_negative), *(p[n] for n in PLAYER_PARAM_NAMES), *views[8:])
             # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
             grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(ALL_PARAM_NAMES, views)}
@@ -499,11 +499,11 @@ class Trainer:
 
     def listening(self, chunks: list[np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
         """The player's notes clamped in each frame's negative chain and the frames whose RNN input
-        is the model's own sample (``kernels.subsequence_grad``'s C and mix) for one update, drawn
+        is the model's own sample (``kernels.bptt.subsequence_grad``'s C and mix) for one update, drawn
         from the update's seed (so a resumed run draws the same)."""
         c = self.config
         if self.is_pretraining() or (c.player_share == 0 and c.own_history == 0):
-            return kernels.NO_CLAMP, kernels.NO_MIX
+            return bptt.NO_CLAMP, bptt.NO_MIX
         rng = np.random.default_rng([seed, 5])
         masks, mixes = [], []
         for V in chunks:
@@ -511,13 +511,13 @@ class Trainer:
             part = c.player_parts[int(rng.integers(len(c.player_parts)))] if playing else None
             mask = player_mask(V, part, rng) if playing else np.zeros(V.shape, np.int8)
             if playing and c.player_follow > 0 and rng.random() < c.player_follow:
-                mask *= 2  # follow: heard, not clamped (kernels.subsequence_grad's C)
+                mask *= 2  # follow: heard, not clamped (kernels.bptt.subsequence_grad's C)
             masks.append(mask)
             # the model's own frames stand in for the true ones only where a player plays: the
             # true frames that follow are an answer to the player's notes, not to the model's free play
             mixes.append((rng.random(len(V)) < c.own_history) & playing)
-        C = np.ascontiguousarray(np.concatenate(masks)) if c.player_share > 0 else kernels.NO_CLAMP
-        mix = np.concatenate(mixes).astype(np.int8) if c.own_history > 0 else kernels.NO_MIX
+        C = np.ascontiguousarray(np.concatenate(masks)) if c.player_share > 0 else bptt.NO_CLAMP
+        mix = np.concatenate(mixes).astype(np.int8) if c.own_history > 0 else bptt.NO_MIX
         return C, mix
 
     def frozen(self) -> tuple[str, ...]:
@@ -897,7 +897,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--batch-size", type=int, default=1,
                    help="subsequences per update, computed in parallel (use ≥ 2 on 2 cores)")
     o.add_argument("--k", type=int, default=15, help="CD-k Gibbs steps")
-    o.add_argument("--chain-start", choices=kernels.CHAIN_STARTS, default="data",
+    o.add_argument("--chain-start", choices=bptt.CHAIN_STARTS, default="data",
                    help="where each frame's negative chain starts: at the frame (CD, the tutorial), at "
                         "silence (as generation starts it), or at the previous frame")
     o.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty on W and the RNN's matrices")

@@ -15,7 +15,7 @@ from live_rnnrbm import ais, cli
 from live_rnnrbm.evaluate import evaluate_model
 from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.pianoroll import roll_to_midi
-from live_rnnrbm.rng import new_states
+from live_rnnrbm.kernels.rng import new_states
 from live_rnnrbm.weights import save_weights
 
 

@@ -9,7 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from live_rnnrbm import kernels
+from live_rnnrbm.kernels.forward import rnn_step
+from live_rnnrbm.kernels.gibbs import sample_frame
+from live_rnnrbm.kernels.packed import pack, views, workspace
 from live_rnnrbm.jam import (LookupHarmonizer, chord_player, conditional_log_likelihood, evaluate_jam,
                              key_counts, match_counts, play_along)
 from live_rnnrbm.model import RnnRbm
@@ -152,7 +154,7 @@ def test_the_rnn_hears_each_frame_as_it_sounded():
             x = np.maximum(out[t - 1], player[t - 1 if mode == "harmonize" else t]).astype(np.float32)
             expect = np.empty_like(U[t])
             heard = player[t - 1 if mode == "harmonize" else t].astype(np.float32)
-            kernels.rnn_step(x, heard, U[t - 1], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], expect)
+            rnn_step(x, heard, U[t - 1], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], expect)
             np.testing.assert_allclose(U[t], expect, atol=1e-6, err_msg=f"{mode}, frame {t}")
 
 
@@ -170,15 +172,15 @@ def test_listening_plays_the_consensus_of_the_chains_and_alone_one_chain():
     out, U = play_along(m, engine_settings(chains=5, max_polyphony=HI - LO + 1), player, "harmonize", seed=2)
     pc_of = (np.arange(m.n_visible) + LO) % 12
     m.reseed(2)
-    P = kernels.pack(m.params)
-    work, idx = kernels.workspace(m.n_visible, m.n_hidden, m.dtype)
+    P = pack(m.params)
+    work, idx = workspace(m.n_visible, m.n_hidden, m.dtype)
     v, pv = np.zeros(m.n_visible, m.dtype), np.zeros(m.n_visible, m.dtype)
     picked_other_than_first = 0
     for t in range(len(player)):
         clamp = (player[t] > 0).astype(np.int8)
         draws = []
         for _ in range(5):
-            kernels.sample_frame(U[t], P, 25, m.dtype.type(1), clamp, player[t], m.rng_state, v, pv, work, idx)
+            sample_frame(U[t], P, 25, m.dtype.type(1), clamp, player[t], m.rng_state, v, pv, work, idx)
             draws.append(np.where(clamp > 0, 0.0, v))
         sets = [set(pc_of[d > 0].tolist()) for d in draws]
         scores = [sum(len(a & b) / len(a | b) if a | b else 1.0 for b in sets) for a in sets]
@@ -246,9 +248,9 @@ def test_a_file_without_a_player_path_is_the_papers_model(tmp_path):
         assert "Wpv" not in npz.files and "Wph" not in npz.files
     m = load_weights(path)
     assert not m.params["Wpv"].any() and m.params["Wph"].shape == (HI - LO + 1, 4)
-    packed = kernels.views(kernels.pack(m.params))
+    packed = views(pack(m.params))
     m.params["Wph"][3, 2] = 1.5
-    assert kernels.views(kernels.pack(m.params))["Wph"][3, 2] == 1.5 and not packed["Wph"].any()
+    assert views(pack(m.params))["Wph"][3, 2] == 1.5 and not packed["Wph"].any()
 
 
 def test_training_the_player_path_alone_leaves_the_model_as_it_was(tmp_path):

@@ -4,9 +4,9 @@ import itertools
 import numpy as np
 import pytest
 
-from live_rnnrbm import kernels
+from live_rnnrbm.kernels import forward, gibbs, packed, simd
 from live_rnnrbm.model import PARAM_NAMES, FrameSampler, RnnRbm
-from live_rnnrbm.rng import new_state, new_states
+from live_rnnrbm.kernels.rng import new_state, new_states
 
 
 def small_model(seed=0, n_notes=6, n_h=4, n_u=3, scale=0.7, dtype=np.float64):
@@ -113,11 +113,11 @@ def test_consensus_is_the_set_closest_to_all_the_others():
     A}, Z = {C, G, A}, and W = {C, E, G, A} once: W scores 1 + 4·3/4 = 4.0, X 1 + 1 + 1/2 + 1/2 +
     3/4 = 3.75. The consensus is the harmony nearest every draw, not the most frequent draw."""
     X, Y, Z, W = _bits(0, 4, 7), _bits(0, 4, 9), _bits(0, 7, 9), _bits(0, 4, 7, 9)
-    assert kernels.consensus(np.array([X, X, Y, Z, W], np.int64)) == 4
-    assert kernels.consensus(np.array([X, X, X, Y, W], np.int64)) == 0  # X: 3 + 1/2 + 3/4 > W: 3·3/4 + 3/4 + 1
+    assert gibbs.consensus(np.array([X, X, Y, Z, W], np.int64)) == 4
+    assert gibbs.consensus(np.array([X, X, X, Y, W], np.int64)) == 0  # X: 3 + 1/2 + 3/4 > W: 3·3/4 + 3/4 + 1
     # silence agrees only with silence
-    assert kernels.consensus(np.array([0, X, _bits(0, 4), 0, X], np.int64)) == 1
-    assert kernels.consensus(np.array([0, 0, X], np.int64)) == 0
+    assert gibbs.consensus(np.array([0, X, _bits(0, 4), 0, X], np.int64)) == 1
+    assert gibbs.consensus(np.array([0, 0, X], np.int64)) == 0
 
 
 def test_pitch_class_sets_leave_the_clamped_notes_out():
@@ -127,7 +127,7 @@ def test_pitch_class_sets_leave_the_clamped_notes_out():
     clamp = np.zeros(24, np.int8)
     clamp[7] = 1
     sets = np.zeros(2, np.int64)
-    kernels.pitch_class_sets(V, clamp, np.arange(24) % 12, sets)
+    gibbs.pitch_class_sets(V, clamp, np.arange(24) % 12, sets)
     assert sets.tolist() == [_bits(0, 4), _bits(2)]
 
 
@@ -140,8 +140,8 @@ def test_cost_is_mean_free_energy_difference():
     # the free energy of Vt must use the biases from the history of V, not of Vt
     _, BV, BH = m.run(V)
     work = np.empty(m.n_hidden)
-    expect = np.mean([kernels.free_energy(V[t], m.W, BV[t], BH[t], work)
-                      - kernels.free_energy(Vt[t], m.W, BV[t], BH[t], work) for t in range(5)])
+    expect = np.mean([forward.free_energy(V[t], m.W, BV[t], BH[t], work)
+                      - forward.free_energy(Vt[t], m.W, BV[t], BH[t], work) for t in range(5)])
     assert cost == pytest.approx(expect, rel=1e-12)
 
 
@@ -171,7 +171,7 @@ def test_free_energy_equals_log_sum_over_h_by_enumeration():
         # E(v, h) = −v·bv − h·bh − v·W·h ;  F(v) = −log Σ_h exp(−E(v, h))
         neg_e = v @ bv_t + H @ bh_t + H @ (v @ m.W)
         exact = -np.logaddexp.reduce(neg_e)
-        assert kernels.free_energy(v, m.W, bv_t, bh_t, work) == pytest.approx(exact, rel=1e-12, abs=1e-12)
+        assert forward.free_energy(v, m.W, bv_t, bh_t, work) == pytest.approx(exact, rel=1e-12, abs=1e-12)
 
 
 # ------------------------------------------------------------------- Gibbs sampler
@@ -185,7 +185,7 @@ def gibbs_frequencies(W, bv, bh, beta, n_chains, k, dtype=np.float64):
     BV = np.tile(bv, (n_chains, 1)).astype(dtype)
     BH = np.tile(bh, (n_chains, 1)).astype(dtype)
     P = np.empty_like(V)
-    kernels.gibbs_batch(W, np.ascontiguousarray(W.T), BV, BH, V, k, dtype(beta),
+    gibbs.gibbs_batch(W, np.ascontiguousarray(W.T), BV, BH, V, k, dtype(beta),
                         new_states(123, n_chains), P)
     codes = (V.astype(np.int64) * (1 << np.arange(n_v)[::-1])).sum(axis=1)
     return np.bincount(codes, minlength=1 << n_v) / n_chains
@@ -237,11 +237,11 @@ def test_clamped_units_keep_their_value_and_the_rest_sample_the_conditional():
     state = new_state(5)
     v = np.zeros(5)
     pv = np.empty(5)
-    work, idx = kernels.workspace(5, 3, np.float64)
+    work, idx = packed.workspace(5, 3, np.float64)
     WT = np.ascontiguousarray(W.T)
     for _ in range(n):
         v[:] = [1, 0, 0, 0, 0]
-        kernels.gibbs_chain(W, WT, bv, bh, v, 20, 1.0, clamp, state, pv, work, idx)
+        gibbs.gibbs_chain(W, WT, bv, bh, v, 20, 1.0, clamp, state, pv, work, idx)
         counts[int("".join(str(int(x)) for x in v), 2)] += 1
     freq = counts / n
     assert freq[V[:, 0] == 0].sum() == 0
@@ -280,16 +280,16 @@ def test_vectorised_sigmoid_is_within_the_exactness_margin(dtype):
     x = np.linspace(-60, 60, 2_000_001).astype(dtype)
     out = np.empty_like(x)
     for beta in (1.0, 0.37, 2.5):
-        kernels.approx_sigmoid(x, dtype(beta), out)
+        simd.approx_sigmoid(x, dtype(beta), out)
         exact = 1 / (1 + np.exp(-beta * x.astype(np.float64)))
-        assert np.abs(out - exact).max() < kernels.SURE / 4
+        assert np.abs(out - exact).max() < simd.SURE / 4
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_vectorised_tanh_of_the_live_rnn_step_is_close(dtype):
     x = np.linspace(-40, 40, 2_000_001).astype(dtype)
     out = np.empty_like(x)
-    kernels.approx_tanh(x, out)
+    simd.approx_tanh(x, out)
     assert np.abs(out - np.tanh(x.astype(np.float64))).max() < 4e-7
 
 
@@ -310,15 +310,15 @@ def test_live_tick_kernel_equals_its_parts():
         state = new_state(9)
         u, v, pv, bv_t = np.zeros(5, f32), np.zeros(10, f32), np.zeros(10, f32), np.zeros(10, f32)
         bh_t = np.zeros(7, f32)
-        work, idx = kernels.workspace(10, 7, f32)
+        work, idx = packed.workspace(10, 7, f32)
         if fused:
-            P = kernels.pack(p)
-            kernels.rnn_step(v_prev, p_prev, u_prev, *(kernels.views(P)[n] for n in ("bu", "Wvu", "Wpu", "Wuu")), u)
-            kernels.sample_frame(u, P, 25, f32(1), clamp, v_clamp, state, v, pv, work, idx)
+            P = packed.pack(p)
+            forward.rnn_step(v_prev, p_prev, u_prev, *(packed.views(P)[n] for n in ("bu", "Wvu", "Wpu", "Wuu")), u)
+            gibbs.sample_frame(u, P, 25, f32(1), clamp, v_clamp, state, v, pv, work, idx)
         else:
-            kernels.rnn_step(v_prev, p_prev, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u)
-            kernels.rbm_biases(u, p["bv"], p["bh"], p["Wuv"], p["Wuh"], bv_t, bh_t)
-            kernels.gibbs_chain(p["W"], WT, bv_t, bh_t, v, 25, f32(1), clamp, state, pv, work, idx)
+            forward.rnn_step(v_prev, p_prev, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u)
+            forward.rbm_biases(u, p["bv"], p["bh"], p["Wuv"], p["Wuh"], bv_t, bh_t)
+            gibbs.gibbs_chain(p["W"], WT, bv_t, bh_t, v, 25, f32(1), clamp, state, pv, work, idx)
         outs.append((u, v, pv))
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
@@ -346,8 +346,8 @@ def test_packed_parameters_hold_the_model_exactly():
     what the live kernel then uses."""
     for n_notes, n_h, n_u in ((60, 150, 100), (10, 7, 5), (3, 17, 2)):
         m = small_model(seed=n_h, n_notes=n_notes, n_h=n_h, n_u=n_u).astype(np.float32)
-        P = kernels.pack(m.params)
-        views = kernels.views(P)
+        P = packed.pack(m.params)
+        views = packed.views(P)
         for name, a in m.params.items():
             np.testing.assert_array_equal(views[name], a, err_msg=name)
         np.testing.assert_array_equal(views["WT"], m.params["W"].T)
@@ -355,9 +355,9 @@ def test_packed_parameters_hold_the_model_exactly():
             assert views[name].ctypes.data % 64 == 0, name
     views["bv"][:] = 50.0   # every note certain: the chain must play all of them
     f32 = np.float32
-    work, idx = kernels.workspace(3, 17, f32)
+    work, idx = packed.workspace(3, 17, f32)
     v, pv = np.zeros(3, f32), np.zeros(3, f32)
-    kernels.sample_frame(np.zeros(2, f32), P, 5, f32(1), np.zeros(3, np.int8), v.copy(), new_state(1), v, pv,
+    gibbs.sample_frame(np.zeros(2, f32), P, 5, f32(1), np.zeros(3, np.int8), v.copy(), new_state(1), v, pv,
                          work, idx)
     assert v.tolist() == [1.0, 1.0, 1.0]
 
@@ -365,7 +365,7 @@ def test_packed_parameters_hold_the_model_exactly():
 def test_stream_lanes_are_uniform_and_independent():
     """fill_draws steps LANES generators side by side: every lane's draws are uniform (chi-square
     over 16 bins) and no two lanes repeat each other."""
-    from live_rnnrbm.rng import LANES, fill_draws
+    from live_rnnrbm.kernels.rng import LANES, fill_draws
     state = new_state(77)
     n = 4096 * LANES
     out = np.empty(n, np.int64)
@@ -384,11 +384,11 @@ def test_vectorised_softplus_and_sigmoid_of_float32_training():
     x = np.linspace(-40, 40, 4001).astype(np.float32)
     for xi in x[::50]:
         one = np.array([xi], np.float32)
-        total = kernels.approx_softplus_sigmoid(one)
+        total = simd.approx_softplus_sigmoid(one)
         assert abs(total - np.logaddexp(0.0, float(xi))) < 6e-7
         assert abs(one[0] - 1 / (1 + np.exp(-float(xi)))) < 2e-7
     y = x.copy()
-    assert abs(kernels.approx_softplus_sigmoid(y) - np.logaddexp(0.0, x.astype(np.float64)).sum()) < 1e-4
+    assert abs(simd.approx_softplus_sigmoid(y) - np.logaddexp(0.0, x.astype(np.float64)).sum()) < 1e-4
 
 
 def test_float32_gradient_equals_the_float64_one():

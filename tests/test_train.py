@@ -24,7 +24,7 @@ from live_rnnrbm.pianoroll import roll_to_midi
 from live_rnnrbm.train import (Trainer, TrainConfig, estimate_key, latest_path, load_training_data,
                                predictive_monitor, shift_frames, to_common_key)
 from live_rnnrbm.pianoroll import PianoRoll
-from live_rnnrbm.rng import new_states
+from live_rnnrbm.kernels.rng import new_states
 from live_rnnrbm.rnn_pretrain import RNN_PARAMS, frame_predictor_grad
 from live_rnnrbm.weights import load_weights, save_weights
 
@@ -219,14 +219,14 @@ def test_tutorial_baseline_is_one_subsequence_per_sgd_step():
 
 
 def _subsequence(m, V, k, start, C, mix, k_own, own_neg=False):
-    """One ``kernels.subsequence_grad`` step from u_0: (cost, every parameter's gradient)."""
-    from live_rnnrbm import kernels
+    """One ``kernels.bptt.subsequence_grad`` step from u_0: (cost, every parameter's gradient)."""
+    from live_rnnrbm.kernels import bptt
     p = m.params
     grads = {n: np.zeros_like(p[n]) for n in ALL_PARAM_NAMES}
-    cost, _ = kernels.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
+    cost, _ = bptt.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                        p["Wvu"], p["Wuu"], p["bu"], k, new_states(1, 1)[0],
                                        *(grads[n] for n in PARAM_NAMES), m.initial_state(),
-                                       kernels.CHAIN_STARTS.index(start), C, mix, k_own, own_neg,
+                                       bptt.CHAIN_STARTS.index(start), C, mix, k_own, own_neg,
                                        *(p[n] for n in PLAYER_PARAM_NAMES), *(grads[n] for n in PLAYER_PARAM_NAMES))
     return cost, grads
 
@@ -235,17 +235,17 @@ def _subsequence(m, V, k, start, C, mix, k_own, own_neg=False):
 def test_negative_chain_starts(start):
     """With k = 0 the chain stays where it starts, so the cost is mean_t [F_t(v_t) − F_t(start_t)]:
     0 for CD's start at v_t, F_t(0) for silence, F_t(v_{t-1}) (silence at t = 0) for previous."""
-    from live_rnnrbm import kernels
+    from live_rnnrbm.kernels import bptt, forward
     V = progression(1, frames=30)[0]
     t = Trainer([V], [], tiny_config(), progress=False)
     m = t.model
     p = m.params
-    cost, _ = _subsequence(m, V, 0, start, kernels.NO_CLAMP, kernels.NO_MIX, 0)
+    cost, _ = _subsequence(m, V, 0, start, bptt.NO_CLAMP, bptt.NO_MIX, 0)
     F = m.free_energy(V)
     _, BV, BH = m.run(V)
     starts = {"data": V, "silence": np.zeros_like(V), "previous": np.vstack([np.zeros_like(V[:1]), V[:-1]])}[start]
     work = np.empty(m.n_hidden, np.float32)
-    F_start = np.array([kernels.free_energy(s, p["W"], BV[i], BH[i], work) for i, s in enumerate(starts)])
+    F_start = np.array([forward.free_energy(s, p["W"], BV[i], BH[i], work) for i, s in enumerate(starts)])
     assert cost == pytest.approx(float(np.mean(F - F_start)), abs=1e-5)
     if start == "silence":
         assert abs(cost) > 1e-3
@@ -255,20 +255,20 @@ def test_the_players_notes_stay_clamped_in_the_negative_chain():
     """Conditional CD: whatever the chain does, the clamped notes keep their true value. With every
     note clamped the negative sample is the data (cost and gradient 0); with the chain started at
     silence and k = 0, it is the data's clamped notes alone: cost = mean_t [F_t(v_t) − F_t(v_t ∘ c_t)]."""
-    from live_rnnrbm import kernels
+    from live_rnnrbm.kernels import bptt, forward
     V = progression(1, frames=30)[0]
     m = Trainer([V], [], tiny_config(), progress=False).model
     everything = np.ones(V.shape, np.int8)
-    cost, grads = _subsequence(m, V, 25, "silence", everything, kernels.NO_MIX, 0)
+    cost, grads = _subsequence(m, V, 25, "silence", everything, bptt.NO_MIX, 0)
     assert cost == 0.0  # the gradient's terms cancel up to the rounding of fused multiply-adds
     assert max(float(np.abs(g).max()) for g in grads.values()) < 1e-6
     C = np.zeros(V.shape, np.int8)
     C[:, [0, 4]] = 1  # the player holds C and E whenever they sound
-    cost, _ = _subsequence(m, V, 0, "silence", C, kernels.NO_MIX, 0)
+    cost, _ = _subsequence(m, V, 0, "silence", C, bptt.NO_MIX, 0)
     F = m.free_energy(V)
     _, BV, BH = m.run(V)
     work = np.empty(m.n_hidden, np.float32)
-    F_c = np.array([kernels.free_energy(V[t] * C[t], m.params["W"], BV[t], BH[t], work) for t in range(len(V))])
+    F_c = np.array([forward.free_energy(V[t] * C[t], m.params["W"], BV[t], BH[t], work) for t in range(len(V))])
     assert cost == pytest.approx(float(np.mean(F - F_c)), abs=1e-5)
     assert abs(cost) > 1e-3
 
