@@ -37,11 +37,10 @@ import numpy as np
 from numba import njit, prange
 
 from .kernels.gibbs import gibbs_chain
+from .kernels.jit import JIT
 from .kernels.packed import new_index
-from .kernels.simd import softplus
 from .kernels.rng import uniform
-
-_JIT = dict(cache=True, nogil=True)
+from .kernels.simd import softplus
 
 
 def beta_schedule(n_steps: int, kind: str = "sm") -> np.ndarray:
@@ -70,7 +69,7 @@ def beta_schedule(n_steps: int, kind: str = "sm") -> np.ndarray:
                            np.linspace(0.9, 1.0, n3 + 1)])
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _bernoulli_logit(y, u):
     """u < σ(y) for a uniform u, mostly without an exp: e^{|y|} ≥ 1 + |y| + y²/2 bounds σ away
     from the far side, and most notes sit far off (y ≪ 0) in a trained model, so the bound
@@ -85,7 +84,7 @@ def _bernoulli_logit(y, u):
     return u < 1.0 / (1.0 + math.exp(-y))
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _hidden_pass(beta, a, bh, ph):
     """x_j = β·a_j + bh_j: writes σ(x_j) into ph and returns Σ_j softplus(x_j), with one exp
     per unit and one log in all (the product of the (1 + e^{−|x|}) ≤ 2 stays far from overflow
@@ -108,7 +107,7 @@ def _hidden_pass(beta, a, bh, ph):
     return pos + logsum + math.log(prod)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _softplus_sum(beta, a, bh):
     """Σ_j softplus(β·a_j + bh_j), as in ``_hidden_pass`` but without the σ."""
     pos = 0.0
@@ -125,7 +124,7 @@ def _softplus_sum(beta, a, bh):
     return pos + logsum + math.log(prod)
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _gibbs_sweep(beta, W, WT, bv, c, ph, h, hw, v, a, state):
     """One Gibbs sweep at β: h ~ ph (σ of the hidden input, from ``_hidden_pass``), then
     v ~ σ(β·h·Wᵀ + bv + (1−β)·c). hw = h·Wᵀ and a (v·W − d) are kept up to date from the units
@@ -165,7 +164,7 @@ def _gibbs_sweep(beta, W, WT, bv, c, ph, h, hw, v, a, state):
     return changed, dvc, dvb
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _start_chain(v, W, bv, c, d, a, h, hw):
     """A chain's state for the visible v: a = v·W − d (so that the hidden input along the path
     is x = β·a + bh + d), h and hw = h·Wᵀ zero. Returns (v·c, v·bv)."""
@@ -185,7 +184,7 @@ def _start_chain(v, W, bv, c, d, a, h, hw):
     return vc, vb
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def ais_frame(W, WT, bv, bh, c, d, betas, log_w, state, a, ph, h, hw, v, bhd):
     """AIS for one RBM (biases bv, bh; base shifts c, d): fills log_w (one entry per chain)
     with the chains' log importance weights, each an estimate of log(Z/Z_0). a, ph, h, bhd (n_h)
@@ -221,7 +220,7 @@ def ais_frame(W, WT, bv, bh, c, d, betas, log_w, state, a, ph, h, hw, v, bhd):
     return log_z0
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def raise_frame(W, WT, bv, bh, c, d, betas, v_data, log_w, state, a, ph, h, hw, v, bhd):
     """RAISE for one RBM (Burda, Grosse & Salakhutdinov 2015): the conservative twin of
     ``ais_frame``. The forward AIS chain, read as a generative model — v_0 from the base, then
@@ -261,13 +260,13 @@ def raise_frame(W, WT, bv, bh, c, d, betas, v_data, log_w, state, a, ph, h, hw, 
         log_w[chain] = lw
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _chain_work(n_v, n_h):
     """The float64 work arrays of ``ais_frame`` and ``raise_frame``: a, ph, h, hw, v, bhd."""
     return np.empty(n_h), np.empty(n_h), np.empty(n_h), np.empty(n_v), np.empty(n_v), np.empty(n_h)
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT)
 def raise_log_p(W, WT, BV, BH, C, D, betas, V, n_chains, states, log_p, log_p_var):
     """RAISE estimates of log p(V[n]) under the RBMs with biases BV[n], BH[n] and base shifts
     C[n], D[n], in parallel over n: log_p[n] = log mean of the chains' weights (no jackknife:
@@ -283,7 +282,7 @@ def raise_log_p(W, WT, BV, BH, C, D, betas, V, n_chains, states, log_p, log_p_va
         log_p_var[n] = var
 
 
-@njit(**_JIT)
+@njit(**JIT)
 def _logmeanexp_and_var(log_w):
     """(log mean exp(log_w), delta-method variance of that estimate: Var(w)/(M·mean(w)²), and the
     effective sample size (Σw)²/Σw²)."""
@@ -305,7 +304,7 @@ def _logmeanexp_and_var(log_w):
     return m + math.log(mean), var / (M * mean * mean) if M > 1 else 0.0, s * s / s2
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT)
 def ais_log_z(W, WT, BV, BH, C, D, betas, n_chains, states, log_z, log_z_var, ess, log_z_jack):
     """log Z of the RBMs with biases BV[n], BH[n] (n = 0..N−1), in parallel over n, frame n
     drawing from states[n]. Writes log_z[n], log_z_var[n] (the estimate's variance from the
@@ -336,7 +335,7 @@ def ais_log_z(W, WT, BV, BH, C, D, betas, n_chains, states, log_z, log_z_var, es
             log_z_jack[n] = log_z0 + n_chains * lme - (n_chains - 1) * loo
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT)
 def free_energies(V, W, BV, BH, out):
     """out[n] = F_n(V[n]) = −V[n]·BV[n] − Σ_j softplus((V[n]·W + BH[n])_j), in float64."""
     n_v, n_h = W.shape
@@ -356,7 +355,7 @@ def free_energies(V, W, BV, BH, out):
         out[n] = f
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT)
 def frame_accuracy(W, WT, BV, BH, V, n_samples, k, beta, states, acc, counts):
     """Expected frame-level accuracy of Bay et al. (2009) given the true history.
 
@@ -401,7 +400,7 @@ def frame_accuracy(W, WT, BV, BH, V, n_samples, k, beta, states, acc, counts):
         counts[n, 2] = fn_all
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT)
 def fitted_base(W, WT, BV, BH, V, n_chains, k, prior, states, C, D):
     """The AIS base for each frame n: shifts C[n] (visible) and D[n] (hidden) of the biases of
     frame n's RBM with W scaled to 0, so that the base's note probabilities μ match those of

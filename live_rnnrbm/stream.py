@@ -43,6 +43,7 @@ import numpy as np
 from numba import njit
 
 from .kernels import forward, gibbs, packed
+from .kernels.jit import JIT
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
 from .model import RnnRbm
 from .presets import MODES, Settings
@@ -50,7 +51,7 @@ from .presets import MODES, Settings
 N_SLOTS = 4
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def shape_frame(v, pv, human_clamped, in_range, runs, max_run, max_poly, v_out):
     """The notes the model sends: v without the player's clamped notes, within the note range,
     no note past the watchdog's length, and at most max_poly notes (the most probable kept)."""
@@ -69,7 +70,7 @@ def shape_frame(v, pv, human_clamped, in_range, runs, max_run, max_poly, v_out):
     return n
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def union(a, b, out):
     for i in range(out.shape[0]):
         out[i] = 1.0 if (a[i] != 0.0 or b[i] != 0.0) else 0.0

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .jit import JIT
+
 _U64 = np.uint64
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -28,7 +30,7 @@ _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
 LANES = 32  # generators per stream (a layer's draws come LANES at a time)
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def _splitmix64(x: np.uint64) -> tuple:
     x = x + _GOLDEN
     z = x
@@ -38,7 +40,7 @@ def _splitmix64(x: np.uint64) -> tuple:
     return x, z
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def seed_state(state: np.ndarray, seed: int) -> None:
     """Fill ``state`` (uint64[2, LANES]) from an integer seed via splitmix64 (no lane all-zero)."""
     x = _U64(seed & 0xFFFFFFFFFFFFFFFF)
@@ -51,7 +53,7 @@ def seed_state(state: np.ndarray, seed: int) -> None:
         state[1, lane] = b
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def step(s0: np.uint64, s1: np.uint64) -> tuple:
     """One xoroshiro128+ step on a state held in locals: (output, s0', s1'). Kernels that draw
     many numbers in a loop keep the state in registers with this, and store it back after."""
@@ -60,20 +62,20 @@ def step(s0: np.uint64, s1: np.uint64) -> tuple:
     return result, ((s0 << _U64(24)) | (s0 >> _U64(40))) ^ s1 ^ (s1 << _U64(16)), (s1 << _U64(37)) | (s1 >> _U64(27))
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def to_unit(x: np.uint64) -> float:
     """The top 53 bits of a draw as a float64 in [0, 1)."""
     return float(x >> _U64(11)) * _TWO_M53
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def next_u64(state: np.ndarray) -> np.uint64:
     """One draw from lane 0."""
     result, state[0, 0], state[1, 0] = step(state[0, 0], state[1, 0])
     return result
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(**JIT)
 def fill_draws(state: np.ndarray, out: np.ndarray, n: int) -> None:
     """out[j] = a 53-bit draw (an int64 in [0, 2**53)) for j < n, ``n`` rounded up to whole
     rounds of the lanes (out must hold that many); out[j] · 2**-53 is uniform in [0, 1).
@@ -97,7 +99,7 @@ def fill_draws(state: np.ndarray, out: np.ndarray, n: int) -> None:
             o[lane] = np.int64(r >> _U64(11))
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT)
 def uniform(state: np.ndarray) -> float:
     """A float64 uniform in [0, 1) with 53 random bits."""
     return to_unit(next_u64(state))
