@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from .kernels.gibbs import gibbs_chain
 from .kernels.jit import JIT
-from .kernels.packed import new_index
+from .kernels.packed import chain_work_size, new_index
 from .kernels.rng import uniform
 from .kernels.simd import softplus
 
@@ -368,7 +368,7 @@ def frame_accuracy(W, WT, BV, BH, V, n_samples, k, beta, states, acc, counts):
         clamp = np.zeros(n_v, np.int8)
         s_v = np.empty(n_v, dt)
         pv = np.empty(n_v, dt)
-        work = np.zeros(3 * n_h + n_v, dt)
+        work = np.zeros(chain_work_size(n_v, n_h), dt)
         idx = new_index(n_v, n_h)
         total = 0.0
         tp_all = 0
@@ -419,7 +419,7 @@ def fitted_base(W, WT, BV, BH, V, n_chains, k, prior, states, C, D):
         clamp = np.zeros(n_v, np.int8)
         v = np.empty(n_v, dt)
         pv = np.empty(n_v, dt)
-        work = np.zeros(3 * n_h + n_v, dt)
+        work = np.zeros(chain_work_size(n_v, n_h), dt)
         idx = new_index(n_v, n_h)
         mu = np.zeros(n_v)
         for s in range(n_chains):

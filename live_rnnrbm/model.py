@@ -193,13 +193,13 @@ class RnnRbm:
         in parallel; each starts from ``start`` (default silence). Returns (samples, means)."""
         N = BV.shape[0]
         V = np.zeros((N, self.n_visible), self.dtype) if start is None else np.array(start, self.dtype)
-        P = np.empty_like(V)
+        PV = np.empty_like(V)
         if seed is None:  # continue the model's own stream
             seed = int(next_u64(self.rng_state))
         states = new_states(seed, N)
         gibbs.gibbs_batch(self.params["W"], self.WT, np.ascontiguousarray(BV, self.dtype),
-                            np.ascontiguousarray(BH, self.dtype), V, int(k), self._beta(temperature), states, P)
-        return V, P
+                            np.ascontiguousarray(BH, self.dtype), V, int(k), self._beta(temperature), states, PV)
+        return V, PV
 
     # -- training -------------------------------------------------------------------------
     def cost_and_grad(self, roll: np.ndarray, roll_sample: np.ndarray, u0: np.ndarray | None = None,

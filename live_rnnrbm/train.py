@@ -277,16 +277,16 @@ def predictive_monitor(model: RnnRbm, arrays: list[np.ndarray], k: int = 25, sam
     xent, tp, fp, fn = 0.0, 0.0, 0.0, 0.0
     for s in range(samples):
         S = np.zeros((N, model.n_visible), model.dtype)  # chains from silence
-        P = np.empty_like(S)
+        PV = np.empty_like(S)
         states = new_states(seed * 7919 + s, N)
 
         def chains(a: int, b: int) -> None:
             gibbs.gibbs_batch(model.params["W"], model.WT, BV[a:b], BH[a:b], S[a:b], int(k),
-                                model.dtype.type(1.0), states[a:b], P[a:b])
+                                model.dtype.type(1.0), states[a:b], PV[a:b])
 
         in_chunks(N, f"{progress_label}cross-entropy" + (f" ({s + 1}/{samples})" if samples > 1 else ""),
                   progress, chains, should_stop=should_stop)
-        xent += bptt.cross_entropy(Vt, P) / samples
+        xent += bptt.cross_entropy(Vt, PV) / samples
         tp += float((S * Vt).sum())
         fp += float((S * (1 - Vt)).sum())
         fn += float(((1 - S) * Vt).sum())

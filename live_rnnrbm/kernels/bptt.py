@@ -12,7 +12,7 @@ from numba import njit, prange
 from .forward import hidden_input, rbm_biases, rnn_step
 from .gibbs import gibbs_chain
 from .jit import JIT, SIMD
-from .packed import new_index
+from .packed import chain_work_size, new_index
 from .simd import add, add_all_rows, add_rows_on, approx_softplus_sigmoid, axpy
 
 
@@ -125,14 +125,14 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
 
 
 @njit(**JIT)
-def cross_entropy(V, P):
+def cross_entropy(V, PV):
     """Frame-level cross-entropy −Σ_i [v log p + (1−v) log(1−p)], averaged over frames (the
-    tutorial's monitor, with P the chain's mean after CD-k)."""
+    tutorial's monitor, with PV the chain's mean after CD-k)."""
     total = 0.0
     eps = 1e-7
     for t in range(V.shape[0]):
         for i in range(V.shape[1]):
-            p = min(max(P[t, i], eps), 1.0 - eps)
+            p = min(max(PV[t, i], eps), 1.0 - eps)
             if V[t, i] != 0.0:
                 total -= math.log(p)
             else:
@@ -199,8 +199,8 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
                     Vt[t, i] = V[t, i]
     mixing = mix.shape[0] != 0
     X = V.copy() if mixing else V  # the RNN's input: written only where the model's own frames go
-    P = np.empty((T, n_v), dt)
-    work = np.zeros(3 * n_h + n_v, dt)
+    PV = np.empty((T, n_v), dt)  # the chains' means, for the cross-entropy
+    work = np.zeros(chain_work_size(n_v, n_h), dt)
     idx = new_index(n_v, n_h)
     no_clamp = np.zeros(0, np.int8)
     cl = np.zeros(n_v, np.int8)  # the notes clamped in frame t's chains (C == 1)
@@ -219,11 +219,11 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
         ct = cl if clamped else no_clamp
         own = mixing and mix[t] != 0 and k_own > 0
         if not (own and own_neg):
-            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, P[t], work, idx)
+            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, PV[t], work, idx)
         if own:
             for i in range(n_v):
                 X[t, i] = V[t, i] if clamped and C[t, i] == 1 else 0.0
-            gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, P[t], work, idx)
+            gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, PV[t], work, idx)
             if own_neg:
                 Vt[t] = X[t]
             if clamped:  # follow: the RNN hears the player's notes with the model's
@@ -236,7 +236,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                          gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph, gWpu)
     u_end[:] = U[T]
-    return cost, cross_entropy(V, P)
+    return cost, cross_entropy(V, PV)
 
 
 @njit(parallel=True, **JIT)

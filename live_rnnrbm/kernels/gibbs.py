@@ -10,7 +10,7 @@ from numba import njit, prange
 
 from .forward import hidden_input, rnn_step
 from .jit import JIT
-from .packed import new_index, unpack, work_layout
+from .packed import chain_work_size, new_index, unpack, work_layout
 from .rng import fill_draws
 from .simd import SURE, add_all_rows, add_rows, add_rows_on, approx_sigmoid, sigmoid
 
@@ -76,7 +76,7 @@ def gibbs_chain(W, WT, bv_t, bh_t, v, k, beta, clamp, state, pv, work, idx):
     v: the start state (binary), left holding the sample after k steps. clamp: int8 mask of
     visible units held at their start value (``harmonize`` mode; empty or all zeros otherwise).
     beta: 1/temperature, of v's dtype. pv: receives p(v=1|h) of the last step (the chain's
-    mean). work (≥ 3·n_h + n_v floats) and idx (``new_index``) are scratch space, from
+    mean). work (``chain_work_size`` floats or more) and idx (``new_index``) are scratch space, from
     ``workspace``. Draws come from the xoroshiro stream ``state``.
 
     Between steps only a few units change, so the inputs ah = v·W + bh_t and av = h·Wᵀ + bv_t
@@ -214,14 +214,14 @@ def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
 
 
 @njit(parallel=True, **JIT)
-def gibbs_batch(W, WT, BV, BH, V, k, beta, states, P_out):
+def gibbs_batch(W, WT, BV, BH, V, k, beta, states, PV_out):
     """Independent k-step chains for many frames at once, in place on V (N × n_v), frame n with
-    biases BV[n], BH[n] and its own stream states[n]; P_out[n] gets the last step's p(v|h)."""
+    biases BV[n], BH[n] and its own stream states[n]; PV_out[n] gets the last step's p(v|h)."""
     n_v, n_h = W.shape
     dt = W.dtype
     clamp = np.zeros(0, np.int8)
     for n in prange(V.shape[0]):
-        work = np.zeros(3 * n_h + n_v, dt)
+        work = np.zeros(chain_work_size(n_v, n_h), dt)
         idx = new_index(n_v, n_h)
-        gibbs_chain(W, WT, BV[n], BH[n], V[n], k, beta, clamp, states[n], P_out[n], work, idx)
+        gibbs_chain(W, WT, BV[n], BH[n], V[n], k, beta, clamp, states[n], PV_out[n], work, idx)
 

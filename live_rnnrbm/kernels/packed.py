@@ -1,6 +1,6 @@
 """Memory layouts: the packed parameter array of the live tick (``pack``, ``unpack``, ``views``) and
-the scratch space of a Gibbs chain (``work_layout``, ``new_index``, ``workspace``), allocated once
-by the caller so that the kernels on the live path never allocate.
+the scratch space of a Gibbs chain (``chain_work_size``, ``work_layout``, ``new_index``,
+``workspace``), allocated once by the caller so that the kernels on the live path never allocate.
 """
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ def new_index(n_visible, n_hidden):
     for a layer's draws (whole rounds of the stream's lanes)."""
     m = max(n_visible, n_hidden)
     return np.zeros(m + (m + LANES - 1) // LANES * LANES, np.int64)
+
+
+@njit(**JIT)
+def chain_work_size(n_v, n_h):
+    """The floats of ``gibbs_chain``'s scratch ``work``: h, its input and its probabilities (n_h
+    each), then the visible input (n_v). ``work_layout`` puts the frame's biases after them."""
+    return 3 * n_h + n_v
 
 
 
@@ -77,8 +84,8 @@ def live_layout(n_v, n_h, n_u):
 @njit(**JIT)
 def work_layout(n_v, n_h):
     """Where the frame's biases bv_t | bh_t (laid out as bvh) start in the scratch ``work``, after
-    the chain's 3·n_h + n_v floats, and the length of ``work``."""
-    o_b = _line(3 * n_h + n_v)
+    the chain's ``chain_work_size`` floats, and the length of ``work``."""
+    o_b = _line(chain_work_size(n_v, n_h))
     return o_b, o_b + live_layout(n_v, n_h, 1)[10]
 
 
