@@ -79,7 +79,7 @@ def jitter(frames: np.ndarray) -> tuple[float, float, int]:
 
 def make_weights(d: Path) -> tuple[Path, Path]:
     from live_rnnrbm.model import RnnRbm
-    from live_rnnrbm.weights import save_weights
+    from live_rnnrbm.data.weights import save_weights
     rnd = d / "random.npz"
     save_weights(RnnRbm(seed=3), rnd, steps_per_beat=4, bpm=120)   # full size: 150 hidden, 100 recurrent
     m = RnnRbm(seed=4)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import machine  # noqa: E402
 from live_rnnrbm.model import PARAM_NAMES, RnnRbm  # noqa: E402
 from live_rnnrbm.train import Trainer, TrainConfig  # noqa: E402
-from live_rnnrbm.weights import load_weights, resolve_weights  # noqa: E402
+from live_rnnrbm.data.weights import load_weights, resolve_weights  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pickles" / "Nottingham.pickle"
 NOTTINGHAM_TRAIN_FRAMES = 176_561
@@ -120,7 +120,7 @@ def check_reference(pieces: list[np.ndarray]) -> float:
 
 def load_pieces() -> tuple[list[np.ndarray], str]:
     if DATA.exists():
-        from live_rnnrbm.pianoroll import load_pickle
+        from live_rnnrbm.data.pianoroll import load_pickle
         return [r.frames.astype(np.float32) for r in load_pickle(DATA, "train")], f"{DATA.name} (train)"
     rng = np.random.default_rng(0)  # ~3 notes a frame in the middle of the keyboard, like Nottingham
     pieces = []

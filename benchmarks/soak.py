@@ -118,7 +118,7 @@ def main() -> None:
         weights = args.weights
         if not weights:
             from live_rnnrbm.model import RnnRbm
-            from live_rnnrbm.weights import save_weights
+            from live_rnnrbm.data.weights import save_weights
             weights = str(save_weights(RnnRbm(seed=11), Path(tmp) / "random.npz", steps_per_beat=4, bpm=120))
         play = Play(jack, ["--weights", weights, "--port", "soak", "--clock", "soak-clock", "--input", "soak-in",
                            "--mode", "follow", "--steps-per-beat", str(args.steps_per_beat),

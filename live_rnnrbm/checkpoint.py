@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .model import ALL_PARAM_NAMES, RnnRbm
-from .weights import WeightsError, load_weights, npz_bytes, weights_arrays, write_atomically
+from .data.weights import WeightsError, load_weights, npz_bytes, weights_arrays, write_atomically
 
 
 class CheckpointError(ValueError):

@@ -332,9 +332,9 @@ def _report(r: EvalResult, weights: str, data: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .dataset import DataError, load_corpus
+    from .data.corpus import DataError, load_corpus
     from .generate import frame_resolution, load_model
-    from .weights import WeightsError
+    from .data.weights import WeightsError
 
     if args.task != ["ll"]:
         if "ll" in args.task:

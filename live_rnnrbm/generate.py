@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .model import RnnRbm
-from .pianoroll import MidiReadError, midi_to_roll, roll_to_midi
-from .weights import WeightsError, load_weights, resolve_weights, shipped_names
+from .data.pianoroll import MidiReadError, midi_to_roll, roll_to_midi
+from .data.weights import WeightsError, load_weights, resolve_weights, shipped_names
 
 
 def load_model(spec: str | None, seed: int | None = None, warn=None) -> RnnRbm:

@@ -33,10 +33,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .parts import top_notes
+from .data.parts import top_notes
 from .presets import Settings
 from .stream import Engine
-from .train import estimate_key, key_shift, shift_frames, shift_range
+from .data.keys import estimate_key, key_shift, shift_frames, shift_range
 
 SHIFTS = tuple(range(-6, 6))  # the 12 transpositions, from the piece's own key
 CHORD_FRAMES = 4
@@ -300,7 +300,7 @@ _MODELS: dict[str, Any] = {}
 
 def _model(weights: str):
     if weights not in _MODELS:
-        from .weights import load_weights
+        from .data.weights import load_weights
         _MODELS[weights] = load_weights(weights)
     return _MODELS[weights]
 
@@ -557,12 +557,11 @@ def _preset_for(weights: str | None) -> str:
 
 def run(args) -> int:
     import json
-    from .dataset import PICKLE_SUFFIXES, DataError, load_corpus
+    from .data.corpus import PICKLE_SUFFIXES, DataError, load_corpus, spread
     from .generate import frame_resolution, generation_k
     from .cli import flag_errors
     from .presets import PresetError, load_preset, merge
-    from .train import _spread
-    from .weights import WeightsError, resolve_weights
+    from .data.weights import WeightsError, resolve_weights
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
@@ -601,7 +600,7 @@ def run(args) -> int:
         if not args.data:
             return fail(f"--task {' '.join(melody)} plays real pieces: name the data (MIDI files, folders or a pickle)")
         try:
-            pieces = _spread(load_corpus(args.data, split=args.split, **common).arrays(), args.pieces)
+            pieces = spread(load_corpus(args.data, split=args.split, **common).arrays(), args.pieces)
             fit_sources = args.fit or ([d for d in args.data if str(d).lower().endswith(PICKLE_SUFFIXES)] or None)
             if fit_sources:
                 fit = load_corpus(fit_sources, split="train", **common).arrays()

@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .generate import generation_k, load_model
     from .ports import PortError, open_input, open_output
-    from .weights import WeightsError
-    from .weights import resolve_weights
+    from .data.weights import WeightsError
+    from .data.weights import resolve_weights
     spec = settings.weights
     if spec in ("nottingham", "jsb") and not resolve_weights(spec).exists():
         say(f"the shipped '{spec}' weights are not in this installation")

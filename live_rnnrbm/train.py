@@ -43,16 +43,17 @@ import numpy as np
 
 from .kernels import bptt, gibbs
 from .checkpoint import CheckpointError, checkpoint_arrays, load_checkpoint
-from .dataset import PICKLE_SUFFIXES, DataError, find_sources, load_corpus
+from .data.corpus import PICKLE_SUFFIXES, DataError, find_sources, load_corpus, spread
+from .data.keys import in_range_shift, shift_frames, shift_range, to_common_key
 from .errors import Stopped
 from .model import ALL_PARAM_NAMES, HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
-from .parts import PLAYER_PARTS, player_mask
-from .pianoroll import PianoRoll
+from .data.parts import PLAYER_PARTS, player_mask
+from .data.pianoroll import PianoRoll
 from .play import STOP_SIGNALS
 from .kernels.rng import new_states
 from .rnn_pretrain import frame_predictor_grad
-from .weights import WeightsError, load_weights, npz_bytes, read_meta, weights_arrays, write_atomically
+from .data.weights import WeightsError, load_weights, npz_bytes, read_meta, weights_arrays, write_atomically
 
 
 # --------------------------------------------------------------------------- settings
@@ -121,72 +122,6 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------- data
-
-
-# Krumhansl & Kessler (1982) key profiles, tonic first
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
-
-def estimate_key(frames: np.ndarray, lowest_note: int) -> tuple[int, str]:
-    """(tonic pitch class 0..11, 'major'|'minor') by the Krumhansl–Schmuckler method: the key
-    profile best correlated with the piece's duration-weighted pitch-class histogram."""
-    counts = frames.sum(axis=0).astype(np.float64)
-    hist = np.zeros(12)
-    np.add.at(hist, (lowest_note + np.arange(frames.shape[1])) % 12, counts)
-    best, key = -np.inf, (0, "major")
-    for tonic in range(12):
-        for mode, profile in (("major", _MAJOR), ("minor", _MINOR)):
-            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1] if hist.any() else 0.0
-            if r > best:
-                best, key = r, (tonic, mode)
-    return key
-
-
-def shift_frames(frames: np.ndarray, shift: int) -> np.ndarray:
-    """The roll moved up by ``shift`` semitones (notes pushed off the range are dropped)."""
-    if shift == 0:
-        return frames
-    out = np.zeros_like(frames)
-    if shift > 0:
-        out[:, shift:] = frames[:, :-shift]
-    else:
-        out[:, :shift] = frames[:, -shift:]
-    return out
-
-
-def shift_range(frames: np.ndarray) -> tuple[int, int]:
-    """The shifts (lo, hi) that keep every note of the piece inside the roll's range."""
-    used = np.nonzero(frames.any(axis=0))[0]
-    if len(used) == 0:
-        return 0, 0
-    return -int(used[0]), frames.shape[1] - 1 - int(used[-1])
-
-
-def key_shift(shift: int, lo: int, hi: int) -> int | None:
-    """The transposition into the key ``shift`` semitones away that a piece allowing the shifts
-    lo..hi (``shift_range``) can take: the shift itself, else the same key an octave up or down;
-    None when the piece is too wide for that key."""
-    for s in (shift, shift + 12, shift - 12):
-        if lo <= s <= hi:
-            return int(s)
-    return None
-
-
-def in_range_shift(shift: int, lo: int, hi: int) -> int:
-    """``key_shift``, else the nearest allowed shift (a piece too wide for that key)."""
-    s = key_shift(shift, lo, hi)
-    return int(min(max(shift, lo), hi)) if s is None else s
-
-
-def to_common_key(roll: PianoRoll) -> tuple[PianoRoll, int]:
-    """Transpose a piece to C major or C minor (as the benchmark pickles are), by the nearest
-    shift in −6..5 that keeps it in range. Returns (roll, shift)."""
-    tonic, _ = estimate_key(roll.frames, roll.lowest_note)
-    s = key_shift((-tonic + 6) % 12 - 6, *shift_range(roll.frames))  # −6..5, or an octave away
-    if s is None:
-        return roll, 0
-    return dataclasses.replace(roll, frames=shift_frames(roll.frames, s)), s
 
 
 @dataclass
@@ -355,8 +290,8 @@ class Trainer:
                              f"{n_v} × {c.n_hidden} × {c.n_hidden_recurrent} (notes {c.lowest_note}..{c.highest_note})")
         self.train = [np.ascontiguousarray(V, np.float32) for V in train]
         self.valid = [np.ascontiguousarray(V, np.float32) for V in valid]
-        self.valid_subset = _spread(self.valid, c.valid_pieces)
-        self.ais_subset = _spread(self.valid_subset, c.ais_pieces)
+        self.valid_subset = spread(self.valid, c.valid_pieces)
+        self.ais_subset = spread(self.valid_subset, c.ais_pieces)
         self.model = model or RnnRbm(c.n_hidden, c.n_hidden_recurrent, c.lowest_note, c.highest_note, seed=c.seed)
         self.weights_meta = dict(weights_meta or {})
         self.progress, self.log = progress, log
@@ -805,14 +740,6 @@ class Trainer:
         self.acc = {"cost": 0.0, "xent": 0.0, "frames": 0, "seconds": 0.0}
         self.save_latest(latest_path(out))
         return True
-
-
-def _spread(pieces: list[np.ndarray], n: int) -> list[np.ndarray]:
-    """n evenly spread pieces (a fixed subset, the same every epoch); all when n is 0 or ≥ len."""
-    if not n or n >= len(pieces):
-        return pieces
-    pick = np.unique(np.linspace(0, len(pieces) - 1, n).round().astype(int))
-    return [pieces[i] for i in pick]
 
 
 RETRY_SECONDS = 2.0  # a checkpoint no folder can take is written again this often

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from live_rnnrbm.model import RnnRbm
-from live_rnnrbm.weights import save_weights
+from live_rnnrbm.data.weights import save_weights
 from jackd import JackServer
 
 

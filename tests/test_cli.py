@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from live_rnnrbm import cli
-from live_rnnrbm.dataset import load_corpus
-from live_rnnrbm.pianoroll import roll_to_midi
+from live_rnnrbm.data.corpus import load_corpus
+from live_rnnrbm.data.pianoroll import roll_to_midi
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:

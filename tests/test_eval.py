@@ -14,9 +14,9 @@ import pytest
 from live_rnnrbm import ais, cli
 from live_rnnrbm.evaluate import evaluate_model
 from live_rnnrbm.model import RnnRbm
-from live_rnnrbm.pianoroll import roll_to_midi
+from live_rnnrbm.data.pianoroll import roll_to_midi
 from live_rnnrbm.kernels.rng import new_states
-from live_rnnrbm.weights import save_weights
+from live_rnnrbm.data.weights import save_weights
 
 
 def exact_log_z(W, bv, bh):

@@ -15,10 +15,10 @@ from live_rnnrbm.kernels.packed import pack, views, workspace
 from live_rnnrbm.jam import (LookupHarmonizer, chord_player, conditional_log_likelihood, evaluate_jam,
                              key_counts, match_counts, play_along)
 from live_rnnrbm.model import RnnRbm
-from live_rnnrbm.parts import bottom_notes, player_mask, top_notes
+from live_rnnrbm.data.parts import bottom_notes, player_mask, top_notes
 from live_rnnrbm.presets import load_preset, merge
 from live_rnnrbm.train import TrainConfig, Trainer
-from live_rnnrbm.weights import save_weights
+from live_rnnrbm.data.weights import save_weights
 
 LO, HI = 48, 95  # four octaves from C3
 C_MAJOR = (60, 64, 67)
@@ -225,7 +225,7 @@ def test_the_player_path_lets_follow_hear_a_note_in_the_same_frame(tmp_path):
     """Wpv carries the player's notes into the frame's own biases: a model silent on its own whose
     Wpv maps 60 to 72 plays 72 in exactly the frames the player holds 60 (follow: nothing is
     clamped), and never when it ignores the player. Saved and loaded, the path comes back."""
-    from live_rnnrbm.weights import load_weights
+    from live_rnnrbm.data.weights import load_weights
     m = fixed_chord_model(notes=())
     m.params["Wpv"][60 - LO, 72 - LO] = 60.0
     m = load_weights(save_weights(m, tmp_path / "p.npz"))
@@ -242,7 +242,7 @@ def test_a_file_without_a_player_path_is_the_papers_model(tmp_path):
     """Old files have no Wpv/Wph: they load as zeros, and a model whose path is zero is saved
     without it (the eight parameters alone)."""
     import numpy as np_
-    from live_rnnrbm.weights import load_weights
+    from live_rnnrbm.data.weights import load_weights
     path = save_weights(fixed_chord_model(), tmp_path / "c.npz")
     with np_.load(path) as npz:
         assert "Wpv" not in npz.files and "Wph" not in npz.files

@@ -5,8 +5,8 @@ import mido
 import numpy as np
 import pytest
 
-from live_rnnrbm.dataset import DataError, load_corpus
-from live_rnnrbm.pianoroll import MidiReadError, load_pickle, midi_to_roll, roll_to_midi
+from live_rnnrbm.data.corpus import DataError, load_corpus
+from live_rnnrbm.data.pianoroll import MidiReadError, load_pickle, midi_to_roll, roll_to_midi
 
 TPB = 480
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from live_rnnrbm.model import PARAM_NAMES, RnnRbm
-from live_rnnrbm.pianoroll import midi_to_roll
-from live_rnnrbm.weights import WeightsError, load_weights, save_weights
+from live_rnnrbm.data.pianoroll import midi_to_roll
+from live_rnnrbm.data.weights import WeightsError, load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,7 +130,7 @@ def test_generate_continues_a_primer(tmp_path):
     w = save_weights(tiny(), tmp_path / "w.npz", steps_per_beat=2, bpm=120.0)
     primer = np.zeros((8, 24), np.uint8)
     primer[:, 12] = 1
-    from live_rnnrbm.pianoroll import roll_to_midi
+    from live_rnnrbm.data.pianoroll import roll_to_midi
     roll_to_midi(primer, steps_per_beat=2, lowest_note=48).save(tmp_path / "primer.mid")
     out = tmp_path / "cont.mid"
     r = run_cli("generate", "--weights", str(w), "--primer", str(tmp_path / "primer.mid"), "--frames", "16",
@@ -156,7 +156,7 @@ def test_generation_k_comes_from_the_weights_else_the_tutorials_25(tmp_path):
     assert generation_k(back) == 60
     assert load_preset(None).k is None  # the default preset defers to the weights
     # the shipped models mix from silence only with more steps than the tutorial's 25
-    from live_rnnrbm.weights import shipped_weights
+    from live_rnnrbm.data.weights import shipped_weights
     for name, k in (("nottingham.npz", 300), ("jsb.npz", 100)):
         path = shipped_weights(name)
         assert path is not None and generation_k(load_weights(path)) == k
@@ -172,7 +172,7 @@ def test_shipped_weights_play_as_dense_as_their_data(name):
     # file: 82 % silent frames at k = 25), a slack one plays clusters: free generation at the
     # file's generation_k must keep the density of the music it learned.
     from live_rnnrbm.generate import generation_k
-    from live_rnnrbm.weights import shipped_weights
+    from live_rnnrbm.data.weights import shipped_weights
     m = load_weights(shipped_weights(name))
     notes, silent = [], []
     for seed in (3, 4, 5):

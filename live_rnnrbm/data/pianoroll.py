@@ -21,8 +21,8 @@ from typing import Sequence
 import mido
 import numpy as np
 
-from .errors import in_words
-from .model import HIGHEST_NOTE, LOWEST_NOTE
+from ..errors import in_words
+from ..model import HIGHEST_NOTE, LOWEST_NOTE
 
 DRUM_CHANNEL = 9  # channel 10 as musicians count
 DEFAULT_TICKS_PER_BEAT = 480

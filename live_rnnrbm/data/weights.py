@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import in_words
-from .model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm, param_shapes
+from ..errors import in_words
+from ..model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm, param_shapes
 
 FORMAT_VERSION = 1
 SIZE_KEYS = ("n_visible", "n_hidden", "n_hidden_recurrent")
@@ -185,7 +185,7 @@ def shipped_weights(name: str = DEFAULT_WEIGHTS) -> Path | None:
             return Path(str(candidate))
     except (ModuleNotFoundError, FileNotFoundError):
         pass
-    local = Path(__file__).resolve().parent.parent / "weights" / name  # a source checkout
+    local = Path(__file__).resolve().parents[2] / "weights" / name  # a source checkout
     return local if local.is_file() else None
 
 
@@ -197,7 +197,7 @@ def shipped_names() -> list[str]:
                   if f.name.endswith(".npz")}
     except (ModuleNotFoundError, FileNotFoundError):
         pass
-    local = Path(__file__).resolve().parent.parent / "weights"  # a source checkout
+    local = Path(__file__).resolve().parents[2] / "weights"  # a source checkout
     if local.is_dir():
         found |= {f.stem for f in local.glob("*.npz")}
     return sorted(found)

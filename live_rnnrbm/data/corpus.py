@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .model import HIGHEST_NOTE, LOWEST_NOTE
+from ..model import HIGHEST_NOTE, LOWEST_NOTE
 from .pianoroll import MidiReadError, PianoRoll, load_pickle, midi_to_roll
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
@@ -108,3 +108,11 @@ def load_corpus(sources: Iterable[str | Path], split: str = "train", dt: float |
         raise DataError(f"no usable data: {len(files)} file(s) looked at ({looked}), "
                         f"{len(corpus.skipped)} skipped")
     return corpus
+
+
+def spread(pieces: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """n evenly spread pieces (a fixed subset, the same every epoch); all when n is 0 or ≥ len."""
+    if not n or n >= len(pieces):
+        return pieces
+    pick = np.unique(np.linspace(0, len(pieces) - 1, n).round().astype(int))
+    return [pieces[i] for i in pick]

@@ -1,0 +1,77 @@
+"""Keys and transpositions of a piano-roll: the key a piece is in (Krumhansl–Schmuckler), the
+shifts that keep its notes in range, and the transposition to C major / C minor (as the benchmark
+pickles are).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .pianoroll import PianoRoll
+
+
+# Krumhansl & Kessler (1982) key profiles, tonic first
+_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def estimate_key(frames: np.ndarray, lowest_note: int) -> tuple[int, str]:
+    """(tonic pitch class 0..11, 'major'|'minor') by the Krumhansl–Schmuckler method: the key
+    profile best correlated with the piece's duration-weighted pitch-class histogram."""
+    counts = frames.sum(axis=0).astype(np.float64)
+    hist = np.zeros(12)
+    np.add.at(hist, (lowest_note + np.arange(frames.shape[1])) % 12, counts)
+    best, key = -np.inf, (0, "major")
+    for tonic in range(12):
+        for mode, profile in (("major", _MAJOR), ("minor", _MINOR)):
+            r = np.corrcoef(hist, np.roll(profile, tonic))[0, 1] if hist.any() else 0.0
+            if r > best:
+                best, key = r, (tonic, mode)
+    return key
+
+
+def shift_frames(frames: np.ndarray, shift: int) -> np.ndarray:
+    """The roll moved up by ``shift`` semitones (notes pushed off the range are dropped)."""
+    if shift == 0:
+        return frames
+    out = np.zeros_like(frames)
+    if shift > 0:
+        out[:, shift:] = frames[:, :-shift]
+    else:
+        out[:, :shift] = frames[:, -shift:]
+    return out
+
+
+def shift_range(frames: np.ndarray) -> tuple[int, int]:
+    """The shifts (lo, hi) that keep every note of the piece inside the roll's range."""
+    used = np.nonzero(frames.any(axis=0))[0]
+    if len(used) == 0:
+        return 0, 0
+    return -int(used[0]), frames.shape[1] - 1 - int(used[-1])
+
+
+def key_shift(shift: int, lo: int, hi: int) -> int | None:
+    """The transposition into the key ``shift`` semitones away that a piece allowing the shifts
+    lo..hi (``shift_range``) can take: the shift itself, else the same key an octave up or down;
+    None when the piece is too wide for that key."""
+    for s in (shift, shift + 12, shift - 12):
+        if lo <= s <= hi:
+            return int(s)
+    return None
+
+
+def in_range_shift(shift: int, lo: int, hi: int) -> int:
+    """``key_shift``, else the nearest allowed shift (a piece too wide for that key)."""
+    s = key_shift(shift, lo, hi)
+    return int(min(max(shift, lo), hi)) if s is None else s
+
+
+def to_common_key(roll: PianoRoll) -> tuple[PianoRoll, int]:
+    """Transpose a piece to C major or C minor (as the benchmark pickles are), by the nearest
+    shift in −6..5 that keeps it in range. Returns (roll, shift)."""
+    tonic, _ = estimate_key(roll.frames, roll.lowest_note)
+    s = key_shift((-tonic + 6) % 12 - 6, *shift_range(roll.frames))  # −6..5, or an octave away
+    if s is None:
+        return roll, 0
+    return dataclasses.replace(roll, frames=shift_frames(roll.frames, s)), s
