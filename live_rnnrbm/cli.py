@@ -17,8 +17,8 @@ from typing import Any, Callable, Sequence
 
 # sub-command → (module, one-line help); modules are imported only when their command runs
 COMMANDS = {
-    "play": ("live_rnnrbm.play", "play the instrument live on a MIDI port"),
-    "ports": ("live_rnnrbm.ports", "list MIDI inputs and outputs with their exact names"),
+    "play": ("live_rnnrbm.live.session", "play the instrument live on a MIDI port"),
+    "ports": ("live_rnnrbm.live.ports", "list MIDI inputs and outputs with their exact names"),
     "generate": ("live_rnnrbm.generate", "generate a piece offline into a .mid file (and a picture)"),
     "train": ("live_rnnrbm.train", "train an RNN-RBM on MIDI files or a benchmark pickle"),
     "eval": ("live_rnnrbm.evaluate", "log-likelihood and accuracy of weights on data, as in the paper"),

@@ -1,6 +1,6 @@
 """The jam evaluation: how well the live instrument listens, measured on real music.
 
-It drives the live ``stream.Engine`` itself — its follow/harmonize logic and its note shaping —
+It drives the live ``live.engine.Engine`` itself — its follow/harmonize logic and its note shaping —
 offline, a frame at a time, no threads and no ports, deterministic by seed:
 
 * **melody** (``harmonize`` / ``follow`` tasks): the player plays the top note of every frame of
@@ -34,8 +34,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .data.parts import top_notes
-from .presets import Settings
-from .stream import Engine
+from .live.settings import Settings
+from .live.engine import Engine
 from .data.keys import estimate_key, key_shift, shift_frames, shift_range
 
 SHIFTS = tuple(range(-6, 6))  # the 12 transpositions, from the piece's own key
@@ -547,7 +547,7 @@ def add_arguments(g) -> None:
 
 def _preset_for(weights: str | None) -> str:
     """The shipped preset made for these weights (its ``weights`` key names them), else 'default'."""
-    from .presets import list_presets, load_preset
+    from .live.settings import list_presets, load_preset
     if weights:
         for name in list_presets():
             if str(load_preset(name).weights) == str(weights):
@@ -560,7 +560,7 @@ def run(args) -> int:
     from .data.corpus import PICKLE_SUFFIXES, DataError, load_corpus, spread
     from .generate import frame_resolution, generation_k
     from .cli import flag_errors
-    from .presets import PresetError, load_preset, merge
+    from .live.settings import PresetError, load_preset, merge
     from .data.weights import WeightsError, resolve_weights
 
     def fail(msg: str) -> int:

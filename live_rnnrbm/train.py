@@ -50,7 +50,7 @@ from .model import ALL_PARAM_NAMES, HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, PLAY
 from .optim import Schedule, clip_grad_norm, make_optimizer
 from .data.parts import PLAYER_PARTS, player_mask
 from .data.pianoroll import PianoRoll
-from .play import STOP_SIGNALS
+from .signals import catch_stop_signals, restore
 from .kernels.rng import new_states
 from .rnn_pretrain import frame_predictor_grad
 from .data.weights import WeightsError, load_weights, npz_bytes, read_meta, weights_arrays, write_atomically
@@ -927,7 +927,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 class _StopOnSignal:
-    """Ctrl-C, SIGTERM or SIGHUP (the terminal closed: ``play.STOP_SIGNALS``) ask the trainer to
+    """Ctrl-C, SIGTERM or SIGHUP (the terminal closed: ``signals.STOP_SIGNALS``) ask the trainer to
     stop after the current step; a second Ctrl-C is the ordinary KeyboardInterrupt (the last
     checkpoint on disk stays intact: writes are atomic)."""
 
@@ -936,13 +936,10 @@ class _StopOnSignal:
         self.signum = 0
 
     def __enter__(self) -> "_StopOnSignal":
-        for name in STOP_SIGNALS:
-            if hasattr(signal, name):  # Windows has no SIGHUP
-                s = getattr(signal, name)
-                self.old[s] = signal.signal(s, self._handle)
+        self.old = catch_stop_signals(self._handle)
         return self
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, signum: int, reason: str) -> None:
         if self.trainer.stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
@@ -952,8 +949,7 @@ class _StopOnSignal:
         print(f"\n{signal.Signals(signum).name}: {doing} and writing a checkpoint …", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
-        for s, h in self.old.items():
-            signal.signal(s, h)
+        restore(self.old)
 
 
 def run(args: argparse.Namespace) -> int:

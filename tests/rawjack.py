@@ -11,7 +11,7 @@ import collections
 import ctypes
 import time
 
-from live_rnnrbm.jackmidi import JACK_PORT_IS_OUTPUT, MIDI_TYPE, PROCESS, JackClient, lib
+from live_rnnrbm.live.jackmidi import JACK_PORT_IS_OUTPUT, MIDI_TYPE, PROCESS, JackClient, lib
 
 
 def _prototypes():

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from live_rnnrbm.clock import CLOCK, CONTINUE, SPP, START, STOP, ClockFollower, InternalClock
+from live_rnnrbm.live.clock import CLOCK, CONTINUE, SPP, START, STOP, ClockFollower, InternalClock
 
 
 def feed(f: ClockFollower, n: int, bpm: float, t: float) -> float:

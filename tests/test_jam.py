@@ -16,7 +16,7 @@ from live_rnnrbm.jam import (LookupHarmonizer, chord_player, conditional_log_lik
                              key_counts, match_counts, play_along)
 from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.data.parts import bottom_notes, player_mask, top_notes
-from live_rnnrbm.presets import load_preset, merge
+from live_rnnrbm.live.settings import load_preset, merge
 from live_rnnrbm.train import TrainConfig, Trainer
 from live_rnnrbm.data.weights import save_weights
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import mido
 from hypothesis import given, settings, strategies as st
 
-from live_rnnrbm.clock import ClockFollower
-from live_rnnrbm.listener import Listener
-from live_rnnrbm.midi import MessageGuard
-from live_rnnrbm.ports import Port
-from live_rnnrbm.record import Recorder
+from live_rnnrbm.live.clock import ClockFollower
+from live_rnnrbm.live.listener import Listener
+from live_rnnrbm.live.midi import MessageGuard
+from live_rnnrbm.live.ports import Port
+from live_rnnrbm.live.record import Recorder
 
 
 class Backend:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from live_rnnrbm.presets import (DEFAULTS, CCMap, PresetError, Settings, find_preset, list_presets, load_preset,
-                                 merge, parse_preset, reference_markdown)
+from live_rnnrbm.live.settings import (DEFAULTS, CCMap, PresetError, Settings, find_preset, list_presets,
+                                       load_preset, merge, parse_preset, reference_markdown)
 
 
 def error_of(tmp_path: Path, text: str, name: str = "x.yaml") -> str:
@@ -339,7 +339,7 @@ def test_merge_checks_the_combination():
 
 def test_the_docs_reference_is_the_spec():
     """docs/presets.md's table of every key is generated from the spec the checks use, so the two
-    cannot drift apart; after changing a key, regenerate it with `python -m live_rnnrbm.presets`."""
+    cannot drift apart; after changing a key, regenerate it with `python -m live_rnnrbm.live.settings`."""
     page = (Path(__file__).resolve().parent.parent / "docs" / "presets.md").read_text(encoding="utf-8")
     assert reference_markdown() in page
     assert all(f"| `{key}` |" in reference_markdown() for key in [f.name for f in fields(Settings)])

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from live_rnnrbm.realtime import is_realtime, promote
+from live_rnnrbm.live.realtime import is_realtime, promote
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="no POSIX real-time scheduling here")

@@ -303,7 +303,7 @@ def test_the_jack_server_dying_stops_play_and_keeps_the_recording(weights, tmp_p
 def test_the_jack_output_and_its_watch_client_close_promptly(jack):
     """`play` hung on exit in jack_client_close (1 run in 10–20 of the SIGTERM grid test under
     load) while its port-less watch client was never activated."""
-    code = ("import time\nfrom live_rnnrbm.ports import open_output\nfrom live_rnnrbm.jackmidi import quiet\n"
+    code = ("import time\nfrom live_rnnrbm.live.ports import open_output\nfrom live_rnnrbm.live.jackmidi import quiet\n"
             "for i in range(10):\n"
             "    out = open_output('lr-close', 'jack')\n"
             "    quiet()\n"

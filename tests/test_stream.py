@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 
 from live_rnnrbm.model import RnnRbm
-from live_rnnrbm.presets import DEFAULTS
-from live_rnnrbm.stream import Engine
+from live_rnnrbm.live.settings import DEFAULTS
+from live_rnnrbm.live.engine import Engine
 
 
 def settings(**kw):

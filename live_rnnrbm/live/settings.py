@@ -1,6 +1,6 @@
 """Presets: every `live-rnnrbm play` setting in one YAML file, checked with the file's line numbers.
 
-    >>> from live_rnnrbm.presets import load_preset, merge
+    >>> from live_rnnrbm.live.settings import load_preset, merge
     >>> settings = load_preset("jsb")                    # shipped preset by name ...
     >>> settings = load_preset("my/session.yaml")        # ... or a file of your own
     >>> settings = merge(settings, {"bpm": 96, "port": None})   # command-line flags win; None = not given
@@ -366,7 +366,7 @@ def _default_text(value: Any) -> str:
 
 def reference_markdown() -> str:
     """The reference tables of docs/presets.md, made from SPEC, DEFAULTS and MEANINGS (a test
-    checks the page holds them; ``python -m live_rnnrbm.presets`` prints them)."""
+    checks the page holds them; ``python -m live_rnnrbm.live.settings`` prints them)."""
     lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for key, spec in SPEC.items():
         default = "see below" if key == "cc" else f"`{_default_text(getattr(DEFAULTS, key))}`"
@@ -430,7 +430,7 @@ def _shipped_dirs() -> list[Path]:
         dirs.append(Path(str(resources.files(SHIPPED_PACKAGE))))
     except (ModuleNotFoundError, TypeError):
         pass
-    dirs.append(Path(__file__).resolve().parent.parent / "presets")
+    dirs.append(Path(__file__).resolve().parents[2] / "presets")
     return [d for d in dict.fromkeys(dirs) if d.is_dir()]
 
 

@@ -42,11 +42,11 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from .kernels import forward, gibbs, packed
-from .kernels.jit import JIT
+from ..kernels import forward, gibbs, packed
+from ..kernels.jit import JIT
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
-from .model import RnnRbm
-from .presets import MODES, Settings
+from ..model import RnnRbm
+from .settings import MODES, Settings
 
 N_SLOTS = 4
 

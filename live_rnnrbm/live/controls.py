@@ -17,7 +17,7 @@ import threading
 from dataclasses import fields
 from typing import Callable
 
-from .presets import MODES, CCMap
+from .settings import MODES, CCMap
 
 
 T_MIN, T_MAX = 0.25, 4.0     # temperature knob: 0..127 → 0.25..4 on a log scale (64 ≈ 1)

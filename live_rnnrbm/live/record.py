@@ -28,7 +28,7 @@ import mido
 from .midi import SUSTAIN
 
 if TYPE_CHECKING:  # record.py alone needs nothing but mido
-    from .presets import Settings
+    from .settings import Settings
 
 MAX_TEMPO = 0xFFFFFF   # microseconds per beat: a set_tempo event holds 3 bytes (≈ 3.58 BPM at the slowest)
 MODEL_TRACK = "live-rnnrbm"

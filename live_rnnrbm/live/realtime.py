@@ -1,6 +1,6 @@
 """Real-time scheduling for the instrument's own threads (the clock and the frame worker).
 
-    from live_rnnrbm.realtime import promote
+    from live_rnnrbm.live.realtime import promote
     ok = promote(CLOCK_PRIORITY)    # call from the thread itself; False if the OS says no
 
 On a busy machine (a DAW, a training run on every core) an ordinary thread can wait several

@@ -5,8 +5,8 @@
     live-rnnrbm play --preset jsb --input "Keystation" --mode harmonize --record session.mid
     live-rnnrbm play --clock "DAW clock" --steps-per-beat 4     # follow an external MIDI clock
 
-This module only wires things together: settings (presets.py), ports (ports.py), the frame engine
-(stream.py), the clocks (clock.py), the player's input (listener.py), live controls (controls.py)
+This module only wires things together: settings (settings.py), ports (ports.py), the frame engine
+(engine.py), the clocks (clock.py), the player's input (listener.py), live controls (controls.py)
 and the recording (record.py). Whatever stops it — Ctrl-C, SIGTERM, SIGHUP, `q`, --duration, an
 error, a port going away — ends in the same place: every sounding note gets its note-off, then CC64=0,
 CC123 and CC120 on the channels used, then the ports close.
@@ -14,16 +14,17 @@ CC123 and CC120 on the channels used, then the ports close.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
 import traceback
 from dataclasses import replace
 
+from ..signals import catch_stop_signals
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .presets import add_setting_flags
+    from .settings import add_setting_flags
     p.add_argument("--preset", help="preset name (default, jsb, ...) or a .yaml path; default: the shipped 'default'")
     add_setting_flags(p)  # one flag per preset key: a flag given overrides the preset, one left out does not
     p.add_argument("--duration", type=float, default=None,
@@ -32,12 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the clock and the frame worker with real-time scheduling when the OS allows it")
 
 
-# the signals that stop the instrument cleanly (every note off first), with the reason it prints;
-# SIGHUP: the terminal was closed. `train` stops on the same ones.
-STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}
-
 def settings_from(args: argparse.Namespace):
-    from .presets import flag_values, load_preset, merge
+    from .settings import flag_values, load_preset, merge
     return merge(load_preset(args.preset), flag_values(args))
 
 
@@ -46,7 +43,7 @@ def say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .presets import PresetError
+    from .settings import PresetError
     try:
         settings = settings_from(args)
     except PresetError as e:
@@ -61,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     # 5 ms switch interval would let each hand-off eat into the time before the next tick.
     sys.setswitchinterval(0.0002)
 
-    from .generate import generation_k, load_model
+    from ..generate import generation_k, load_model
     from .ports import PortError, open_input, open_output
-    from .data.weights import WeightsError
-    from .data.weights import resolve_weights
+    from ..data.weights import WeightsError
+    from ..data.weights import resolve_weights
     spec = settings.weights
     if spec in ("nottingham", "jsb") and not resolve_weights(spec).exists():
         say(f"the shipped '{spec}' weights are not in this installation")
@@ -81,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from .listener import Listener
     from .midi import CLOCK, START, STOP, SYSEX
     from .realtime import CLOCK_PRIORITY, promote
-    from .stream import Engine
+    from .engine import Engine
 
     stop = threading.Event()
     why: list[str] = []
@@ -98,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
         faults.append(reason)
         stop_because(reason)
 
-    for name, reason in STOP_SIGNALS.items():
-        if hasattr(signal, name):  # Windows has no SIGHUP
-            signal.signal(getattr(signal, name), lambda *_, reason=reason: stop_because(reason))
+    catch_stop_signals(lambda signum, reason: stop_because(reason))
 
     ports = []
     engine = follower = None

@@ -1,0 +1,5 @@
+"""The live instrument: ``live-rnnrbm play`` (``session``) wires together its settings
+(``settings``: presets and flags), the MIDI ports (``ports``, ``jackmidi``), the frame engine
+(``engine``), the clocks (``clock``), the player's input (``listener``), live controls
+(``controls``), the recording (``record``) and real-time scheduling (``realtime``); ``midi`` holds
+the MIDI status bytes and the check every incoming message passes."""
