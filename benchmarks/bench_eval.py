@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from live_rnnrbm import ais  # noqa: E402
+from live_rnnrbm.eval import ais  # noqa: E402
 from live_rnnrbm.data.corpus import load_corpus  # noqa: E402
-from live_rnnrbm.evaluate import BASE_PRIOR  # noqa: E402
+from live_rnnrbm.eval.loglik import BASE_PRIOR  # noqa: E402
 from live_rnnrbm.generate import load_model  # noqa: E402
 from live_rnnrbm.kernels.rng import new_states  # noqa: E402
 

@@ -21,7 +21,7 @@ COMMANDS = {
     "ports": ("live_rnnrbm.live.ports", "list MIDI inputs and outputs with their exact names"),
     "generate": ("live_rnnrbm.generate", "generate a piece offline into a .mid file (and a picture)"),
     "train": ("live_rnnrbm.train", "train an RNN-RBM on MIDI files or a benchmark pickle"),
-    "eval": ("live_rnnrbm.evaluate", "log-likelihood and accuracy of weights on data, as in the paper"),
+    "eval": ("live_rnnrbm.eval.cli", "log-likelihood and accuracy of weights on data, as in the paper"),
 }
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import math
 import os
 import shlex
@@ -46,6 +45,7 @@ from .checkpoint import CheckpointError, checkpoint_arrays, load_checkpoint
 from .data.corpus import PICKLE_SUFFIXES, DataError, find_sources, load_corpus, spread
 from .data.keys import in_range_shift, shift_frames, shift_range, to_common_key
 from .errors import Stopped
+from .eval.loglik import evaluate_model
 from .model import ALL_PARAM_NAMES, HIGHEST_NOTE, LOWEST_NOTE, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm
 from .optim import Schedule, clip_grad_norm, make_optimizer
 from .data.parts import PLAYER_PARTS, player_mask
@@ -199,10 +199,10 @@ def predictive_monitor(model: RnnRbm, arrays: list[np.ndarray], k: int = 25, sam
     chain from silence (the generation procedure). Returns the frame-level cross-entropy of the
     chain's mean p(v|h) against the true frame (nats per frame, the tutorial's measure; lower is
     better) and the frame-level accuracy TP/(TP+FP+FN) of the sampled frames (pooled counts).
-    The chains run in chunks of frames (``evaluate.in_chunks``: a progress bar, and
+    The chains run in chunks of frames (``eval.chunks.in_chunks``: a progress bar, and
     ``should_stop`` asked between chunks, ``errors.Stopped`` when it says so); the figures are
     those of ``model.sample_frames`` on all frames at once."""
-    from .evaluate import in_chunks
+    from .eval.chunks import in_chunks
 
     runs = [model.run(V) for V in arrays]
     BV = np.ascontiguousarray(np.concatenate([r[1] for r in runs]), model.dtype)
@@ -226,14 +226,6 @@ def predictive_monitor(model: RnnRbm, arrays: list[np.ndarray], k: int = 25, sam
         fp += float((S * (1 - Vt)).sum())
         fn += float(((1 - S) * Vt).sum())
     return {"xent": float(xent), "accuracy": tp / max(1.0, tp + fp + fn)}
-
-
-def ais_evaluator() -> Callable | None:
-    """``live_rnnrbm.evaluate.evaluate_model`` (the AIS log-likelihood) if it is installed."""
-    try:
-        return getattr(importlib.import_module("live_rnnrbm.evaluate"), "evaluate_model", None)
-    except ImportError:
-        return None
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -315,12 +307,12 @@ class Trainer:
         self.redirected: dict[Path, Path] = {}
         self.redirect_dir: Path | None = None
         self.write_error = ""
-        self._evaluate = ais_evaluator() if c.ais_every else None
+        self._evaluate = evaluate_model if c.ais_every else None
         if c.select not in ("auto", "ll", "xent"):
             raise ValueError(f"select must be auto, ll or xent, not {c.select!r}")
-        if c.select == "ll" and (self._evaluate is None or c.ais_every != 1):
-            raise ValueError("--select ll needs live_rnnrbm.evaluate (AIS) and --ais-every 1")
-        self.select = c.select if c.select != "auto" else ("ll" if self._evaluate and c.ais_every == 1 else "xent")
+        if c.select == "ll" and c.ais_every != 1:
+            raise ValueError("--select ll needs --ais-every 1")
+        self.select = c.select if c.select != "auto" else ("ll" if c.ais_every == 1 else "xent")
         self.n_validations = 0
         self._buffers: dict[int, list[np.ndarray]] = {}
 
@@ -481,7 +473,7 @@ class Trainer:
     # -- validation -----------------------------------------------------------------------
     def validate(self, epoch: int) -> dict[str, Any] | None:
         """The validation figures: always the cheap monitor (cross-entropy, accuracy); the AIS
-        log-likelihood per time step when ``live_rnnrbm.evaluate`` is available. Each part shows
+        log-likelihood per time step (``eval.loglik``) every ``ais_every`` validations. Each part shows
         its own progress bar. None when a stop was asked for meanwhile: the validation is
         abandoned between two chunks, leaving the trainer's state as it was (--resume runs it
         again, identically)."""
@@ -1028,9 +1020,6 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if trainer._evaluate is None and trainer.config.ais_every:
-        print("note: live_rnnrbm.evaluate (AIS) is not available: the validation monitor reports the cheap "
-              "cross-entropy and accuracy only, and selects the best weights on the cross-entropy", file=sys.stderr)
     if not trainer.valid:
         print(f"note: no validation data: {out} gets the weights of the latest epoch", file=sys.stderr)
     else:

@@ -11,8 +11,9 @@ import pickle
 import numpy as np
 import pytest
 
-from live_rnnrbm import ais, cli
-from live_rnnrbm.evaluate import evaluate_model
+from live_rnnrbm.eval import ais
+from live_rnnrbm import cli
+from live_rnnrbm.eval.loglik import evaluate_model
 from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.data.pianoroll import roll_to_midi
 from live_rnnrbm.kernels.rng import new_states

@@ -1,4 +1,4 @@
-"""The jam evaluation (``jam.py``) against cases worked out by hand, and listening learnt by
+"""The jam evaluation (``eval/jam.py``) against cases worked out by hand, and listening learnt by
 conditional training on a small synthetic corpus."""
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from live_rnnrbm.kernels.forward import rnn_step
 from live_rnnrbm.kernels.gibbs import sample_frame
 from live_rnnrbm.kernels.packed import pack, views, workspace
-from live_rnnrbm.jam import (LookupHarmonizer, chord_player, conditional_log_likelihood, evaluate_jam,
-                             key_counts, match_counts, play_along)
+from live_rnnrbm.eval.jam_players import LookupHarmonizer, chord_player, play_along
+from live_rnnrbm.eval.loglik import conditional_log_likelihood
+from live_rnnrbm.eval.jam import evaluate_jam
+from live_rnnrbm.eval.jam_counts import key_counts, match_counts
 from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.data.parts import bottom_notes, player_mask, top_notes
 from live_rnnrbm.live.settings import load_preset, merge

@@ -1,6 +1,6 @@
 """The player's part of a frame: which of a piece's notes a musician plays along.
 
-The same rules pick the notes the player is given in the jam evaluation (``jam``) and the notes
+The same rules pick the notes the player is given in the jam evaluation (``eval.jam``) and the notes
 clamped in conditional training (``train --player``), so that the model is trained on the very
 split it is measured on:
 

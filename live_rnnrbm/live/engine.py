@@ -26,7 +26,7 @@ model is surest of given the player, not one chain's guess, and the history u he
 Alone (off, or nobody plays), one chain: the model's plain sample.
 
 Without threads, ``prepare`` then ``tick`` and ``advance`` in turn run the same code a frame at a
-time (the jam evaluation, ``jam.py``, drives it so).
+time (the jam evaluation, ``eval/jam_players.py``, drives it so).
 
 Frames go from the worker to the tick through four preallocated slots and a seqlock: the worker
 never writes the slot the tick has claimed, the tick never uses a slot being written; nothing

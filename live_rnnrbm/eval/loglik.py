@@ -1,8 +1,5 @@
-"""`live-rnnrbm eval`: the log-likelihood per time step and the expected frame-level accuracy of
-a weights file on data, measured the way Boulanger-Lewandowski et al. (2012) measured them.
-
-    live-rnnrbm eval --weights nottingham ../shared/data/pickles/Nottingham.pickle --split valid
-    live-rnnrbm eval --weights mine.npz tunes/ --json
+"""The log-likelihood per time step and the expected frame-level accuracy of a model on data,
+measured the way Boulanger-Lewandowski et al. (2012) measured them (``live-rnnrbm eval``).
 
 For every frame t, given the true history v_1..v_{t−1} (the RNN runs over the true frames):
 
@@ -18,13 +15,13 @@ From Python (the trainer's validation monitor calls this with cheaper settings):
 
 >>> result = evaluate_model(model, corpus.arrays(), ais_chains=100, ais_steps=1000)  # doctest: +SKIP
 >>> result.log_likelihood, result.accuracy                                            # doctest: +SKIP
+
+``conditional_log_likelihood`` is the jam evaluation's: the accompaniment's log-likelihood given
+the notes a player holds.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
@@ -32,15 +29,12 @@ from typing import Any, Callable, Sequence
 import numba
 import numpy as np
 
+from ..kernels.rng import new_states
+from ..model import RnnRbm
 from . import ais
-from .errors import Stopped
-from .jam import TASKS as JAM_TASKS
-from .jam import add_arguments as add_jam_arguments
-from .model import RnnRbm
-from .kernels.rng import new_states
+from .chunks import CHUNK_FRAMES, in_chunks
 
 BASE_PRIOR = 0.005  # share of an even coin mixed into the fitted base: no note is ruled out
-CHUNK_FRAMES = 256  # frames per kernel call: progress updates often, threads stay busy
 
 
 @dataclass
@@ -97,45 +91,6 @@ def _stack(model: RnnRbm, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.
         raise ValueError("nothing to evaluate: no frames")
     return np.concatenate(Vs), np.concatenate(BVs), np.concatenate(BHs)
 
-
-STOP_CHUNK_SECONDS = 0.25  # with a stop to honour, a chunk lasts about this long: Ctrl-C is answered at once
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="frame", smoothing=0.1, leave=False, file=sys.stderr,
-                dynamic_ncols=True)
-
-
-def in_chunks(N: int, desc: str, progress: bool, step: Callable[[int, int], None], chunk: int = CHUNK_FRAMES,
-              should_stop: Callable[[], bool] | None = None) -> None:
-    """step(s, e) over frames [0, N) in chunks, with a progress bar when asked: threads stay
-    busy within a chunk, and the bar moves between them. With ``should_stop``, it is asked before
-    every chunk and ``errors.Stopped`` raised when it says so; the chunks are then sized to last
-    about ``STOP_CHUNK_SECONDS`` (a kernel call cannot be interrupted, and a full chunk of AIS can
-    take seconds). Every frame draws from its own stream, so chunking never changes a result."""
-    bar = _progress(N, desc, progress)
-    # with a stop to honour, start with one frame per thread: a frame's cost is unknown until measured
-    size = min(chunk, numba.get_num_threads()) if should_stop is not None else chunk
-    try:
-        s = 0
-        while s < N:
-            if should_stop is not None and should_stop():
-                raise Stopped(desc)
-            e = min(N, s + size)
-            t0 = time.perf_counter()
-            step(s, e)
-            if should_stop is not None:  # aim the next chunk at the time budget, growing at most 4×
-                took = max(time.perf_counter() - t0, 1e-4)
-                size = int(min(chunk, 4 * size, max(1, size * STOP_CHUNK_SECONDS / took)))
-            if bar is not None:
-                bar.update(e - s)
-            s = e
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int = 100, ais_steps: int = 1000,
@@ -265,121 +220,36 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
                       log_likelihood_raise=ll_raise, log_likelihood_raise_se=ll_raise_se)
 
 
-# --------------------------------------------------------------------------- command line
+# --------------------------------------------------------------------------- conditional likelihood
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", nargs="*", metavar="DATA",
-                   help="MIDI files, folders (searched recursively), globs, or a benchmark pickle (with --split)")
-    p.add_argument("--weights", help="weights file, or a shipped name (nottingham, jsb); default: nottingham")
-    p.add_argument("--split", default="valid", help="split of a benchmark pickle (default valid)")
-    p.add_argument("--task", choices=("ll",) + JAM_TASKS, nargs="+", default=["ll"],
-                   help="ll: log-likelihood and accuracy, as in the paper (default); harmonize, follow: a player "
-                        "plays the melody and the live engine accompanies it; chords: a player holds I-IV-V-I in "
-                        "all 24 keys (the jam evaluation: see the 'jam' options)")
-    p.add_argument("--ais-chains", type=int, default=None,
-                   help="AIS chains per frame (default 20; in the jam tasks 0: no conditional log-likelihood)")
-    p.add_argument("--ais-steps", type=int, default=400, help="AIS intermediate distributions (default 400)")
-    p.add_argument("--ais-schedule", choices=("sm", "linear"), default="sm",
-                   help="β schedule: 'sm' = Salakhutdinov & Murray 2008's piecewise-linear one (default)")
-    p.add_argument("--ais-base", choices=("fitted", "zero"), default="fitted",
-                   help="AIS base: the frame's RBM with W = 0 and visible biases fitted to its own note "
-                        "probabilities (default), or 'zero': with the RBM's own biases")
-    p.add_argument("--raise-chains", type=int, default=0, metavar="N",
-                   help="also estimate the log-likelihood by RAISE (reverse annealing, Burda et al. 2015) with "
-                        "N chains per frame and --ais-steps steps: a conservative figure, which errs low where "
-                        "AIS errs high; close together, the two have converged (default 0: off)")
-    p.add_argument("--accuracy-samples", type=int, default=10,
-                   help="model samples per frame for the accuracy (default 10; 0 skips it)")
-    p.add_argument("--k", type=int, default=None,
-                   help="Gibbs steps per sampled frame (default: 25 for the accuracy, the tutorial's chains, which "
-                        "the paper's accuracy and the README's figures use; in the jam tasks the preset's k, else "
-                        "the weights' generation_k, as generate and play)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--no-log-likelihood", action="store_true", help="only the accuracy (skips AIS)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_jam_arguments(p.add_argument_group("jam (--task harmonize, follow, chords)"))
+def conditional_log_likelihood(model, U: np.ndarray, frames: np.ndarray, player: np.ndarray, ais_chains: int,
+                               ais_steps: int, seed: int) -> np.ndarray:
+    """log p(rest_t | player_t, u_{t-1}) for every frame, by AIS: the RBM of frame t with the
+    player's notes clamped on is an RBM over the other notes whose hidden biases carry
+    player_t·W (the clamped notes' own biases cancel between the frame and Z), its biases the
+    player path's terms too; the clamped notes are ruled out of it by a visible bias of
+    CLAMPED_OFF."""
+    p = model.params
+    N = len(frames)
+    dt = model.dtype  # the types evaluate_model runs the AIS kernels with: their compiled code is reused
+    W, WT = p["W"], model.WT
+    BV = np.ascontiguousarray(U @ p["Wuv"] + p["bv"] + player @ p["Wpv"], dt)
+    BH = np.ascontiguousarray(U @ p["Wuh"] + p["bh"] + player @ (W + p["Wph"]), dt)
+    clamped = player > 0
+    BV[clamped] = CLAMPED_OFF
+    rest = np.ascontiguousarray(np.where(clamped, 0.0, frames), dt)
+    k = 25
+    C = np.zeros((N, model.n_visible))
+    D = np.zeros((N, model.n_hidden))
+    ais.fitted_base(W, WT, BV, BH, rest, 20, k, BASE_PRIOR, new_states(seed + 2, N), C, D)
+    C[clamped] = CLAMPED_OFF  # the base rules the clamped notes out too
+    log_z, log_z_var, ess, log_z_jack = (np.empty(N) for _ in range(4))
+    ais.ais_log_z(W, WT, BV, BH, C, D, ais.beta_schedule(ais_steps, "sm"), ais_chains, new_states(seed, N),
+                  log_z, log_z_var, ess, log_z_jack)
+    F = np.empty(N)
+    ais.free_energies(rest, W, BV, BH, F)
+    return -F - log_z_jack
 
 
-def _report(r: EvalResult, weights: str, data: str) -> str:
-    s = r.settings
-    lines = [f"weights  {weights}", f"data     {data}: {r.sequences} pieces, {r.frames:,} frames"]
-    if not math.isnan(r.log_likelihood):
-        lines += [f"log-likelihood  {r.log_likelihood:.4f} ± {r.log_likelihood_se:.4f} nats per frame "
-                  f"(mean over all frames pooled ± SE; jackknifed log Z, plain {r.log_likelihood_plain:.4f})",
-                  f"   AIS: {s['ais_chains']} chains × {s['ais_steps']} steps, {s['ais_schedule']} schedule, "
-                  f"base: W = 0 with {s['ais_base']} biases",
-                  f"   AIS noise in the mean ±{r.ais_se:.4f}, spread-based optimism {r.ais_bias:.4f}, "
-                  f"smallest ESS {r.ais_min_ess:.1f} of {s['ais_chains']}"]
-        if not math.isnan(r.log_likelihood_raise):
-            gap = r.log_likelihood - r.log_likelihood_raise
-            lines.append(f"   RAISE (conservative): {r.log_likelihood_raise:.4f} ± {r.log_likelihood_raise_se:.4f} "
-                         f"({s['raise_chains']} chains × {s['ais_steps']} steps); AIS − RAISE = {gap:.4f}: "
-                         + ("converged" if gap < 0.02 else "the log-likelihood lies between the two"))
-        if r.ais_impossible_frames:
-            lines.append(f"   WARNING: {r.ais_impossible_frames} frame(s) got log p > 0 (log Z under-estimated): "
-                         "AIS has not converged, raise --ais-steps")
-    if not math.isnan(r.accuracy):
-        lines += [f"accuracy        {100 * r.accuracy:.2f}% ± {100 * r.accuracy_se:.2f}% (expected "
-                  f"TP/(TP+FP+FN) per frame, mean over frames; silent vs silent = 1)",
-                  f"   {s['accuracy_samples']} samples per frame, k = {s['k']} Gibbs steps from silence; "
-                  f"ΣTP/Σ(TP+FP+FN) over all frames: {100 * r.accuracy_pooled_counts:.2f}%"]
-    per_k = 1000 * r.seconds / r.frames
-    lines.append(f"time     {r.seconds:.1f} s ({per_k:.2f} s per 1000 frames, {s['threads']} threads, "
-                 f"seed {s['seed']})")
-    return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    from .data.corpus import DataError, load_corpus
-    from .generate import frame_resolution, load_model
-    from .data.weights import WeightsError
-
-    if args.task != ["ll"]:
-        if "ll" in args.task:
-            print("error: --task ll (the log-likelihood) runs on its own: give it, or jam tasks", file=sys.stderr)
-            return 2
-        from .jam import run as run_jam
-        return run_jam(args)
-    if args.ais_chains is None:
-        args.ais_chains = 20
-    if args.k is None:
-        args.k = 25
-    if not args.data:
-        print("error: name the data to evaluate on (MIDI files, folders, globs or a pickle)", file=sys.stderr)
-        return 2
-    from .cli import flag_errors
-    wrong = flag_errors(args, [("ais_chains", lambda v: v >= 1, "≥ 1"), ("raise_chains", lambda v: v >= 0, "≥ 0"),
-                               ("ais_steps", lambda v: v >= 1, "≥ 1"), ("accuracy_samples", lambda v: v >= 0, "≥ 0"),
-                               ("k", lambda v: v >= 1, "≥ 1")])
-    if wrong:
-        print(f"error: {wrong}", file=sys.stderr)
-        return 2
-    try:
-        model = load_model(args.weights)
-        if model.meta.get("untrained"):
-            print("warning: evaluating an UNTRAINED model", file=sys.stderr)
-        corpus = load_corpus(args.data, split=args.split, lowest_note=model.lowest_note,
-                             highest_note=model.highest_note, **frame_resolution(model),
-                             warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
-    except (WeightsError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if corpus.dropped_notes:
-        print(f"warning: {corpus.dropped_notes} note(s) outside {model.lowest_note}..{model.highest_note} dropped",
-              file=sys.stderr)
-    result = evaluate_model(model, corpus.arrays(model.dtype),
-                            ais_chains=0 if args.no_log_likelihood else args.ais_chains, ais_steps=args.ais_steps, accuracy_samples=args.accuracy_samples, k=args.k,
-                            seed=args.seed, progress=not args.quiet and not args.json, schedule=args.ais_schedule,
-                            base=args.ais_base, raise_chains=0 if args.no_log_likelihood else args.raise_chains)
-    weights = str(model.meta.get("path") or args.weights or "nottingham (shipped)")
-    pickles = any(str(d).lower().endswith((".pickle", ".pkl")) for d in args.data)
-    data = " ".join(args.data) + (f" [{args.split}]" if pickles else "")
-    if args.json:
-        out = result.to_json()
-        out.update(weights=weights, data=data, skipped=[list(s) for s in corpus.skipped])
-        print(json.dumps(out, indent=2))
-    else:
-        print(_report(result, weights, data))
-    return 0
+CLAMPED_OFF = -60.0  # a visible bias that keeps a unit off (e^-60 ≈ 1e-26)

@@ -36,11 +36,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .kernels.gibbs import gibbs_chain
-from .kernels.jit import JIT
-from .kernels.packed import chain_work_size, new_index
-from .kernels.rng import uniform
-from .kernels.simd import softplus
+from ..kernels.gibbs import gibbs_chain
+from ..kernels.jit import JIT
+from ..kernels.packed import chain_work_size, new_index
+from ..kernels.rng import uniform
+from ..kernels.simd import softplus
 
 
 def beta_schedule(n_steps: int, kind: str = "sm") -> np.ndarray:
