@@ -20,7 +20,7 @@ COMMANDS = {
     "play": ("live_rnnrbm.live.session", "play the instrument live on a MIDI port"),
     "ports": ("live_rnnrbm.live.ports", "list MIDI inputs and outputs with their exact names"),
     "generate": ("live_rnnrbm.generate", "generate a piece offline into a .mid file (and a picture)"),
-    "train": ("live_rnnrbm.train", "train an RNN-RBM on MIDI files or a benchmark pickle"),
+    "train": ("live_rnnrbm.train.cli", "train an RNN-RBM on MIDI files or a benchmark pickle"),
     "eval": ("live_rnnrbm.eval.cli", "log-likelihood and accuracy of weights on data, as in the paper"),
 }
 

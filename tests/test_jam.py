@@ -19,7 +19,8 @@ from live_rnnrbm.eval.jam_counts import key_counts, match_counts
 from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.data.parts import bottom_notes, player_mask, top_notes
 from live_rnnrbm.live.settings import load_preset, merge
-from live_rnnrbm.train import TrainConfig, Trainer
+from live_rnnrbm.train.config import TrainConfig
+from live_rnnrbm.train.trainer import Trainer
 from live_rnnrbm.data.weights import save_weights
 
 LO, HI = 48, 95  # four octaves from C3

@@ -4,20 +4,24 @@
 epoch and the settings, in the ``meta`` record under ``"train_state"``.
 
 Written atomically (a temporary file renamed over the old one): a crash or a second Ctrl-C while
-writing leaves the previous checkpoint intact.
+writing leaves the previous checkpoint intact. ``latest_path`` names it after the best weights'
+file; ``write_elsewhere`` finds another folder for a file its own folder cannot take (a full
+disk).
 
 >>> save_checkpoint("weights/mine.last.npz", model, meta, {"opt.m.W": m_W})   # doctest: +SKIP
 >>> model, meta, arrays = load_checkpoint("weights/mine.last.npz")           # doctest: +SKIP
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .model import ALL_PARAM_NAMES, RnnRbm
-from .data.weights import WeightsError, load_weights, npz_bytes, weights_arrays, write_atomically
+from ..data.weights import WeightsError, load_weights, npz_bytes, weights_arrays, write_atomically
+from ..model import ALL_PARAM_NAMES, RnnRbm
 
 
 class CheckpointError(ValueError):
@@ -62,3 +66,39 @@ def load_checkpoint(path: str | Path) -> tuple[RnnRbm, dict[str, Any], dict[str,
         raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
     return model, meta, arrays
 
+
+def latest_path(out: str | Path) -> Path:
+    """weights/name.npz → weights/name.last.npz (the latest state, for --resume)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".last.npz")
+
+
+def write_elsewhere(path: Path, data: bytes) -> Path | None:
+    """Write ``data`` as ``path.name`` in a new folder of the temporary folder ($TMPDIR when set:
+    the user's choice, not whatever tempfile would fall back to), the home folder or the current
+    folder, the first on another filesystem than ``path`` that takes it; None if none."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        full = {os.stat(folder).st_dev}
+    except OSError:
+        full = set()
+    for candidate in (os.environ.get("TMPDIR") or tempfile.gettempdir(), Path.home(), Path.cwd()):
+        try:
+            dev = os.stat(candidate).st_dev
+        except OSError:
+            continue
+        if dev in full:
+            continue
+        try:
+            sub = Path(tempfile.mkdtemp(prefix="live-rnnrbm-", dir=candidate))
+        except OSError:
+            full.add(dev)
+            continue
+        try:
+            return write_atomically(sub / path.name, data)
+        except OSError:
+            full.add(dev)
+            sub.rmdir()
+    return None
