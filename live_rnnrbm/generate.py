@@ -6,57 +6,13 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .model import RnnRbm
 from .data.pianoroll import MidiReadError, midi_to_roll, roll_to_midi
-from .data.weights import WeightsError, load_weights, resolve_weights, shipped_names
-
-
-def load_model(spec: str | None, seed: int | None = None, warn=None) -> RnnRbm:
-    """The model a command runs: a weights file, a shipped one by name, or (with nothing shipped
-    yet) a clearly labelled untrained model. ``warn`` receives warnings (default: stderr)."""
-    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
-    path = resolve_weights(spec)
-    if path is not None and not path.exists() and len(Path(str(spec)).parts) == 1:
-        # a bare word is either a file here or a shipped name: say which names there are
-        names = shipped_names()
-        close = difflib.get_close_matches(Path(str(spec)).stem, names, n=1)
-        raise WeightsError(f"{spec}: no such file, and no shipped weights of that name"
-                           + (f" (did you mean {close[0]!r}?)" if close else "")
-                           + f"; shipped: {', '.join(names) or 'none'}")
-    if path is None:
-        warn("no trained weights are shipped with this installation: using an UNTRAINED model "
-             "(random parameters). Train one with `live-rnnrbm train`.")
-        model = RnnRbm(seed=0 if seed is None else seed, meta={"untrained": True, "steps_per_beat": 2, "bpm": 120.0})
-    else:
-        model = load_weights(path)
-        if model.meta.get("untrained"):
-            warn(f"{path} holds an UNTRAINED model (random parameters)")
-    if seed is not None:
-        model.reseed(seed)
-    return model
-
-
-TUTORIAL_K = 25
-
-
-def generation_k(model: RnnRbm) -> int:
-    """Gibbs steps per generated frame: what the weights' metadata asks for (``generation_k``:
-    a trained model may need more than the tutorial's 25 to mix from silence), else 25."""
-    return int(model.meta.get("generation_k") or TUTORIAL_K)
-
-
-def frame_resolution(model: RnnRbm) -> dict:
-    """The frame length a model was trained with, as keyword arguments for roll conversion."""
-    meta = model.meta
-    if meta.get("steps_per_beat"):
-        return {"steps_per_beat": int(meta["steps_per_beat"])}
-    return {"dt": float(meta.get("dt", 0.3))}
+from .data.weights import WeightsError, frame_resolution, generation_k, load_model
 
 
 def draw_roll(frames: np.ndarray, path: str | Path, lowest_note: int, title: str = "",

@@ -149,7 +149,7 @@ def test_generate_reports_bad_weights_clearly(tmp_path):
 
 
 def test_generation_k_comes_from_the_weights_else_the_tutorials_25(tmp_path):
-    from live_rnnrbm.generate import generation_k
+    from live_rnnrbm.data.weights import generation_k
     from live_rnnrbm.live.settings import load_preset
     assert generation_k(tiny()) == 25
     back = load_weights(save_weights(tiny(), tmp_path / "k.npz", dt=0.3, generation_k=60))
@@ -171,7 +171,7 @@ def test_shipped_weights_play_as_dense_as_their_data(name):
     # A model too sharp for its chains plays mostly silence (the retired likelihood-only Nottingham
     # file: 82 % silent frames at k = 25), a slack one plays clusters: free generation at the
     # file's generation_k must keep the density of the music it learned.
-    from live_rnnrbm.generate import generation_k
+    from live_rnnrbm.data.weights import generation_k
     from live_rnnrbm.data.weights import shipped_weights
     m = load_weights(shipped_weights(name))
     notes, silent = [], []

@@ -87,8 +87,7 @@ def _report(r: EvalResult, weights: str, data: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.corpus import DataError, load_corpus
-    from ..generate import frame_resolution, load_model
-    from ..data.weights import WeightsError
+    from ..data.weights import WeightsError, frame_resolution, load_model
 
     if args.task != ["ll"]:
         if "ll" in args.task:
@@ -169,11 +168,10 @@ def _preset_for(weights: str | None) -> str:
 
 
 def run_jam(args) -> int:
-    from ..data.corpus import PICKLE_SUFFIXES, DataError, load_corpus, spread
-    from ..generate import frame_resolution, generation_k
     from ..cli import flag_errors
+    from ..data.corpus import PICKLE_SUFFIXES, DataError, load_corpus, spread
+    from ..data.weights import WeightsError, frame_resolution, generation_k, resolve_weights
     from ..live.settings import PresetError, load_preset, merge
-    from ..data.weights import WeightsError, resolve_weights
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)

@@ -58,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
     # 5 ms switch interval would let each hand-off eat into the time before the next tick.
     sys.setswitchinterval(0.0002)
 
-    from ..generate import generation_k, load_model
+    from ..data.weights import WeightsError, generation_k, load_model, resolve_weights
     from .ports import PortError, open_input, open_output
-    from ..data.weights import WeightsError
-    from ..data.weights import resolve_weights
     spec = settings.weights
     if spec in ("nottingham", "jsb") and not resolve_weights(spec).exists():
         say(f"the shipped '{spec}' weights are not in this installation")
