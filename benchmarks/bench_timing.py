@@ -32,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from jackd import JackServer, Play, Receiver, Sender, heard_at_next_tick, sleep_until  # noqa: E402
+from live_rnnrbm.live.midi import NOTE_OFF, NOTE_ON  # noqa: E402
 
 RATE, PERIOD = 48000, 256
 DT = 0.125  # 120 BPM, 16th notes
@@ -142,13 +143,13 @@ def main() -> None:
             time.sleep(rng.uniform(0.2, 0.45))
             k = len(rx.arrivals)
             t = time.perf_counter()
-            tx.send([0x90, 60, 100])
+            tx.send([NOTE_ON, 60, 100])
             while len(rx.arrivals) == k and time.perf_counter() - t < 1:
                 time.sleep(0.0002)
-            hit = [a for a, (_, m) in zip(rx.arrivals[k:], rx.events[k:]) if m[0] == 0x90 and m[1] == 72]
+            hit = [a for a, (_, m) in zip(rx.arrivals[k:], rx.events[k:]) if m[0] == NOTE_ON and m[1] == 72]
             lat.append(hit[0] - t if hit else float("nan"))
             time.sleep(0.3)
-            tx.send([0x80, 60, 0])
+            tx.send([NOTE_OFF, 60, 0])
         play.signal(2)
         rx.close(); tx.close()
         inside = heard_at_next_tick(recording, DT)
@@ -167,7 +168,7 @@ def main() -> None:
         for _ in range(args.presses):
             k = len(rx.arrivals)
             t = time.perf_counter()
-            tx.send([0x90, 60, 100])
+            tx.send([NOTE_ON, 60, 100])
             while len(rx.arrivals) == k and time.perf_counter() - t < 1:
                 time.sleep(0.0002)
             rtt.append(rx.arrivals[k] - t if len(rx.arrivals) > k else float("nan"))

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from jackd import (JackServer, Play, Receiver, Sender, onset_groups, sleep_until,  # noqa: E402
                    unmatched_notes)
+from live_rnnrbm.live.midi import CLOCK, KIND, NOTE_OFF, NOTE_ON, START, STOP  # noqa: E402
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -59,9 +60,9 @@ def on_grid_in_jack_frames(path: Path, ppf: int, sent: int) -> str:
         if len(parts) < 2 or not parts[0].isdigit():
             continue
         t, status = int(parts[0]), int(parts[1], 16)
-        if status == 0xF8:
+        if status == CLOCK:
             pulses.append(t)
-        elif status & 0xF0 == 0x90 and len(parts) >= 4 and int(parts[3], 16) > 0:
+        elif status & KIND == NOTE_ON and len(parts) >= 4 and int(parts[3], 16) > 0:
             note_ons.append(t)
     ons = onset_groups(note_ons, gap=384)        # one frame's note-ons: within 8 ms at 48 kHz
     if not pulses or not ons:
@@ -149,12 +150,12 @@ def main() -> None:
             while not stop.wait(0.5):
                 notes = rng.choice(np.arange(48, 72), 3, replace=False).tolist()
                 for n in notes:
-                    keys.send([0x90, n, 90])
+                    keys.send([NOTE_ON, n, 90])
                 if stop.wait(1.5):
-                    notes and [keys.send([0x80, n, 0]) for n in notes]
+                    notes and [keys.send([NOTE_OFF, n, 0]) for n in notes]
                     break
                 for n in notes:
-                    keys.send([0x80, n, 0])
+                    keys.send([NOTE_OFF, n, 0])
 
         th = threading.Thread(target=player, daemon=True)
         th.start()
@@ -162,21 +163,21 @@ def main() -> None:
         end = t + args.minutes * 60
         tempi = [120.0, 96.0, 140.0, 110.0]
         sleep_until(t)
-        clk.send([0xFA])
+        clk.send([START])
         start = t
         next_rss = t
         k = 0
         while t < end:
             bpm = tempi[int((t - start) // 20) % len(tempi)]     # a new tempo every 20 s
             sleep_until(t)
-            clk.send([0xF8])
+            clk.send([CLOCK])
             pulses.append(time.perf_counter())
             t += 60.0 / bpm / 24
             k += 1
             if t > next_rss:
                 rss.append((t - start, rss_mb(play.proc.pid)))
                 next_rss += 10
-        clk.send([0xFC])
+        clk.send([STOP])
         stop.set()
         th.join()
         time.sleep(0.3)
@@ -191,7 +192,7 @@ def main() -> None:
 
     pulses_a = np.array(pulses)
     ev = [(a, m) for a, (_, m) in zip(rx.arrivals, rx.events)]
-    groups = onset_groups(sorted(a for a, m in ev if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0))
+    groups = onset_groups(sorted(a for a, m in ev if len(m) == 3 and m[0] & KIND == NOTE_ON and m[2] > 0))
     idx = np.searchsorted(pulses_a, np.array(groups)) - 1          # the last pulse sent before the onset
     idx = np.clip(idx, 0, len(pulses_a) - 1)
     off_grid = int(np.sum(idx % ppf != 0))
@@ -201,8 +202,8 @@ def main() -> None:
     # longest note in frames
     longest, start_of = 0.0, {}
     for a, m in ev:
-        if len(m) == 3 and m[0] & 0xE0 == 0x80:
-            if m[0] & 0xF0 == 0x90 and m[2] > 0:
+        if len(m) == 3 and m[0] & KIND in (NOTE_OFF, NOTE_ON):
+            if m[0] & KIND == NOTE_ON and m[2] > 0:
                 start_of[m[1]] = a
             elif m[1] in start_of:
                 longest = max(longest, a - start_of.pop(m[1]))

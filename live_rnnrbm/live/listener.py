@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .midi import CC, NOTE_OFF, NOTE_ON, SUSTAIN, SYSEX
+from .midi import CC, CHANNEL, KIND, NOTE_OFF, NOTE_ON, SUSTAIN, SYSEX
 
 
 class Listener:
@@ -46,7 +46,7 @@ class Listener:
         status = msg[0]
         if status >= SYSEX or len(msg) < 2:
             return                                     # clock & co. belong to the clock follower
-        kind, ch = status & 0xF0, status & 0x0F
+        kind, ch = status & KIND, status & CHANNEL
         if self.channel is not None and ch != self.channel:
             return
         if kind in (NOTE_OFF, NOTE_ON):
@@ -83,8 +83,8 @@ class Listener:
         if self.thru is not None:
             self.thru(msg)
             self.thru_channels.add(ch)
-            if msg[0] & 0xE0 == NOTE_OFF:   # note-on or note-off
-                self.thru_sounding[ch * 128 + msg[1]] = 1 if (msg[0] & 0xF0 == NOTE_ON and msg[2] > 0) else 0
+            if msg[0] & KIND in (NOTE_OFF, NOTE_ON):
+                self.thru_sounding[ch * 128 + msg[1]] = 1 if (msg[0] & KIND == NOTE_ON and msg[2] > 0) else 0
         if self.recorder is not None:
             self.recorder.player_note(now - self.t0, msg)
 

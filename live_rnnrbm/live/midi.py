@@ -19,6 +19,7 @@ from typing import Sequence
 # channel messages (high nibble; the low nibble is the channel)
 NOTE_OFF, NOTE_ON, POLY_PRESSURE, CC, PROGRAM, CHANNEL_PRESSURE, PITCH_BEND = (
     0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0, 0xE0)
+KIND, CHANNEL = 0xF0, 0x0F  # a channel message's status byte: status & KIND is one of the above
 # system common
 SYSEX, TIME_CODE, SPP, SONG_SELECT, TUNE_REQUEST, EOX = 0xF0, 0xF1, 0xF2, 0xF3, 0xF6, 0xF7
 # system real time (may come between the bytes of anything else)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import mido
 
-from .midi import SUSTAIN
+from .midi import NOTE_OFF, SUSTAIN, SYSEX
 
 if TYPE_CHECKING:  # record.py alone needs nothing but mido
     from .settings import Settings
@@ -140,7 +140,7 @@ class Recorder:
         pedal_down: set[int] = set()
         for event in sorted(events, key=lambda e: e[0]):  # stable: same-time events keep their order
             data = event[1:]
-            if not data or not 0x80 <= data[0] < 0xF0:  # only channel messages (no clock, no sysex)
+            if not data or not NOTE_OFF <= data[0] < SYSEX:  # only channel messages (no clock, no sysex)
                 self.skipped += 1
                 continue
             try:
