@@ -11,10 +11,11 @@ shifted by c (visible) and d (hidden); the path scales W by β and the shifts by
 At β = 0 the units are independent: log Z_0 = Σ_i softplus(bv_i + c_i) + Σ_j softplus(bh_j + d_j)
 exactly, and v is drawn exactly from Π σ(bv_i + c_i). With c = d = 0 this is literally "the RBM
 with W scaled to 0"; ``fitted_base`` picks c, d per frame so that the base already plays the
-frame's likely notes, which a trained model needs (the README's "Convergence" measurements: with
-c = d = 0 the estimate is still far off after thousands of steps). A chain draws v_1 from the
-base, then for k = 1..K adds log p*_{β_k}(v_k) − log p*_{β_{k−1}}(v_k) to its log weight and
-moves v_k → v_{k+1} by one Gibbs sweep v → h → v that leaves p_{β_k} invariant. The mean of the weights estimates Z/Z_0
+frame's likely notes, which a trained model needs (docs/evaluation.md, "Convergence: more AIS
+steps and chains": with c = d = 0 the estimate is still far off after thousands of steps). A
+chain draws v_1 from the base, then for k = 1..K adds log p*_{β_k}(v_k) − log p*_{β_{k−1}}(v_k)
+to its log weight and moves v_k → v_{k+1} by one Gibbs sweep v → h → v that leaves p_{β_k}
+invariant. The mean of the weights estimates Z/Z_0
 without bias, so log Z ≈ log Z_0 + logmeanexp(log w) — a slight under-estimate in log Z
 (Jensen), so a log-likelihood from it errs on the optimistic side by about Var/2 per frame,
 which ``log_z_var`` lets the caller check.

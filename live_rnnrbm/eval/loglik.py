@@ -109,7 +109,7 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     ``base_chains`` k-step Gibbs chains of the frame's RBM play (half started from silence, half
     from the true frame; mixed with 0.5% of an even coin), and the path scales the shifts away as
     it scales W in (``ais``). Any fixed base keeps the estimate of Z unbiased; a base close to
-    the target needs far fewer steps (the README's "Convergence: more AIS steps and chains").
+    the target needs far fewer steps (docs/evaluation.md, "Convergence: more AIS steps and chains").
 
     ``raise_chains`` > 0 also runs RAISE (``ais.raise_log_p``) with that many chains and the same
     steps: a conservative estimate, which errs low where AIS errs high, so the two bracket the
