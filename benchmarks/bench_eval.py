@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from live_rnnrbm.eval import ais  # noqa: E402
 from live_rnnrbm.data.corpus import load_corpus  # noqa: E402
-from live_rnnrbm.eval.loglik import BASE_PRIOR  # noqa: E402
 from live_rnnrbm.data.weights import load_model  # noqa: E402
+from live_rnnrbm.eval import ais  # noqa: E402
+from live_rnnrbm.eval.loglik import BASE_PRIOR  # noqa: E402
 from live_rnnrbm.kernels.rng import new_states  # noqa: E402
 
 PICKLE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pickles" / "Nottingham.pickle"

@@ -17,9 +17,9 @@ from common import add_root_to_path, machine
 
 add_root_to_path()
 
+from live_rnnrbm.data.weights import load_weights, resolve_weights  # noqa: E402
 from live_rnnrbm.kernels import forward, gibbs, packed  # noqa: E402
 from live_rnnrbm.model import RnnRbm  # noqa: E402
-from live_rnnrbm.data.weights import load_weights, resolve_weights  # noqa: E402
 
 
 def numpy_frame(u_prev, p, k, rng):

@@ -28,10 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import machine  # noqa: E402
-from live_rnnrbm.model import PARAM_NAMES, RnnRbm  # noqa: E402
-from live_rnnrbm.train.trainer import Trainer  # noqa: E402
-from live_rnnrbm.train.config import TrainConfig  # noqa: E402
 from live_rnnrbm.data.weights import load_weights, resolve_weights  # noqa: E402
+from live_rnnrbm.model import PARAM_NAMES, RnnRbm  # noqa: E402
+from live_rnnrbm.train.config import TrainConfig  # noqa: E402
+from live_rnnrbm.train.trainer import Trainer  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "pickles" / "Nottingham.pickle"
 NOTTINGHAM_TRAIN_FRAMES = 176_561

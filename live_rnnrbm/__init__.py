@@ -2,9 +2,9 @@
 
 >>> from live_rnnrbm import RnnRbm, load_weights, midi_to_roll, roll_to_midi
 """
-from .model import RnnRbm
 from .data.pianoroll import PianoRoll, midi_to_roll, roll_to_midi, load_pickle
 from .data.weights import load_weights, save_weights
+from .model import RnnRbm
 
 __all__ = ["RnnRbm", "PianoRoll", "midi_to_roll", "roll_to_midi", "load_pickle", "load_weights", "save_weights"]
 __version__ = "0.1.0"

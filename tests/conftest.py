@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.data.weights import save_weights
+from live_rnnrbm.model import RnnRbm
 from jackd import JackServer
 
 

@@ -11,13 +11,13 @@ import pickle
 import numpy as np
 import pytest
 
-from live_rnnrbm.eval import ais
 from live_rnnrbm import cli
-from live_rnnrbm.eval.loglik import evaluate_model
-from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.data.pianoroll import roll_to_midi
-from live_rnnrbm.kernels.rng import new_states
 from live_rnnrbm.data.weights import save_weights
+from live_rnnrbm.eval import ais
+from live_rnnrbm.eval.loglik import evaluate_model
+from live_rnnrbm.kernels.rng import new_states
+from live_rnnrbm.model import RnnRbm
 
 
 def exact_log_z(W, bv, bh):

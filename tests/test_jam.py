@@ -9,19 +9,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from live_rnnrbm.data.parts import bottom_notes, player_mask, top_notes
+from live_rnnrbm.data.weights import save_weights
+from live_rnnrbm.eval.jam import evaluate_jam
+from live_rnnrbm.eval.jam_counts import key_counts, match_counts
+from live_rnnrbm.eval.jam_players import LookupHarmonizer, chord_player, play_along
+from live_rnnrbm.eval.loglik import conditional_log_likelihood
 from live_rnnrbm.kernels.forward import rnn_step
 from live_rnnrbm.kernels.gibbs import sample_frame
 from live_rnnrbm.kernels.packed import pack, views, workspace
-from live_rnnrbm.eval.jam_players import LookupHarmonizer, chord_player, play_along
-from live_rnnrbm.eval.loglik import conditional_log_likelihood
-from live_rnnrbm.eval.jam import evaluate_jam
-from live_rnnrbm.eval.jam_counts import key_counts, match_counts
-from live_rnnrbm.model import RnnRbm
-from live_rnnrbm.data.parts import bottom_notes, player_mask, top_notes
 from live_rnnrbm.live.settings import load_preset, merge
+from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.train.config import TrainConfig
 from live_rnnrbm.train.trainer import Trainer
-from live_rnnrbm.data.weights import save_weights
 
 LO, HI = 48, 95  # four octaves from C3
 C_MAJOR = (60, 64, 67)

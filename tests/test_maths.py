@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from live_rnnrbm.kernels import forward, gibbs, packed, simd
-from live_rnnrbm.model import PARAM_NAMES, FrameSampler, RnnRbm
 from live_rnnrbm.kernels.rng import new_state, new_states
+from live_rnnrbm.model import PARAM_NAMES, FrameSampler, RnnRbm
 
 
 def small_model(seed=0, n_notes=6, n_h=4, n_u=3, scale=0.7, dtype=np.float64):

@@ -5,8 +5,8 @@ import random
 import mido
 import pytest
 
-from live_rnnrbm.live.settings import load_preset, merge
 from live_rnnrbm.live.record import MODEL_TRACK, PLAYER_TRACK, Recorder
+from live_rnnrbm.live.settings import load_preset, merge
 
 ON, OFF = 0x90, 0x80
 

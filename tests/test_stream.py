@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from live_rnnrbm.model import RnnRbm
-from live_rnnrbm.live.settings import DEFAULTS
 from live_rnnrbm.live.engine import Engine
+from live_rnnrbm.live.settings import DEFAULTS
+from live_rnnrbm.model import RnnRbm
 
 
 def settings(**kw):

@@ -18,19 +18,19 @@ import pytest
 
 from live_rnnrbm import cli
 from live_rnnrbm.data.corpus import DataError
-from live_rnnrbm.model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES
-from live_rnnrbm.train.optim import Adam, Schedule, clip_grad_norm
+from live_rnnrbm.data.keys import estimate_key, shift_frames, to_common_key
 from live_rnnrbm.data.pianoroll import roll_to_midi
-from live_rnnrbm.train.trainer import Trainer
-from live_rnnrbm.train.config import TrainConfig
+from live_rnnrbm.data.pianoroll import PianoRoll
+from live_rnnrbm.data.weights import load_weights, save_weights
+from live_rnnrbm.kernels.rng import new_states
+from live_rnnrbm.model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES
 from live_rnnrbm.train.checkpoint import latest_path
+from live_rnnrbm.train.config import TrainConfig
 from live_rnnrbm.train.data import load_training_data
 from live_rnnrbm.train.monitor import predictive_monitor
-from live_rnnrbm.data.keys import estimate_key, shift_frames, to_common_key
-from live_rnnrbm.data.pianoroll import PianoRoll
-from live_rnnrbm.kernels.rng import new_states
+from live_rnnrbm.train.optim import Adam, Schedule, clip_grad_norm
 from live_rnnrbm.train.rnn_pretrain import RNN_PARAMS, frame_predictor_grad
-from live_rnnrbm.data.weights import load_weights, save_weights
+from live_rnnrbm.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 LO, HI = 60, 71  # one octave from middle C

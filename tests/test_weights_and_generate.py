@@ -10,9 +10,9 @@ import mido
 import numpy as np
 import pytest
 
-from live_rnnrbm.model import PARAM_NAMES, RnnRbm
 from live_rnnrbm.data.pianoroll import midi_to_roll
 from live_rnnrbm.data.weights import WeightsError, load_weights, save_weights
+from live_rnnrbm.model import PARAM_NAMES, RnnRbm
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -44,8 +44,8 @@ from numba import njit
 
 from ..kernels import forward, gibbs, packed
 from ..kernels.jit import JIT
-from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
 from ..model import RnnRbm
+from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
 from .settings import MODES, Settings
 
 N_SLOTS = 4
