@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="model samples per frame for the accuracy (default 10; 0 skips it)")
     p.add_argument("--k", type=int, default=None,
                    help="Gibbs steps per sampled frame (default: 25 for the accuracy, the tutorial's chains, which "
-                        "the paper's accuracy and the README's figures use; in the jam tasks the preset's k, else "
+                        "the paper's accuracy and the documented figures use; in the jam tasks the preset's k, else "
                         "the weights' generation_k, as generate and play)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-log-likelihood", action="store_true", help="only the accuracy (skips AIS)")

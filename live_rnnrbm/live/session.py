@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             rt = promote(CLOCK_PRIORITY) and rt   # this thread runs the internal clock
         if args.realtime:
             say("real-time scheduling: on" if rt else
-                "real-time scheduling: not permitted (timing may suffer on a busy machine; see the README)")
+                "real-time scheduling: not permitted (timing may suffer on a busy machine; see docs/playing.md)")
         if settings.status:
             controls.start_status((lambda: follower.bpm) if external else (lambda: settings.tempo),
                                   (lambda: "clock lost" if follower.lost else "external") if external

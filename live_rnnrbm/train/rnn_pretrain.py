@@ -8,7 +8,7 @@ bv_t = bv + u_{t−1}·Wuv, and its log-likelihood is a plain cross-entropy with
 
 Its gradient has none of CD's sampling noise, so the RNN learns the music's time structure
 quickly, and the RNN-RBM training that follows starts from a trained RNN and only has to add the
-RBM's chords on top (measured on JSB: README, "Shipped weights"). The trainer runs this
+RBM's chords on top (measured on JSB: weights/README.md). The trainer runs this
 first (``--pretrain-rnn-epochs``), on the same subsequences as the RNN-RBM epochs.
 
 >>> cost, grads, U_end = frame_predictor_grad(V, starts, lengths, U0, params)   # doctest: +SKIP
