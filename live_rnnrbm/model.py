@@ -21,6 +21,7 @@ random stream, and offers the operations a caller wants in a form that is hard t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,30 +240,40 @@ class RnnRbm:
 
 
 class FrameSampler:
-    """The live instrument's view of a model: u_{t-1}, and every buffer the tick path needs,
-    allocated once. ``next_frame`` and ``advance`` allocate nothing and release the GIL while
-    they compute.
+    """The model a frame at a time, on packed parameters and with every buffer allocated once:
+    the live engine, the jam evaluation and the tests all sample through it. ``sample`` and
+    ``rnn_step`` allocate nothing and release the GIL while they compute.
 
     >>> sampler = FrameSampler(RnnRbm(seed=3), k=25)
     >>> v, pv = sampler.next_frame()       # v_t sampled given u_{t-1}; pv its mean
     >>> sampler.advance(v)                 # u_t from v_t (and the player's notes, if any)
+
+    ``next_frame``/``advance`` keep u themselves; ``sample``/``rnn_step`` take the state and the
+    output buffers from the caller (the engine keeps a state per precomputed frame). While a
+    player is heard, ``sample(..., consensus=True)`` plays the consensus of ``chains`` chains.
     """
 
-    def __init__(self, model: RnnRbm, k: int = 25, temperature: float = 1.0) -> None:
+    def __init__(self, model: RnnRbm, k: int = 25, temperature: float = 1.0, chains: int = 1) -> None:
         self.model = model
         self.k = int(k)
+        self.chains = int(chains)
         n_v, n_h, dt = model.n_visible, model.n_hidden, model.dtype
-        self.P = packed.pack(model.params)  # packed for the live kernels; its bv takes the offset
+        self.P = packed.pack(model.params)  # its own copy: the bias offset (density) rewrites its bv
+        self.work, self.idx = packed.workspace(n_v, n_h, dt)
+        self.V_c = np.zeros((self.chains, n_v), dt)  # the chains' draws, for the consensus
+        self.PV_c = np.zeros((self.chains, n_v), dt)
+        self.sets = np.zeros(self.chains, np.int64)
+        self.pc_of = (np.arange(n_v) + model.lowest_note) % 12
+        self.bias_offset = np.zeros(n_v, dt)  # e.g. density: added to bv (log-odds of every note)
+        self.beta = model._beta(temperature)
+        # next_frame / advance
         self.u = model.initial_state()
         self.u_next = model.initial_state()
         self.v = np.zeros(n_v, dt)
         self.pv = np.zeros(n_v, dt)
-        self.work, self.idx = packed.workspace(n_v, n_h, dt)
         self.clamp = np.zeros(n_v, np.int8)  # harmonize: 1 where the player's note is held
         self.v_clamp = np.zeros(n_v, dt)  # the player's notes
         self.nobody = np.zeros(n_v, dt)
-        self.bias_offset = np.zeros(n_v, dt)  # e.g. density: added to bv (log-odds of every note)
-        self.beta = dt.type(1.0 / temperature)
 
     def set_temperature(self, temperature: float) -> None:
         self.beta = self.model._beta(temperature)
@@ -272,6 +283,38 @@ class FrameSampler:
         self.bias_offset[:] = offset
         np.add(self.model.params["bv"], self.bias_offset, out=packed.views(self.P)["bv"])
 
+    def set_density(self, density: float) -> None:
+        """Multiply every note's odds by ``density``: bv + log(density)."""
+        self.set_bias_offset(math.log(density))
+
+    def sample(self, u_prev: np.ndarray, clamp: np.ndarray, v_clamp: np.ndarray, v_out: np.ndarray,
+               pv_out: np.ndarray, consensus: bool = False) -> None:
+        """v_t into v_out (its mean into pv_out) given u_{t-1} = u_prev and the player's notes
+        ``v_clamp`` (through the player path), the notes where ``clamp`` is set held at their value:
+        one k-step chain from silence, or with ``consensus`` the draw of ``chains`` chains whose
+        pitch classes agree most with the others' (one chain's consensus is its draw)."""
+        if consensus:
+            gibbs.sample_consensus(u_prev, self.P, self.k, self.beta, clamp, v_clamp, self.model.rng_state, self.V_c,
+                                   self.PV_c, self.pc_of, self.sets, v_out, pv_out, self.work, self.idx)
+        else:
+            gibbs.sample_frame(u_prev, self.P, self.k, self.beta, clamp, v_clamp, self.model.rng_state, v_out, pv_out,
+                               self.work, self.idx)
+
+    def rnn_step(self, x: np.ndarray, player: np.ndarray, u_prev: np.ndarray, u_out: np.ndarray) -> None:
+        """u_out = tanh(bu + x·Wvu + player·Wpu + u_prev·Wuu)."""
+        p = self.model.params
+        forward.rnn_step(x, player, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_out)
+
+    def warm(self) -> None:
+        """Compile (or load from Numba's cache) every kernel ``sample`` and ``rnn_step`` call, on
+        scratch buffers and a copy of the random stream: the draws to come are unchanged."""
+        scratch = self.model.rng_state.copy()
+        v, pv, u = np.zeros_like(self.v), np.zeros_like(self.pv), np.zeros_like(self.u)
+        gibbs.sample_frame(self.u, self.P, 1, self.beta, self.clamp, self.nobody, scratch, v, pv, self.work, self.idx)
+        gibbs.sample_consensus(self.u, self.P, 1, self.beta, self.clamp, self.nobody, scratch, self.V_c, self.PV_c,
+                               self.pc_of, self.sets, v, pv, self.work, self.idx)
+        self.rnn_step(v, self.nobody, self.u, u)
+
     def reset(self) -> None:
         """Back to u_0 = 0 (a new piece)."""
         self.u[:] = 0.0
@@ -279,13 +322,10 @@ class FrameSampler:
     def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
         """Sample v_t given u_{t-1} (clamped notes held at ``v_clamp``); returns the sampler's own
         (v, pv) buffers, overwritten by the next call."""
-        gibbs.sample_frame(self.u, self.P, self.k, self.beta, self.clamp, self.v_clamp, self.model.rng_state,
-                             self.v, self.pv, self.work, self.idx)
+        self.sample(self.u, self.clamp, self.v_clamp, self.v, self.pv)
         return self.v, self.pv
 
     def advance(self, v: np.ndarray, player: np.ndarray | None = None) -> None:
         """u_t = tanh(bu + v_t·Wvu + p_t·Wpu + u_{t-1}·Wuu), p_t the player's notes (none: 0)."""
-        p = self.model.params
-        forward.rnn_step(v, self.nobody if player is None else player, self.u, p["bu"], p["Wvu"], p["Wpu"],
-                         p["Wuu"], self.u_next)
+        self.rnn_step(v, self.nobody if player is None else player, self.u, self.u_next)
         self.u, self.u_next = self.u_next, self.u

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from live_rnnrbm.live.engine import Engine
+from live_rnnrbm.live.engine import Engine, frame_messages, shape_frame
 from live_rnnrbm.live.settings import DEFAULTS
 from live_rnnrbm.model import RnnRbm
 
@@ -88,3 +88,38 @@ def test_density_and_pause():
     time.sleep(0.05)
     assert run(engine, 2)[-1].sum() == 0
     engine.close()
+
+
+def test_frame_messages_by_hand():
+    """The messages between two frames, worked out by hand: a note held across them sounds once,
+    a note that ends gets its note-off, the whole new frame is ready to re-sound after a silence,
+    and the velocity is fixed or follows the note's probability."""
+    on_msg = [[0x90, 60 + i, 0] for i in range(4)]
+    off_msg = [[0x80, 60 + i, 0] for i in range(4)]
+    new = np.array([0, 1, 1, 0], np.float32)
+    old = np.array([1, 1, 0, 0], np.float32)
+    pv = np.array([0.9, 0.25, 0.5, 0.1], np.float32)
+    ons, offs, all_on = [["stale"]], [["stale"]], [["stale"]]
+    frame_messages(new, old, pv, on_msg, off_msg, 80, 50, 110, ons, offs, all_on)
+    assert ons == [[0x90, 62, 80]] and offs == [[0x80, 60, 0]] and all_on == [[0x90, 61, 80], [0x90, 62, 80]]
+    frame_messages(new, old, pv, on_msg, off_msg, None, 50, 110, ons, offs, all_on)
+    assert all_on == [[0x90, 61, 65], [0x90, 62, 80]]  # 50 + 60·0.25, 50 + 60·0.5
+    frame_messages(old, old, pv, on_msg, off_msg, 80, 50, 110, ons, offs, all_on)
+    assert ons == [] and offs == [] and len(all_on) == 2  # nothing changes: nothing to send
+
+
+def test_shape_frame_by_hand():
+    """Note shaping, worked out by hand: the player's clamped notes, notes outside the range and
+    notes past the watchdog's length are not sent, and above the polyphony cap the least probable
+    notes go first."""
+    v = np.array([1, 1, 1, 1, 1, 1, 0], np.float32)
+    pv = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.6, 0.99], np.float32)
+    clamped = np.array([1, 0, 0, 0, 0, 0, 0], np.int8)
+    in_range = np.array([1, 1, 1, 1, 1, 0, 1], np.int8)
+    runs = np.array([0, 0, 0, 5, 0, 0, 0], np.int64)
+    out = np.zeros(7, np.float32)
+    n = shape_frame(v, pv, clamped, in_range, runs, 5, 2, out)
+    # left after the first three rules: notes 1 (0.8), 2 (0.3), 4 (0.2); the cap of 2 drops note 4
+    assert n == 2 and out.tolist() == [0, 1, 1, 0, 0, 0, 0]
+    n = shape_frame(v, pv, clamped, in_range, runs, 6, 88, out)
+    assert n == 4 and out.tolist() == [0, 1, 1, 1, 1, 0, 0]

@@ -12,9 +12,9 @@ import numpy as np
 
 from ..data.keys import estimate_key
 from ..data.parts import top_notes
-from ..kernels import gibbs, packed
 from ..live.engine import Engine
 from ..live.settings import Settings
+from ..model import FrameSampler
 
 CHORD_FRAMES = 4
 CHORD_ROOT_LOW = 48  # triads in root position with the root in C3..B3
@@ -136,22 +136,13 @@ def true_history_frames(model, settings: Settings, V: np.ndarray, player: np.nda
     ``chains`` above 1, each frame is their consensus, as the engine plays while listening."""
     model.reseed(seed)
     U = model.run(V, player=player)[0]
-    P = packed.pack(model.params)
-    work, idx = packed.workspace(model.n_visible, model.n_hidden, model.dtype)
-    beta = model.dtype.type(1.0 / settings.temperature)
-    k, chains = settings.k, settings.chains
+    sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
     v = np.zeros(model.n_visible, model.dtype)
     pv = np.zeros_like(v)
-    V_c, PV_c = np.zeros((chains, model.n_visible), model.dtype), np.zeros((chains, model.n_visible), model.dtype)
-    sets = np.zeros(chains, np.int64)
-    pc_of = (np.arange(model.n_visible) + model.lowest_note) % 12
     out = np.zeros(V.shape, np.float32)
     for t in range(len(V)):
         clamp = (player[t] > 0).astype(np.int8)
-        p_t = player[t].astype(model.dtype)
-        # one chain's consensus is that chain's draw
-        gibbs.sample_consensus(U[t], P, k, beta, clamp, p_t, model.rng_state, V_c, PV_c, pc_of, sets, v, pv,
-                                 work, idx)
+        sampler.sample(U[t], clamp, player[t].astype(model.dtype), v, pv, consensus=True)
         out[t] = np.where(clamp > 0, 0.0, v)
     return out
 

@@ -7,10 +7,10 @@
 
 A worker thread owns u_t and every buffer. Right after tick t it computes
 u_t = tanh(bu + x_t·Wvu + p_t·Wpu + u_{t-1}·Wuu) (p_t: the player's notes, zero when not
-listening), then samples v_{t+1} (``kernels.forward.rnn_step``,
-``kernels.gibbs.sample_frame``: nogil, so the MIDI callbacks keep the GIL meanwhile) and turns it into
-ready-made lists of note-on/off messages (by difference with v_t: a note held across frames sounds
-once). When the player's notes change before the tick, the pending frame is computed again, so a
+listening), then samples v_{t+1} through the model's ``FrameSampler`` (the one stepper the
+jam evaluation and the tests use too; its kernels are nogil, so the MIDI callbacks keep the GIL
+meanwhile), shapes the notes (``shape_frame``) and turns them into ready-made lists of note-on/off
+messages (``frame_messages``: by difference with v_t, so a note held across frames sounds once). When the player's notes change before the tick, the pending frame is computed again, so a
 played note is heard at the next tick. What x_t holds depends on the mode:
 
 * harmonize: the frame as it sounded — the model's notes with the player's notes they were sampled
@@ -20,7 +20,7 @@ played note is heard at the next tick. What x_t holds depends on the mode:
   the only way the frame can hear a note just played.
 * off: the model's notes.
 
-While listening, each frame is the consensus of ``chains`` Gibbs chains (``kernels.gibbs.sample_consensus``:
+While listening, each frame is the consensus of ``chains`` Gibbs chains (``FrameSampler.sample``:
 the draw whose pitch classes agree most with the others'), so the accompaniment is the harmony the
 model is surest of given the player, not one chain's guess, and the history u hears stays on it.
 Alone (off, or nobody plays), one chain: the model's plain sample.
@@ -34,7 +34,6 @@ waits on a lock.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Callable
@@ -42,11 +41,10 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from ..kernels import forward, gibbs, packed
 from ..kernels.jit import JIT
-from ..model import RnnRbm
+from ..model import FrameSampler, RnnRbm
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
-from .settings import MODES, Settings
+from .settings import Settings
 
 N_SLOTS = 4
 
@@ -76,6 +74,30 @@ def union(a, b, out):
         out[i] = 1.0 if (a[i] != 0.0 or b[i] != 0.0) else 0.0
 
 
+def frame_messages(new: np.ndarray, old: np.ndarray, pv: np.ndarray, on_msg: list[list[int]],
+                   off_msg: list[list[int]], velocity: int | None, vel_lo: int, vel_hi: int,
+                   ons: list, offs: list, all_on: list) -> None:
+    """The messages that turn the frame sounding (``old``) into ``new``, by difference, so that a
+    note held across frames sounds once: ``ons`` gets a note-on for each note new starts, ``offs``
+    a note-off for each it ends, ``all_on`` a note-on for every note of new (to sound the whole
+    frame after a silence). Note i's messages are the preallocated on_msg[i] / off_msg[i]; the
+    note-on's velocity is ``velocity``, or with None vel_lo..vel_hi by the note's probability pv[i].
+    The three lists are cleared first."""
+    ons.clear()
+    offs.clear()
+    all_on.clear()
+    span = vel_hi - vel_lo
+    for i in np.flatnonzero(new + old).tolist():
+        if new[i]:
+            m = on_msg[i]
+            m[2] = velocity if velocity is not None else vel_lo + int(round(span * float(pv[i])))
+            all_on.append(m)
+            if not old[i]:
+                ons.append(m)
+        else:
+            offs.append(off_msg[i])
+
+
 class Slot:
     """One computed frame, ready to send: its messages and the state it came from."""
 
@@ -102,15 +124,14 @@ class Engine:
         self._listener = None
         self.recorder = recorder
         self.dtype = model.dtype
-        self.P = packed.pack(model.params)      # the engine's own copy: density rewrites its bv
-        self.bv, self.bv_eff = model.params["bv"], packed.views(self.P)["bv"]
-        n_v, n_h, n_u = model.n_visible, model.n_hidden, model.n_hidden_recurrent
+        n_v, n_u = model.n_visible, model.n_hidden_recurrent
         self.lowest = model.lowest_note
         if settings.k is None:
             raise ValueError("the engine needs k: the settings' own, or the weights' generation_k")
         self.ch = settings.channel - 1
         self.k = settings.k
         self.chains = settings.chains
+        self.sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
         self.max_poly = settings.max_polyphony
         self.max_run = settings.max_note_frames
         vel = settings.velocity
@@ -128,6 +149,7 @@ class Engine:
         # worker-owned buffers
         self.slots = [Slot(n_v, n_u, self.dtype, self.lowest, self.ch) for _ in range(N_SLOTS)]
         self._density_done = 1.0
+        self._temperature_done = self.temperature
         self.base_v = np.zeros(n_v, self.dtype)    # v_t, the frame last sent
         self.base_u = model.initial_state()        # u_{t-1} it was sampled from
         self.base_human = np.zeros(n_v, self.dtype)  # the player's notes it sounded with
@@ -139,12 +161,6 @@ class Engine:
         self.no_human = np.zeros(n_v, np.int8)
         self.human_clamped = np.zeros(n_v, np.int8)
         self.runs = np.zeros(n_v, np.int64)
-        self.work, self.idx = packed.workspace(n_v, n_h, self.dtype)
-        self.V_c = np.zeros((self.chains, n_v), self.dtype)  # the chains' draws while listening
-        self.PV_c = np.zeros((self.chains, n_v), self.dtype)
-        self.sets = np.zeros(self.chains, np.int64)
-        self.pc_of = (np.arange(n_v) + self.lowest) % 12
-        self.state = model.rng_state
         self.off_msg = [[NOTE_OFF | self.ch, self.lowest + i, 0] for i in range(n_v)]
         # shared between tick and worker (single Python attribute stores: atomic under the GIL)
         self.published: Slot | None = None
@@ -187,13 +203,7 @@ class Engine:
         """Compile (or load from Numba's cache) the kernels the worker calls, by running each on the
         real model with scratch state, so the first tick costs nothing."""
         s = self.slots[-1]
-        one = self.dtype.type(1.0)
-        gibbs.sample_frame(self.base_u, self.P, self.k, one, self.clamp, self.human, self.state.copy(),
-                             s.v, s.pv, self.work, self.idx)
-        gibbs.sample_consensus(self.base_u, self.P, 1, one, self.clamp, self.human, self.state.copy(), self.V_c,
-                                 self.PV_c, self.pc_of, self.sets, s.v, s.pv, self.work, self.idx)
-        p = self.model.params
-        forward.rnn_step(s.v, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], s.u)
+        self.sampler.warm()
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         union(s.v, s.v, self.x)
 
@@ -216,8 +226,7 @@ class Engine:
         np.multiply(self.runs + 1, self.base_v > 0, out=self.runs)
         self._first = False
         union(self.base_v, self.base_human, self.x)
-        p = self.model.params
-        forward.rnn_step(self.x, self.base_human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
+        self.sampler.rnn_step(self.x, self.base_human, self.base_u, self.u_next)
         self._compute()
 
     def _free_slot(self) -> Slot:
@@ -242,9 +251,12 @@ class Engine:
         if self.listener is not None:
             self._human_seen = self.listener.snapshot(self.human)
         listening = self.listener is not None and mode != "off"
-        if self.density != self._density_done:  # density multiplies each note's odds: bv + log(density)
-            np.add(self.bv, self.dtype.type(math.log(self.density)), out=self.bv_eff)
+        if self.density != self._density_done:
+            self.sampler.set_density(self.density)
             self._density_done = self.density
+        if self.temperature != self._temperature_done:
+            self.sampler.set_temperature(self.temperature)
+            self._temperature_done = self.temperature
         if listening and mode == "harmonize":
             np.greater(self.human, 0, out=self.human_clamped, casting="unsafe")
             np.bitwise_or(self.human_clamped, 1 - self.in_range, out=self.clamp)
@@ -252,19 +264,13 @@ class Engine:
         else:
             self.human_clamped[:] = 0
             np.subtract(1, self.in_range, out=self.clamp)
-        beta = self.dtype.type(1.0 / self.temperature)
         if listening and mode == "follow" and not self._first:
             union(self.base_v, self.human, self.x)
-            p = self.model.params
-            forward.rnn_step(self.x, self.human, self.base_u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.u_next)
+            self.sampler.rnn_step(self.x, self.human, self.base_u, self.u_next)
         s.u[:] = self.u_next
         # the player's notes reach the frame through the player path (and the clamp, in harmonize)
-        if listening and self.chains > 1:
-            gibbs.sample_consensus(s.u, self.P, self.k, beta, self.clamp, self.human, self.state, self.V_c,
-                                     self.PV_c, self.pc_of, self.sets, s.v, s.pv, self.work, self.idx)
-        else:
-            gibbs.sample_frame(s.u, self.P, self.k, beta, self.clamp, self.human if listening else self.nobody,
-                                 self.state, s.v, s.pv, self.work, self.idx)
+        self.sampler.sample(s.u, self.clamp, self.human if listening else self.nobody, s.v, s.pv,
+                            consensus=listening and self.chains > 1)
         if listening:
             s.human[:] = self.human
         else:
@@ -274,19 +280,8 @@ class Engine:
         else:
             shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run,
                         self.max_poly, s.v_out)
-        # the messages, by difference with the frame sounding now (base_v)
-        s.ons.clear(); s.offs.clear(); s.all_on.clear()
-        new, old = s.v_out, self.base_v
-        fixed, lo, span = self.vel_fixed, self.vel_lo, self.vel_hi - self.vel_lo
-        for i in np.flatnonzero(new + old).tolist():
-            if new[i]:
-                m = s.on_msg[i]
-                m[2] = fixed if fixed is not None else lo + int(round(span * float(s.pv[i])))
-                s.all_on.append(m)
-                if not old[i]:
-                    s.ons.append(m)
-            else:
-                s.offs.append(self.off_msg[i])
+        frame_messages(s.v_out, self.base_v, s.pv, s.on_msg, self.off_msg, self.vel_fixed, self.vel_lo,
+                       self.vel_hi, s.ons, s.offs, s.all_on)
         s.seq = seq
         s.gen += 1                              # even again: complete
         self.published = s
