@@ -15,6 +15,7 @@ from live_rnnrbm import cli
 from live_rnnrbm.data.pianoroll import roll_to_midi
 from live_rnnrbm.data.weights import save_weights
 from live_rnnrbm.eval import ais
+from live_rnnrbm.eval.generation import STATS, compare, piece_stats
 from live_rnnrbm.eval.loglik import evaluate_model
 from live_rnnrbm.kernels.rng import new_states
 from live_rnnrbm.model import RnnRbm
@@ -258,3 +259,44 @@ def test_cli_clear_errors(tiny_files, capsys, case):
     expected = {"no weights": "missing.npz", "no data": "nowhere", "bad split": "test",
                 "bad weights": "piece0.mid", "bad settings": "--ais-steps"}[case]
     assert "error" in err and expected in err, err
+
+
+# --- free generation beside its data (--task free)
+
+def test_piece_stats_by_hand():
+    """The statistics of a small piece worked out by hand: C4 held 4 frames with a bass line
+    C3 C3 D3 G2 below it, then silence (lowest note 21, so C4 is index 39)."""
+    V = np.zeros((5, 88), np.float32)
+    V[0:4, 60 - 21] = 1                         # C4, one note of 4 frames
+    for t, bass in enumerate((48, 48, 50, 43)):  # C3 (2 frames), D3, G2
+        V[t, bass - 21] = 1
+    s = piece_stats(V)
+    assert s["notes_per_frame"] == pytest.approx(8 / 5)
+    assert s["change_rate"] == pytest.approx(3 / 4)        # frames 2, 3 and 4 differ from the one before
+    assert s["note_length"] == pytest.approx((4 + 2 + 1 + 1) / 4)
+    assert s["key_fit"] == 1.0                             # C, D, G: all in C major (and G major)
+    assert s["pitch_range"] == 60 - 43
+    assert s["bass_continuity"] == pytest.approx(2 / 3)    # C→C, C→D within a whole tone; D→G not
+    V[4, 61 - 21] = 1                                      # a C#4 in the last frame
+    assert piece_stats(V)["key_fit"] == pytest.approx(8 / 9)  # the best major scale misses one of 9 notes
+
+
+def test_generation_compare_tells_the_data_from_silence():
+    """compare() against ground truth: the data set beside itself is within its own spread on every
+    statistic; a 'model' that plays nothing is outside on density."""
+    rng = np.random.default_rng(0)
+    pieces = [(rng.random((40, 88)) < 0.04 + 0.01 * i).astype(np.float32) for i in range(10)]
+    data = [piece_stats(V) for V in pieces]
+    assert all(s["within"] for s in compare(data, data).values())
+    silent = [piece_stats(np.zeros_like(V)) for V in pieces]
+    assert not compare(data, silent)["notes_per_frame"]["within"]
+
+
+def test_cli_free_generation(tiny_files, capsys):
+    d, weights = tiny_files
+    assert cli.main(["eval", "--task", "free", "--weights", str(weights), str(d / "bench.pickle"), "--split",
+                     "train", "--k", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["stats"]) == set(STATS) and out["settings"]["pieces"] >= 2 and out["settings"]["k"] == 5
+    assert cli.main(["eval", "--task", "free", "ll", "--weights", str(weights), str(d)]) == 2
+    assert "runs on its own" in capsys.readouterr().err

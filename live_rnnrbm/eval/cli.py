@@ -27,10 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI files, folders (searched recursively), globs, or a benchmark pickle (with --split)")
     p.add_argument("--weights", help="weights file, or a shipped name (nottingham, jsb); default: nottingham")
     p.add_argument("--split", default="valid", help="split of a benchmark pickle (default valid)")
-    p.add_argument("--task", choices=("ll",) + JAM_TASKS, nargs="+", default=["ll"],
-                   help="ll: log-likelihood and accuracy, as in the paper (default); harmonize, follow: a player "
-                        "plays the melody and the live engine accompanies it; chords: a player holds I-IV-V-I in "
-                        "all 24 keys (the jam evaluation: see the 'jam' options)")
+    p.add_argument("--task", choices=("ll", "free") + JAM_TASKS, nargs="+", default=["ll"],
+                   help="ll: log-likelihood and accuracy, as in the paper (default); free: statistics of free "
+                        "generation beside the data's (one generated piece per data piece, its length); harmonize, "
+                        "follow: a player plays the melody and the live engine accompanies it; chords: a player "
+                        "holds I-IV-V-I in all 24 keys (the jam evaluation: see the 'jam' options)")
     p.add_argument("--ais-chains", type=int, default=None,
                    help="AIS chains per frame (default 20; in the jam tasks 0: no conditional log-likelihood)")
     p.add_argument("--ais-steps", type=int, default=400, help="AIS intermediate distributions (default 400)")
@@ -90,10 +91,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data.weights import WeightsError, frame_resolution, load_model
 
     if args.task != ["ll"]:
-        if "ll" in args.task:
-            print("error: --task ll (the log-likelihood) runs on its own: give it, or jam tasks", file=sys.stderr)
-            return 2
-        return run_jam(args)
+        for alone in ("ll", "free"):
+            if alone in args.task and args.task != [alone]:
+                print(f"error: --task {alone} runs on its own: give it, or jam tasks", file=sys.stderr)
+                return 2
+        return run_free(args) if args.task == ["free"] else run_jam(args)
     if args.ais_chains is None:
         args.ais_chains = 20
     if args.k is None:
@@ -165,6 +167,46 @@ def _preset_for(weights: str | None) -> str:
             if str(load_preset(name).weights) == str(weights):
                 return name
     return "default"
+
+
+def run_free(args) -> int:
+    """--task free: the model's free generation beside the data's pieces."""
+    from ..cli import flag_errors
+    from ..data.corpus import DataError, load_corpus, spread
+    from ..data.weights import WeightsError, frame_resolution, generation_k, load_model
+    from .generation import evaluate_generation, format_generation
+
+    def fail(msg: str) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+    if not args.data:
+        return fail("--task free sets generated pieces beside real ones: name the data (MIDI files, folders or a pickle)")
+    wrong = flag_errors(args, [("pieces", lambda v: v >= 0, "≥ 0"), ("k", lambda v: v is None or v >= 1, "≥ 1"),
+                               ("temperature", lambda v: v is None or v > 0, "> 0")])
+    if wrong:
+        return fail(wrong)
+    try:
+        model = load_model(args.weights)
+        pieces = spread(load_corpus(args.data, split=args.split, lowest_note=model.lowest_note,
+                                    highest_note=model.highest_note, **frame_resolution(model),
+                                    warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)).arrays(), args.pieces)
+    except (WeightsError, DataError) as e:
+        return fail(str(e))
+    if not pieces:
+        return fail("no pieces to compare with")
+    report = evaluate_generation(model, pieces, args.k or generation_k(model), args.temperature or 1.0, args.seed)
+    report.settings["weights"] = args.weights or "nottingham"
+    if args.json:
+        print(json.dumps({"settings": report.settings, "stats": report.stats, "all_within": report.all_within,
+                          "seconds": report.seconds}, indent=2))
+    else:
+        s = report.settings
+        print(f"weights {s['weights']}: k {s['k']}, temperature {s['temperature']}, seed {s['seed']}; "
+              f"data {' '.join(args.data)} [{args.split}]: {s['pieces']} pieces, {s['frames']:,} frames, "
+              f"as many generated")
+        print(format_generation(report))
+    return 0
 
 
 def run_jam(args) -> int:
