@@ -50,10 +50,11 @@ def test_arbitrary_bytes_never_raise_and_nothing_invalid_is_forwarded(events):
         listener = Listener(21, 88, thru=forwarded.append, recorder=rec, on_cc=lambda *a: None)
         follower = ClockFollower(4, on_frame=frames.append, on_stop=lambda: None,
                                  on_tempo=lambda bpm: rec.tempo(1.0, bpm))
-        port = Port(Backend(), "fuzz", True, "jack")
+        backend = Backend()
+        port = Port(backend, "fuzz", True, "jack")
         port.listen(lambda msg: (follower.receive if msg[0] >= 0xF0 else listener.receive)(msg))
         for e in events:
-            port.rt.deliver((list(e), 0.0))
+            backend.deliver((list(e), 0.0))
         rec.save()
     assert all(strict(m) for m in forwarded), forwarded
     assert port.guard.dropped <= len(events)

@@ -308,7 +308,7 @@ def test_the_jack_output_and_its_watch_client_close_promptly(jack):
             "    out = open_output('lr-close', 'jack')\n"
             "    quiet()\n"
             "    for k in range(5):\n"
-            "        out.rt.send_message([0x90, 60, 100])\n"
+            "        out.send([0x90, 60, 100])\n"
             "        time.sleep(0.01)\n"
             "    out.close()\n")
     try:

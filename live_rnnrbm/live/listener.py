@@ -1,6 +1,6 @@
 """The player's side: held notes from a MIDI input, sustain pedal counted, as v_t^human.
 
-    listener = Listener(lowest_note=21, n_visible=88, channel=None, thru=out.rt.send_message)
+    listener = Listener(lowest_note=21, n_visible=88, channel=None, thru=out.send)
     inp.listen(listener.receive)      # well-formed messages only (ports.Port.listen)
     version = listener.snapshot(frame)   # frame[i] = 1 for every note held (or sustained)
 

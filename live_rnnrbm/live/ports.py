@@ -4,8 +4,12 @@ contains NAME, else a virtual port called NAME.
     live-rnnrbm ports                    # inputs and outputs with their exact names
     live-rnnrbm ports --backend jack
 
-    out = open_output("IAC", backend=None)   # Port(rt=rtmidi.MidiOut, name=..., virtual=False)
-    out.rt.send_message([0x90, 60, 80])
+    out = open_output("IAC", backend=None)   # a Port: .name (what was opened), .virtual, .backend
+    out.send([0x90, 60, 80])
+    inp = open_input("Keystation")
+    inp.listen(print)                        # well-formed messages only
+    inp.stop_listening()
+    inp.close(); out.close()
 
 python-rtmidi is used directly (mido's rtmidi backend is a thin layer over the same objects): the
 live path sends preallocated byte lists with ``MidiOut.send_message`` and the input callback gets
@@ -94,12 +98,22 @@ def _quiet_c_libraries() -> Iterator[None]:
 
 @dataclass
 class Port:
+    """An open MIDI port. Only this module touches the backend's object (``rt``): everyone else
+    sends, listens, stops listening and closes through the port."""
     rt: Any            # rtmidi.MidiOut, rtmidi.MidiIn, or jackmidi.JackMidiIn
     name: str          # what we opened: the existing port's name, or our virtual port's name
     virtual: bool
     backend: str
     watch: Any = None  # JACK output: a port-less jackmidi.JackClient that hears the server shut down
     guard: MessageGuard = field(default_factory=MessageGuard)
+    # send(message): an output's send, the message a list of bytes; an input has none
+    send: Callable[[Sequence[int]], None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The backend's own method, not a method of ours calling it: the tick sends every note
+        # through this, and a Python layer in between would cost a call per message.
+        if hasattr(self.rt, "send_message"):
+            self.send = self.rt.send_message
 
     def listen(self, handler: Callable[[Sequence[int]], None]) -> None:
         """Call handler(message) for every well-formed message that arrives; drop the rest."""
@@ -110,6 +124,10 @@ class Port:
             if accept(msg):
                 handler(msg)
         self.rt.set_callback(callback)
+
+    def stop_listening(self) -> None:
+        """No more calls to the handler given to listen()."""
+        self.rt.cancel_callback()
 
     def on_error(self, fn: Callable[[str], None]) -> None:
         """fn(text) when the port or its server fails (an error from the backend, JACK shutting down)."""

@@ -5,11 +5,12 @@
     live-rnnrbm play --preset jsb --input "Keystation" --mode harmonize --record session.mid
     live-rnnrbm play --clock "DAW clock" --steps-per-beat 4     # follow an external MIDI clock
 
-This module only wires things together: settings (settings.py), ports (ports.py), the frame engine
-(engine.py), the clocks (clock.py), the player's input (listener.py), live controls (controls.py)
-and the recording (record.py). Whatever stops it — Ctrl-C, SIGTERM, SIGHUP, `q`, --duration, an
-error, a port going away — ends in the same place: every sounding note gets its note-off, then CC64=0,
-CC123 and CC120 on the channels used, then the ports close.
+``run`` turns the command line into settings and a model; a ``Session`` owns everything that plays:
+the ports (ports.py), the frame engine (engine.py), the clocks (clock.py), the player's input
+(listener.py), live controls (controls.py) and the recording (record.py). Whatever stops it —
+Ctrl-C, SIGTERM, SIGHUP, `q`, --duration, an error, a port going away — ends in ``Session.close``:
+every sounding note gets its note-off, then CC64=0, CC123 and CC120 on the channels used, then the
+ports close.
 """
 from __future__ import annotations
 
@@ -19,8 +20,20 @@ import threading
 import time
 import traceback
 from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..signals import catch_stop_signals
+from .midi import CLOCK, START, STOP, SYSEX
+
+if TYPE_CHECKING:  # the command line must not wait for numba to say that a flag is wrong
+    from ..model import RnnRbm
+    from .clock import ClockFollower
+    from .controls import Controls
+    from .engine import Engine
+    from .listener import Listener
+    from .ports import Port
+    from .record import Recorder
+    from .settings import Settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the clock and the frame worker with real-time scheduling when the OS allows it")
 
 
-def settings_from(args: argparse.Namespace):
+def settings_from(args: argparse.Namespace) -> Settings:
     from .settings import flag_values, load_preset, merge
     return merge(load_preset(args.preset), flag_values(args))
 
@@ -49,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
     except PresetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    external = settings.external_clock
     if args.duration is not None and not args.duration > 0:
         print("error: --duration must be > 0 seconds", file=sys.stderr)
         return 2
@@ -59,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.0002)
 
     from ..data.weights import WeightsError, generation_k, load_model, resolve_weights
-    from .ports import PortError, open_input, open_output
+    from .ports import PortError
     spec = settings.weights
     if spec in ("nottingham", "jsb") and not resolve_weights(spec).exists():
         say(f"the shipped '{spec}' weights are not in this installation")
@@ -71,59 +83,118 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if settings.k is None:  # the Gibbs steps these weights need to mix from silence
         settings = replace(settings, k=generation_k(model))
-    from .clock import PPQN, ClockFollower, InternalClock
-    from .controls import Controls
-    from .listener import Listener
-    from .midi import CLOCK, START, STOP, SYSEX
-    from .realtime import CLOCK_PRIORITY, promote
-    from .engine import Engine
 
-    stop = threading.Event()
-    why: list[str] = []
-
-    def stop_because(reason: str) -> None:
-        if not why:
-            why.append(reason)
-        stop.set()
-
-    faults: list[str] = []
-
-    def fault(reason: str) -> None:
-        """A port, its server or the input path failed: stop as on a signal, but exit non-zero."""
-        faults.append(reason)
-        stop_because(reason)
-
-    catch_stop_signals(lambda signum, reason: stop_because(reason))
-
-    ports = []
-    engine = follower = None
-    listener = None
-    clock_out = False
-    out = None
-    recorder = None
+    session = Session(model, settings, realtime=args.realtime)
+    catch_stop_signals(lambda signum, reason: session.stop(reason))
     status = 0
     try:
-        out = open_output(settings.port, settings.backend)
-        ports.append(out)
-        backend = out.backend
-        out.on_error(lambda text: fault(f"output port: {text}"))
+        session.start()
+        session.play(args.duration)
+    except PortError as e:
+        print(f"error: {e}", file=sys.stderr)
+        status = 2
+    except Exception:
+        traceback.print_exc()
+        session.stop("error")
+        status = 1
+    finally:
+        session.close()
+    if session.fault is not None:
+        print(f"error: {session.fault}", file=sys.stderr)
+    return status or (1 if session.failed else 0)
+
+
+class Session:
+    """One performance: the output port, the input and clock ports, the engine, the listener, the
+    controls, the clock (internal, or a follower of an external one) and the recording.
+
+        session = Session(model, settings)
+        try:
+            session.start()     # ports open, kernels warm, frame 1 ready; says where it plays
+            session.play()      # until stop(): a signal, `q`, --duration, a port failing
+        finally:
+            session.close()     # every note off, the ports closed, the recording written
+
+    Each part is kept as soon as it exists, so close() ends a session that failed half-way (the
+    output open, the input not) as it ends a whole one. ``open_output(name, backend)`` and
+    ``open_input(name, backend, role=...)`` open the ports (ports.py's by default).
+    """
+
+    def __init__(self, model: RnnRbm, settings: Settings, realtime: bool = True,
+                 open_output: Callable[..., Port] | None = None,
+                 open_input: Callable[..., Port] | None = None) -> None:
+        if open_output is None or open_input is None:
+            from . import ports
+            open_output = open_output or ports.open_output
+            open_input = open_input or ports.open_input
+        self.model = model
+        self.settings = settings
+        self.realtime = realtime
+        self._open_output, self._open_input = open_output, open_input
+        self.stopped = threading.Event()   # set by stop(): play() returns, the controls' threads end
+        self._why: list[str] = []
+        self._faults: list[str] = []
+        self._recording_failed = False
+        self._closed = False
+        self._clock_out = False            # clock Start sent: Stop follows the last notes
+        self.ports: list[Port] = []        # the output first, then the clock input, then the player's
+        self.out: Port | None = None
+        self.engine: Engine | None = None
+        self.listener: Listener | None = None
+        self.controls: Controls | None = None
+        self.follower: ClockFollower | None = None
+        self.recorder: Recorder | None = None
+
+    # ------------------------------------------------------------------ stopping
+    def stop(self, reason: str) -> None:
+        """Stop playing; the first reason given is the one the closing line names. Any thread."""
+        if not self._why:
+            self._why.append(reason)
+        self.stopped.set()
+
+    def _fault(self, reason: str) -> None:
+        """A port, its server or the input path failed: stop as on a signal, but exit non-zero."""
+        self._faults.append(reason)
+        self.stop(reason)
+
+    @property
+    def fault(self) -> str | None:
+        """The first failure of a port, its server or the input path; None when there was none."""
+        return self._faults[0] if self._faults else None
+
+    @property
+    def failed(self) -> bool:
+        """Something went wrong that the exit status must say: a fault, or the recording not written."""
+        return bool(self._faults) or self._recording_failed
+
+    # ------------------------------------------------------------------ starting
+    def start(self) -> None:
+        """Open the ports, warm the kernels and compute frame 1, then say where it plays. Raises
+        ports.PortError when a port cannot be opened (close() still ends what was started)."""
+        from .clock import ClockFollower
+        from .controls import Controls
+        from .engine import Engine
+        from .listener import Listener
+        from .realtime import CLOCK_PRIORITY, promote
+        settings = self.settings
+        external = settings.external_clock
+        out = self.out = self._open_output(settings.port, settings.backend)
+        self.ports.append(out)
+        out.on_error(lambda text: self._fault(f"output port: {text}"))
         t0 = time.perf_counter()
         if settings.record:
             from .record import Recorder
-            recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
-        engine = Engine(model, out.rt.send_message, settings, recorder=recorder, clock_t0=t0,
-                        realtime=args.realtime)
-
-        # the player's input and the external clock (one port may carry both)
-        same = external and settings.input and settings.input == settings.clock
+            self.recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
+        recorder = self.recorder
+        engine = self.engine = Engine(self.model, out.send, settings, recorder=recorder, clock_t0=t0,
+                                      realtime=self.realtime)
         if settings.input:
-            listener = Listener(model.lowest_note, model.n_visible, settings.input_channel,
-                                thru=out.rt.send_message if settings.thru else None,
-                                recorder=recorder, t0=t0)
-            engine.listener = listener
-        controls = Controls(engine, settings.cc, stop)
-        if listener is not None:
-            listener.on_cc = controls.on_cc
+            self.listener = Listener(self.model.lowest_note, self.model.n_visible, settings.input_channel,
+                                     thru=out.send if settings.thru else None, recorder=recorder, t0=t0)
+            engine.listener = self.listener
+        controls = self.controls = Controls(engine, settings.cc, self.stopped)
+        if self.listener is not None:
+            self.listener.on_cc = controls.on_cc
         # A first start after installing compiles the kernels (Numba caches them): say so if slow.
         compiling = threading.Timer(1.5, say, ("compiling the Numba kernels: the first start after installing "
                                                 "takes about 15 s, later ones about a second",))
@@ -132,124 +203,136 @@ def run(args: argparse.Namespace) -> int:
             engine.start()   # kernels warm, frame 1 computed: everything below is quick
         finally:
             compiling.cancel()
-
         if external:
-            follower = ClockFollower(settings.steps_per_beat, engine.tick, on_stop=engine.silence,
-                                     on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
-                                     if recorder else None)
+            self.follower = ClockFollower(settings.steps_per_beat, engine.tick, on_stop=engine.silence,
+                                          on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
+                                          if recorder else None)
+        self._open_inputs(out.backend)
 
-        def guarded(handler):
-            def receive(msg):
-                try:
-                    handler(msg)
-                except Exception:  # a bug on the MIDI thread must stop us (every note off), not vanish
-                    traceback.print_exc()
-                    fault("error in the MIDI input callback")
-            return receive
-
-        if external:
-            clk = open_input(settings.clock, backend, role="clock")
-            ports.append(clk)
-            if same:
-                def both(msg):
-                    (follower.receive if msg[0] >= SYSEX else listener.receive)(msg)
-                clk.listen(guarded(both))
-            else:
-                clk.listen(guarded(follower.receive))
-            clk.on_error(lambda text: fault(f"clock port: {text}"))
-        if listener is not None and not same:
-            inp = open_input(settings.input, backend, role="in")
-            ports.append(inp)
-            inp.listen(guarded(listener.receive))
-            inp.on_error(lambda text: fault(f"input port: {text}"))
-
-        if backend == "jack":
+        if out.backend == "jack":
             from .jackmidi import quiet
             quiet()
-        names = ", ".join(f"{'virtual ' if p.virtual else ''}'{p.name}'" for p in ports)
+        names = ", ".join(f"{'virtual ' if p.virtual else ''}'{p.name}'" for p in self.ports)
         if external:
-            say(f"ready on {backend} ports {names}; following MIDI clock on '{ports[1].name}', "
+            say(f"ready on {out.backend} ports {names}; following MIDI clock on '{self.ports[1].name}', "
                 f"{settings.steps_per_beat} frame(s) per beat")
         else:
-            say(f"playing on {backend} ports {names}; {settings.tempo:.1f} BPM, "
+            say(f"playing on {out.backend} ports {names}; {settings.tempo:.1f} BPM, "
                 f"{settings.frame_period * 1e3:.1f} ms per frame")
         rt = engine.worker_realtime.wait(2.0) and engine.worker_realtime_ok
-        if not external and args.realtime:
-            rt = promote(CLOCK_PRIORITY) and rt   # this thread runs the internal clock
-        if args.realtime:
+        if not external and self.realtime:
+            rt = promote(CLOCK_PRIORITY) and rt   # this thread runs the internal clock (play())
+        if self.realtime:
             say("real-time scheduling: on" if rt else
                 "real-time scheduling: not permitted (timing may suffer on a busy machine; see docs/playing.md)")
+        follower = self.follower
         if settings.status:
             controls.start_status((lambda: follower.bpm) if external else (lambda: settings.tempo),
                                   (lambda: "clock lost" if follower.lost else "external") if external
                                   else (lambda: "internal"))
         if controls.start_keys():
             say(controls.KEYS)
-        if args.duration is not None:
-            threading.Timer(args.duration, stop_because, ("duration reached",)).start()
 
-        if external:
+    def _open_inputs(self, backend: str) -> None:
+        """The external clock and the player's input; one port carries both when they are named alike."""
+        settings, follower, listener = self.settings, self.follower, self.listener
+        same = settings.external_clock and settings.input and settings.input == settings.clock
+        if settings.external_clock:
+            clk = self._open_input(settings.clock, backend, role="clock")
+            self.ports.append(clk)
+            if same:
+                def both(msg: Sequence[int]) -> None:
+                    (follower.receive if msg[0] >= SYSEX else listener.receive)(msg)
+                clk.listen(self._guarded(both))
+            else:
+                clk.listen(self._guarded(follower.receive))
+            clk.on_error(lambda text: self._fault(f"clock port: {text}"))
+        if listener is not None and not same:
+            inp = self._open_input(settings.input, backend, role="in")
+            self.ports.append(inp)
+            inp.listen(self._guarded(listener.receive))
+            inp.on_error(lambda text: self._fault(f"input port: {text}"))
+
+    def _guarded(self, handler: Callable[[Sequence[int]], None]) -> Callable[[Sequence[int]], None]:
+        def receive(msg: Sequence[int]) -> None:
+            try:
+                handler(msg)
+            except Exception:  # a bug on the MIDI thread must stop us (every note off), not vanish
+                traceback.print_exc()
+                self._fault("error in the MIDI input callback")
+        return receive
+
+    # ------------------------------------------------------------------ playing
+    def play(self, duration: float | None = None) -> None:
+        """Play until stop(), or for ``duration`` seconds: on the internal clock, which runs on
+        this thread, or following the external one (ticked from its input's thread)."""
+        from .clock import PPQN, InternalClock
+        if duration is not None:
+            threading.Timer(duration, self.stop, ("duration reached",)).start()
+        follower, out, engine = self.follower, self.out, self.engine
+        if self.settings.external_clock:
             lost = False
-            while not stop.wait(0.1):   # the clock can vanish without a Stop: silence then
+            while not self.stopped.wait(0.1):   # the clock can vanish without a Stop: silence then
                 if follower.check(time.perf_counter()) != lost:
                     lost = not lost
                     say("clock lost: silent until it comes back" if lost else "clock back")
         else:
-            clock_out = bool(settings.clock_out)
+            clock_out = self._clock_out = bool(self.settings.clock_out)
             pulse = [CLOCK]
-            ppf = max(1, round(PPQN / settings.steps_per_beat))
-            clock = InternalClock(settings.frame_period, engine.tick,
-                                  on_pulse=(lambda: out.rt.send_message(pulse)) if clock_out else None,
-                                  pulses_per_frame=ppf)
+            send = out.send
+            clock = InternalClock(self.settings.frame_period, engine.tick,
+                                  on_pulse=(lambda: send(pulse)) if clock_out else None,
+                                  pulses_per_frame=max(1, round(PPQN / self.settings.steps_per_beat)))
             if clock_out:
-                out.rt.send_message([START])
-            clock.run(stop)
-    except PortError as e:
-        print(f"error: {e}", file=sys.stderr)
-        status = 2
-    except Exception:
-        traceback.print_exc()
-        why.append("error")
-        status = 1
-    finally:
-        for p in ports[1:]:
+                send([START])
+            clock.run(self.stopped)
+
+    # ------------------------------------------------------------------ ending
+    def close(self) -> None:
+        """The end, whatever stopped it: no more input; the player's echoed notes and every note the
+        engine sounds get their note-off, then CC64=0, CC123, CC120 on every channel used; clock Stop
+        after a clock Start; the closing line; the ports closed; the recording written. Does it once;
+        after a start that failed half-way, ends what was started."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stopped.set()   # the controls' threads end too, whatever ended the session
+        inputs = self.ports[1:]
+        for p in inputs:
             try:
-                p.rt.cancel_callback()
+                p.stop_listening()
             except Exception:
                 pass
+        engine, out, listener = self.engine, self.out, self.listener
         if engine is not None:
             # with the server gone nothing sounds any more, and RtMidi's JACK send would spin forever
             # once its queue fills: release the notes in the engine and the recording only
             dead = out is not None and out.dead
             if dead:
                 engine.send = _discard
-            if listener is not None and settings.thru:
+            if listener is not None and self.settings.thru:
                 for m in listener.thru_note_offs():
                     engine.send(m)
                 engine.channels |= listener.thru_channels
             engine.close()
-            if clock_out and not dead:
-                out.rt.send_message([STOP])
-            pulses = f", {follower.pulses} clock pulses" if follower is not None else ""
-            dropped = sum(p.guard.dropped for p in ports[1:])
+            if self._clock_out and not dead:
+                out.send([STOP])
+            pulses = f", {self.follower.pulses} clock pulses" if self.follower is not None else ""
+            dropped = sum(p.guard.dropped for p in inputs)
             bad = f", {dropped} malformed message(s) dropped" if dropped else ""
-            say(f"stopped ({why[0] if why else 'done'}): {engine.sent} frames, {engine.late} late{pulses}{bad}; "
-                "all notes off")
+            say(f"stopped ({self._why[0] if self._why else 'done'}): {engine.sent} frames, {engine.late} late"
+                f"{pulses}{bad}; all notes off")
             if not dead:
                 time.sleep(0.1)  # JACK sends at the next period: let the last note-offs leave before closing
-        for p in reversed(ports):
+        for p in reversed(self.ports):
             p.close()
-        if recorder is not None:
+        if self.recorder is not None:
             try:
-                say(f"recorded {recorder.save()}")
+                say(f"recorded {self.recorder.save()}")
             except Exception as e:  # noqa: BLE001
                 print(f"error: could not write the recording: {e}", file=sys.stderr)
-                status = status or 1
-    if faults:
-        print(f"error: {faults[0]}", file=sys.stderr)
-        status = status or 1
-    return status
+                self._recording_failed = True
 
 
-def _discard(msg) -> None:
+def _discard(msg: Sequence[int]) -> None:
     pass
