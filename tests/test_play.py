@@ -25,6 +25,18 @@ def frame_period(ticks: list[float], guess: float) -> float:
     return float(np.polyfit(n, ticks, 1)[0])
 
 
+def test_a_signal_before_the_duration_ends_the_process_at_once(jack, weights):
+    """--duration 60 stopped by Ctrl-C after a few seconds: the process exits then, not when the
+    60 s would have run out (the duration's timer must not keep it alive)."""
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-dur", "--duration", "60",
+                       "--seed", "1"])
+    time.sleep(3)
+    t0 = time.monotonic()
+    assert play.signal(signal.SIGINT, timeout=10) == 0, play.stderr
+    assert time.monotonic() - t0 < 10
+    assert "stopped (interrupted)" in play.stderr, play.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_internal_clock_grid_and_every_note_off_on_signal(jack, weights, sig):
     dt = 60 / 240 / 4   # 62.5 ms frames

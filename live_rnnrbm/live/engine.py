@@ -1,6 +1,6 @@
 """The streaming generator: one RNN-RBM step per clock tick, computed a frame ahead.
 
-    engine = Engine(model, out.rt.send_message, settings, listener=listener)
+    engine = Engine(model, out.send, settings, listener=listener)
     engine.start()            # warms the kernels, computes frame 1 on the worker thread
     engine.tick(t)            # per frame, from the clock: only sends the prepared note-ons/offs
     engine.close()            # note-off for every sounding note, CC64=0, CC123, CC120

@@ -136,6 +136,7 @@ class Session:
         self._faults: list[str] = []
         self._recording_failed = False
         self._closed = False
+        self._duration_timer: threading.Timer | None = None
         self._clock_out = False            # clock Start sent: Stop follows the last notes
         self.ports: list[Port] = []        # the output first, then the clock input, then the player's
         self.out: Port | None = None
@@ -268,7 +269,9 @@ class Session:
         this thread, or following the external one (ticked from its input's thread)."""
         from .clock import PPQN, InternalClock
         if duration is not None:
-            threading.Timer(duration, self.stop, ("duration reached",)).start()
+            self._duration_timer = threading.Timer(duration, self.stop, ("duration reached",))
+            self._duration_timer.daemon = True   # a stop before the duration must not keep the process alive
+            self._duration_timer.start()
         follower, out, engine = self.follower, self.out, self.engine
         if self.settings.external_clock:
             lost = False
@@ -297,6 +300,8 @@ class Session:
             return
         self._closed = True
         self.stopped.set()   # the controls' threads end too, whatever ended the session
+        if self._duration_timer is not None:
+            self._duration_timer.cancel()
         inputs = self.ports[1:]
         for p in inputs:
             try:
