@@ -263,6 +263,60 @@ def unmatched_notes(events) -> list[tuple[int, int]]:
     return sorted(k for k, n in on.items() if n)
 
 
+def roles_in(frame, parts: str) -> dict[int, int]:
+    """note → the part it plays by its place in the frame, as docs/playing.md says (the index in
+    settings.PARTS[parts]): mbc melody 0 = the top note, bass 1 = the lowest (two or more notes),
+    chords 2 = the rest; satb soprano 0 = the top, alto 1 = the next below (three or more), tenor
+    2 = the rest, bass 3 = the lowest (two or more). Written apart from the engine's note_roles."""
+    notes = sorted(frame)
+    roles = {n: 2 for n in notes}
+    if len(notes) >= 2:
+        roles[notes[0]] = 1 if parts == "mbc" else 3
+    if len(notes) >= 3 and parts == "satb":
+        roles[notes[-2]] = 1
+    if notes:
+        roles[notes[-1]] = 0
+    return roles
+
+
+def check_parts(groups, parts: str, channel: int) -> dict:
+    """Replays the model's note messages one tick at a time (``groups``: lists of [status, note,
+    velocity], in the order sent; `channel` 0..15 is the first part's) and checks the split into
+    parts: each note-on is on the channel of the role its note has, at that moment, in the frame
+    sounding on all channels together; a note sounds on one channel at a time and its note-off comes
+    on the channel it started on. A note that goes on sounding keeps its channel when its role
+    changes: ``kept`` counts those moments (a note whose channel is no longer its role's)."""
+    sounding: dict[int, int] = {}   # note → channel
+    problems, kept, onsets = [], 0, {}
+    for k, group in enumerate(groups):
+        started = []
+        frame_at_onsets: dict[int, int] = {}
+        for m in group:
+            if len(m) != 3 or m[0] & 0xE0 != 0x80:
+                continue
+            ch, note = m[0] & 0x0F, m[1]
+            if m[0] & 0xF0 == 0x90 and m[2] > 0:
+                if note in sounding:
+                    problems.append((k, f"note-on {note} on channel {ch} while it sounds on {sounding[note]}"))
+                sounding[note] = ch
+                started.append((ch, note))
+                frame_at_onsets = dict(sounding)   # the frame as its note-ons leave it
+            elif note in sounding:
+                if sounding.pop(note) != ch:
+                    problems.append((k, f"note-off {note} on channel {ch}, not the channel it started on"))
+            else:
+                problems.append((k, f"note-off {note} on channel {ch} for a note not sounding"))
+        roles = roles_in(frame_at_onsets, parts)
+        for ch, note in started:
+            onsets[ch - channel] = onsets.get(ch - channel, 0) + 1
+            if ch - channel != roles[note]:
+                problems.append((k, f"note {note} started on channel {ch}, but its role in "
+                                    f"{sorted(frame_at_onsets)} is part {roles[note]}"))
+        kept += sum(1 for note, ch in frame_at_onsets.items()
+                    if (ch, note) not in started and ch - channel != roles[note])
+    return {"problems": problems, "onsets": onsets, "kept": kept, "left": sorted(sounding)}
+
+
 def onset_groups(times: list[float], gap: float = 0.008) -> list[float]:
     """Times of the first event of each group of events closer than `gap` (one frame's note-ons).
 

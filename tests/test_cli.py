@@ -45,6 +45,19 @@ def test_a_bad_flag_value_names_that_flag_only(capsys):
     assert code == 2 and err.strip() == "error: --ais-steps must be ≥ 1, not 0", err
 
 
+def test_play_flags_for_parts_are_checked_before_anything_plays(capsys):
+    code, err = run(capsys, "play", "--parts", "sat")
+    assert code == 2
+    assert err.strip().splitlines()[-1] == ("live-rnnrbm play: error: argument --parts: invalid choice: 'sat' "
+                                            "(choose from 'mbc', 'satb')"), err     # as --mode harmonise
+    code, err = run(capsys, "play", "--parts", "satb", "--channel", "15")
+    assert code == 2
+    assert err.strip() == ("error: settings (--channel, --parts): 'parts: satb' plays 4 parts on channels "
+                           "'channel' to 'channel' + 3, so 'channel' must be at most 13, got 15"), err
+    code, text = run(capsys, "play", "--help")
+    assert "--parts {mbc,satb}" in text and "satb (soprano, alto, tenor, bass)" in " ".join(text.split())
+
+
 def options(help_text: str) -> dict[str, str]:
     """--flag → its help entry, from an argparse help text."""
     entries = re.split(r"\n  (?=-)", help_text.split("options:", 1)[1])

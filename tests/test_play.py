@@ -10,10 +10,11 @@ import os
 import signal
 import time
 
+import mido
 import numpy as np
 import pytest
 
-from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, heard_at_next_tick,
+from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, check_parts, have_jack, heard_at_next_tick,
                    listening_args, note_ons, onset_groups, sleep_until, unmatched_notes)
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
@@ -82,6 +83,55 @@ def test_internal_clock_grid_and_every_note_off_on_signal(jack, weights, sig):
     assert unmatched_notes(rx.events) == []
     ccs = [tuple(m[1:]) for _, m in rx.events if len(m) == 3 and m[0] == 0xB0]
     assert ccs[-3:] == [(64, 0), (123, 0), (120, 0)], ccs
+
+
+@pytest.mark.parametrize("parts, channel", [("mbc", 1), ("satb", 3)])
+def test_parts_each_on_its_channel_and_every_note_off_on_its_own(jack, weights, tmp_path, parts, channel):
+    """--parts: a model that plays a new chord of up to 6 notes every frame, split by role. In play's
+    own recording (every message sent, from the first frame on), each note-on is on the channel of its
+    note's role in the frame sounding on all channels at its onset, and a note that goes on sounding
+    keeps its channel when its role changes (which happens). What arrives through JACK is the same,
+    channels and all; after SIGINT every note-on has its note-off on its own channel, and every
+    part's channel gets CC64=0, CC123 and CC120."""
+    name = f"lr-{parts}"
+    rec = tmp_path / f"{parts}.mid"
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", name, "--bpm", "240",
+                       "--steps-per-beat", "4", "--max-polyphony", "6", "--seed", "6", "--note-range", "48", "72",
+                       "--parts", parts, "--channel", str(channel), "--record", str(rec)])
+    rx = Receiver("rx-" + name)
+    try:
+        jack.connect(f"{name}:out", rx.name)
+        time.sleep(2.5)
+        assert play.signal(signal.SIGINT) == 0, play.stderr
+        time.sleep(0.2)
+    finally:
+        rx.close()
+    n, first = (3 if parts == "mbc" else 4), channel - 1
+    t, recorded = 0.0, []
+    for m in mido.MidiFile(rec):          # all tracks merged, times in seconds
+        t += m.time
+        if m.type in ("note_on", "note_off"):
+            recorded.append((t, m.bytes()))
+    # a tick's messages are recorded at its time; frames are 62.5 ms apart (close's note-offs follow)
+    ticks: list[list] = []
+    for k, (t, m) in enumerate(recorded):
+        if k == 0 or t - recorded[k - 1][0] > 0.02:
+            ticks.append([])
+        ticks[-1].append(m)
+    result = check_parts(ticks, parts, first)
+    assert len(ticks) >= 25, len(ticks)
+    assert result["problems"] == [], result["problems"][:5]
+    assert result["left"] == []
+    assert sorted(result["onsets"]) == list(range(n)), result["onsets"]     # every part played
+    assert result["kept"] > 0, "no note went on sounding through a change of its role"
+    # the receiver joined after play started: what it got is the recording's end
+    received = [m for _, m in rx.events if len(m) == 3 and m[0] & 0xE0 == 0x80]
+    assert len(received) > len(recorded) / 2 and received == [m for _, m in recorded][-len(received):]
+    assert unmatched_notes(rx.events) == []
+    ccs = [(m[0] & 0x0F, m[1], m[2]) for _, m in rx.events if len(m) == 3 and m[0] & 0xF0 == 0xB0]
+    for ch in range(first, first + n):
+        assert [c[1:] for c in ccs if c[0] == ch] == [(64, 0), (123, 0), (120, 0)], ccs
+    assert {c[0] for c in ccs} == set(range(first, first + n))
 
 
 def send_clock(tx: Sender, bpm: float, beats: float, start: float) -> float:

@@ -93,6 +93,8 @@ def test_unknown_cc_key(tmp_path):
     ("mode: on\n", 1, "'mode' must be one of follow, harmonize, off, got on"),
     ("mode: harmonise\n", 1, "'mode' must be one of follow, harmonize, off, got 'harmonise'"),
     ("backend: pulse\n", 1, "'backend' must be null or one of alsa, jack, coremidi, winmm, got 'pulse'"),
+    ("parts: sat\n", 1, "'parts' must be null (every note on channel) or one of mbc, satb, got 'sat'"),
+    ("parts: 4\n", 1, "'parts' must be null (every note on channel) or one of mbc, satb, got 4"),
     ("velocity: loud\n", 1, "'velocity' must be an integer from 1 to 127, or probability, got 'loud'"),
     ("velocity: 0\n", 1, "'velocity' must be an integer from 1 to 127, or probability, got 0"),
     ("velocity_range: [100, 50]\n", 1, "'velocity_range' must be a list [lo, hi] of integers from 1 to 127 "
@@ -189,6 +191,18 @@ def test_dt_with_an_external_clock_is_refused(tmp_path):
     msg = error_of(tmp_path, "clock: Ableton\ndt: 0.2\n")
     assert msg.startswith(f"{tmp_path / 'x.yaml'}, line 1: 'dt' only applies to the internal clock")
     assert msg.endswith("set dt to null")
+
+
+def test_parts_must_fit_below_channel_16(tmp_path):
+    assert error_of(tmp_path, "parts: satb\nbpm: 100\nchannel: 14\n") == (
+        f"{tmp_path / 'x.yaml'}, line 1: 'parts: satb' plays 4 parts on channels 'channel' to 'channel' + 3, "
+        "so 'channel' must be at most 13, got 14")
+    path = tmp_path / "ok.yaml"
+    path.write_text("channel: 14\nparts: MBC\n")   # 14, 15, 16
+    s = load_preset(str(path))
+    assert s.parts == "mbc" and list(s.channels) == [14, 15, 16]
+    assert s.part_names == ("melody", "bass", "chords")
+    assert list(DEFAULTS.channels) == [1] and DEFAULTS.parts is None and DEFAULTS.part_names == ()
 
 
 def test_external_clock_needs_steps_dividing_24(tmp_path):
@@ -323,6 +337,18 @@ def test_merge_checks_values_and_names_the_flag():
     with pytest.raises(PresetError) as info:
         merge(load_preset(None), {"cc": {"mode": 64}})
     assert str(info.value).startswith("command line: 'cc.mode' must be null (no control) or a CC number")
+
+
+def test_merge_checks_parts_and_its_channels():
+    with pytest.raises(PresetError) as info:
+        merge(load_preset(None), {"parts": "sat"})
+    assert str(info.value) == ("command line: --parts must be null (every note on channel) or one of mbc, satb, "
+                               "got 'sat'")
+    with pytest.raises(PresetError) as info:
+        merge(load_preset(None), {"parts": "satb", "channel": 15})
+    assert str(info.value) == ("settings (--channel, --parts): 'parts: satb' plays 4 parts on channels 'channel' "
+                               "to 'channel' + 3, so 'channel' must be at most 13, got 15")
+    assert list(merge(load_preset(None), {"parts": "satb", "channel": 13}).channels) == [13, 14, 15, 16]
 
 
 def test_merge_refuses_unknown_settings():

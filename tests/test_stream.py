@@ -5,8 +5,10 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
-from live_rnnrbm.live.engine import Engine, frame_messages, shape_frame
+from jackd import check_parts
+from live_rnnrbm.live.engine import MBC, NO_PARTS, SATB, Engine, frame_messages, note_roles, shape_frame
 from live_rnnrbm.live.settings import DEFAULTS
 from live_rnnrbm.model import RnnRbm
 
@@ -25,7 +27,7 @@ def run(engine: Engine, n: int) -> list[np.ndarray]:
             assert time.perf_counter() < deadline, "worker never produced the frame"
             time.sleep(0.0005)
         engine.tick(time.perf_counter())
-        out.append(np.frombuffer(bytes(engine.sounding), np.uint8)[21:109].copy())
+        out.append((np.frombuffer(bytes(engine.sounding), np.uint8)[21:109] != 0).astype(np.uint8))
     return out
 
 
@@ -94,18 +96,111 @@ def test_frame_messages_by_hand():
     """The messages between two frames, worked out by hand: a note held across them sounds once,
     a note that ends gets its note-off, the whole new frame is ready to re-sound after a silence,
     and the velocity is fixed or follows the note's probability."""
-    on_msg = [[0x90, 60 + i, 0] for i in range(4)]
-    off_msg = [[0x80, 60 + i, 0] for i in range(4)]
+    on_msg = [[[0x90, 60 + i, 0] for i in range(4)]]
+    off_msg = [[[0x80, 60 + i, 0] for i in range(4)]]
+    part, held = np.zeros(4, np.int8), np.zeros(4, np.int8)
     new = np.array([0, 1, 1, 0], np.float32)
     old = np.array([1, 1, 0, 0], np.float32)
     pv = np.array([0.9, 0.25, 0.5, 0.1], np.float32)
     ons, offs, all_on = [["stale"]], [["stale"]], [["stale"]]
-    frame_messages(new, old, pv, on_msg, off_msg, 80, 50, 110, ons, offs, all_on)
+    frame_messages(new, old, pv, part, held, on_msg, off_msg, 80, 50, 110, ons, offs, all_on)
     assert ons == [[0x90, 62, 80]] and offs == [[0x80, 60, 0]] and all_on == [[0x90, 61, 80], [0x90, 62, 80]]
-    frame_messages(new, old, pv, on_msg, off_msg, None, 50, 110, ons, offs, all_on)
+    frame_messages(new, old, pv, part, held, on_msg, off_msg, None, 50, 110, ons, offs, all_on)
     assert all_on == [[0x90, 61, 65], [0x90, 62, 80]]  # 50 + 60·0.25, 50 + 60·0.5
-    frame_messages(old, old, pv, on_msg, off_msg, 80, 50, 110, ons, offs, all_on)
+    frame_messages(old, old, pv, part, held, on_msg, off_msg, 80, 50, 110, ons, offs, all_on)
     assert ons == [] and offs == [] and len(all_on) == 2  # nothing changes: nothing to send
+
+
+def frame(*notes: int) -> np.ndarray:
+    """A frame of 128 notes (index = MIDI note) with these on."""
+    v = np.zeros(128, np.float32)
+    v[list(notes)] = 1
+    return v
+
+
+@pytest.mark.parametrize("scheme, notes, expected", [
+    # mbc: 0 melody (the top note), 1 bass (the lowest, with two or more), 2 chords (the rest)
+    (MBC, [], {}),
+    (MBC, [60], {60: 0}),
+    (MBC, [48, 60], {60: 0, 48: 1}),
+    (MBC, [48, 55, 60], {60: 0, 55: 2, 48: 1}),
+    (MBC, [48, 55, 60, 64], {64: 0, 60: 2, 55: 2, 48: 1}),
+    (MBC, [36, 48, 55, 60, 64], {64: 0, 60: 2, 55: 2, 48: 2, 36: 1}),
+    (MBC, [36, 43, 48, 55, 60, 64], {64: 0, 60: 2, 55: 2, 48: 2, 43: 2, 36: 1}),
+    # satb: 0 soprano (top), 1 alto (next below, with three or more), 2 tenor (the rest), 3 bass
+    # (the lowest, with two or more): fewer than four fill from the top, S; S B; S A B
+    (SATB, [], {}),
+    (SATB, [72], {72: 0}),
+    (SATB, [48, 72], {72: 0, 48: 3}),
+    (SATB, [48, 67, 72], {72: 0, 67: 1, 48: 3}),
+    (SATB, [48, 60, 67, 72], {72: 0, 67: 1, 60: 2, 48: 3}),
+    (SATB, [36, 48, 60, 67, 72], {72: 0, 67: 1, 60: 2, 48: 2, 36: 3}),
+    (SATB, [36, 48, 55, 60, 67, 72], {72: 0, 67: 1, 60: 2, 55: 2, 48: 2, 36: 3}),
+    # no parts: every note on the one channel; adjacent notes are as good as any
+    (NO_PARTS, [36, 48, 60, 61], {36: 0, 48: 0, 60: 0, 61: 0}),
+    (SATB, [60, 61, 62, 63], {63: 0, 62: 1, 61: 2, 60: 3}),
+])
+def test_note_roles_by_hand(scheme, notes, expected):
+    roles = np.full(128, 9, np.int8)   # stale values: every note not in the frame is reset to 0
+    note_roles(frame(*notes), scheme, roles)
+    assert {n: int(roles[n]) for n in notes} == expected
+    assert not roles[[n for n in range(128) if n not in notes]].any()
+
+
+def test_a_note_keeps_its_channel_until_it_ends():
+    """mbc on channels 1 (melody), 2 (bass), 3 (chords), worked out by hand. Frame A = {60, 64, 67}:
+    67 is the melody, 64 chords, 60 the bass. Frame B = {64, 67, 72}: by place 72 is the melody,
+    67 chords and 64 the bass, but 64 and 67 go on sounding, so they stay where they started (64
+    on chords, 67 on the melody channel, beside the new 72); 60 ends on the bass channel it
+    started on. In C = {64} alone, 64 is still on chords; in D = {64, 65} the new 65 is the melody."""
+    on_msg = [[[0x90 | ch, n, 0] for n in range(128)] for ch in range(3)]
+    off_msg = [[[0x80 | ch, n, 0] for n in range(128)] for ch in range(3)]
+    part, held = np.zeros(128, np.int8), np.zeros(128, np.int8)
+    ons, offs, all_on = [], [], []
+
+    def step(old, new):
+        note_roles(new, MBC, part)
+        frame_messages(new, old, new, part, held, on_msg, off_msg, 80, 50, 110, ons, offs, all_on)
+        held[:] = part                  # what the engine does once the frame is sent
+        return [tuple(m) for m in offs], [tuple(m) for m in ons], [tuple(m) for m in all_on]
+
+    a, b, c, d = frame(60, 64, 67), frame(64, 67, 72), frame(64), frame(64, 65)
+    assert step(frame(), a) == ([], [(0x91, 60, 80), (0x92, 64, 80), (0x90, 67, 80)],
+                                [(0x91, 60, 80), (0x92, 64, 80), (0x90, 67, 80)])
+    # after a silence B re-sounds on the channels its notes keep (all_on)
+    assert step(a, b) == ([(0x81, 60, 0)], [(0x90, 72, 80)], [(0x92, 64, 80), (0x90, 67, 80), (0x90, 72, 80)])
+    assert step(b, c) == ([(0x80, 67, 0), (0x80, 72, 0)], [], [(0x92, 64, 80)])
+    assert step(c, d) == ([], [(0x90, 65, 80)], [(0x92, 64, 80), (0x90, 65, 80)])
+    assert step(d, frame()) == ([(0x82, 64, 0), (0x80, 65, 0)], [], [])
+
+
+@pytest.mark.parametrize("parts, channel", [("mbc", 1), ("satb", 5)])
+def test_engine_plays_each_part_on_its_channel(parts, channel):
+    """A model that plays a different chord of up to 6 notes every frame, split into parts: every
+    note-on on its role's channel at its onset, every note-off on the channel its note started on,
+    and the all-notes-off protocol on each part's channel when it closes."""
+    sent, ticks = [], []
+    model = RnnRbm(n_hidden=20, n_hidden_recurrent=10, seed=11)
+    engine = Engine(model, sent.append, settings(parts=parts, channel=channel, max_polyphony=6, note_range=(48, 72)))
+    engine.start()
+    for _ in range(60):
+        before = len(sent)
+        run(engine, 1)
+        ticks.append(sent[before:])
+    engine.close()
+    first = channel - 1
+    n = 3 if parts == "mbc" else 4
+    assert engine.channels == set(range(first, first + n))
+    result = check_parts(ticks, parts, first)
+    assert result["problems"] == []
+    assert sorted(result["onsets"]) == list(range(n)), result["onsets"]   # every part played
+    assert result["kept"] > 0, "no note went on sounding through a change of its role"
+    closing = sent[sum(map(len, ticks)):]
+    notes_off = [m for m in closing if m[0] & 0xF0 == 0x80]
+    assert len(notes_off) == len(closing) - 3 * n       # the sounding notes' note-offs, then per channel:
+    assert [tuple(m) for m in closing[len(notes_off):]] == [
+        (0xB0 | ch, cc, 0) for ch in range(first, first + n) for cc in (64, 123, 120)]
+    assert check_parts(ticks + [notes_off], parts, first)["left"] == []
 
 
 def test_shape_frame_by_hand():
@@ -123,3 +218,4 @@ def test_shape_frame_by_hand():
     assert n == 2 and out.tolist() == [0, 1, 1, 0, 0, 0, 0]
     n = shape_frame(v, pv, clamped, in_range, runs, 6, 88, out)
     assert n == 4 and out.tolist() == [0, 1, 1, 1, 1, 0, 0]
+

@@ -3,15 +3,18 @@
     engine = Engine(model, out.send, settings, listener=listener)
     engine.start()            # warms the kernels, computes frame 1 on the worker thread
     engine.tick(t)            # per frame, from the clock: only sends the prepared note-ons/offs
-    engine.close()            # note-off for every sounding note, CC64=0, CC123, CC120
+    engine.close()            # note-off for every sounding note; CC64=0, CC123, CC120 on every channel used
 
 A worker thread owns u_t and every buffer. Right after tick t it computes
 u_t = tanh(bu + x_t·Wvu + p_t·Wpu + u_{t-1}·Wuu) (p_t: the player's notes, zero when not
 listening), then samples v_{t+1} through the model's ``FrameSampler`` (the one stepper the
 jam evaluation and the tests use too; its kernels are nogil, so the MIDI callbacks keep the GIL
-meanwhile), shapes the notes (``shape_frame``) and turns them into ready-made lists of note-on/off
-messages (``frame_messages``: by difference with v_t, so a note held across frames sounds once). When the player's notes change before the tick, the pending frame is computed again, so a
-played note is heard at the next tick. What x_t holds depends on the mode:
+meanwhile), shapes the notes (``shape_frame``), gives each its part (``note_roles``: with
+``parts``, the top note is the melody, the lowest the bass, ..., each part on its own channel) and
+turns them into ready-made lists of note-on/off messages (``frame_messages``: by difference with
+v_t, so a note held across frames sounds once, on the channel it started on). When the player's
+notes change before the tick, the pending frame is computed again, so a played note is heard at the
+next tick. What x_t holds depends on the mode:
 
 * harmonize: the frame as it sounded — the model's notes with the player's notes they were sampled
   with — as in (conditional) training; the notes the player holds for frame t+1 are clamped in its
@@ -43,10 +46,14 @@ from numba import njit
 
 from ..kernels.jit import JIT
 from ..model import FrameSampler, RnnRbm
-from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, NOTE_OFF, NOTE_ON, SUSTAIN
-from .settings import Settings
+from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, NOTE_OFF, NOTE_ON, SUSTAIN
+from .settings import PARTS, Settings
 
 N_SLOTS = 4
+# how note_roles splits a frame (settings.PARTS names the parts, in this order of channels)
+NO_PARTS, MBC, SATB = 0, 1, 2
+SCHEMES = {None: NO_PARTS, "mbc": MBC, "satb": SATB}
+assert [k for k in SCHEMES if k] == list(PARTS)
 
 
 @njit(**JIT)
@@ -69,51 +76,92 @@ def shape_frame(v, pv, human_clamped, in_range, runs, max_run, max_poly, v_out):
 
 
 @njit(**JIT)
+def note_roles(v, scheme, roles):
+    """The part each note of the frame v plays, by its place in the frame, into roles (0 where v
+    has no note). MBC: 0 melody (the top note), 1 bass (the lowest, when there are two or more),
+    2 chords (the rest). SATB: 0 soprano (the top note), 1 alto (the next below it, when there
+    are three or more), 3 bass (the lowest, when there are two or more), 2 tenor (the rest).
+    NO_PARTS: every note is part 0."""
+    roles[:] = 0
+    if scheme == NO_PARTS:
+        return
+    bottom, second, top = -1, -1, -1      # v is in pitch order: the last two notes seen are the top two
+    for i in range(v.shape[0]):
+        if v[i] != 0.0:
+            if bottom < 0:
+                bottom = i
+            second, top = top, i
+    if top < 0:
+        return
+    for i in range(bottom, top):
+        if v[i] != 0.0:
+            roles[i] = 2                   # chords, or tenor: what no rule below claims
+    if scheme == MBC:
+        if bottom != top:
+            roles[bottom] = 1
+    else:
+        if bottom != top:
+            roles[bottom] = 3
+        if second > bottom:               # three notes or more
+            roles[second] = 1
+    roles[top] = 0
+
+
+@njit(**JIT)
 def union(a, b, out):
     for i in range(out.shape[0]):
         out[i] = 1.0 if (a[i] != 0.0 or b[i] != 0.0) else 0.0
 
 
-def frame_messages(new: np.ndarray, old: np.ndarray, pv: np.ndarray, on_msg: list[list[int]],
-                   off_msg: list[list[int]], velocity: int | None, vel_lo: int, vel_hi: int,
-                   ons: list, offs: list, all_on: list) -> None:
+def frame_messages(new: np.ndarray, old: np.ndarray, pv: np.ndarray, part: np.ndarray, held: np.ndarray,
+                   on_msg: list[list[list[int]]], off_msg: list[list[list[int]]], velocity: int | None,
+                   vel_lo: int, vel_hi: int, ons: list, offs: list, all_on: list) -> None:
     """The messages that turn the frame sounding (``old``) into ``new``, by difference, so that a
     note held across frames sounds once: ``ons`` gets a note-on for each note new starts, ``offs``
     a note-off for each it ends, ``all_on`` a note-on for every note of new (to sound the whole
-    frame after a silence). Note i's messages are the preallocated on_msg[i] / off_msg[i]; the
-    note-on's velocity is ``velocity``, or with None vel_lo..vel_hi by the note's probability pv[i].
-    The three lists are cleared first."""
+    frame after a silence).
+
+    Each note sounds on a part's channel. A note new starts takes its part from ``part`` (its role
+    in new, ``note_roles``); a note held from old keeps the part it has in ``held`` until it ends,
+    since moving a sounding note to another channel would cut it off or leave it hanging there, and
+    that part is written into ``part``, which then holds the part of every note of new. Note i's
+    messages on part p are the preallocated on_msg[p][i] / off_msg[p][i]; a note that ends gets the
+    note-off of its part in ``held``. The note-on's velocity is ``velocity``, or with None
+    vel_lo..vel_hi by the note's probability pv[i]. The three lists are cleared first."""
     ons.clear()
     offs.clear()
     all_on.clear()
     span = vel_hi - vel_lo
     for i in np.flatnonzero(new + old).tolist():
         if new[i]:
-            m = on_msg[i]
+            if old[i]:
+                part[i] = held[i]
+            m = on_msg[part[i]][i]
             m[2] = velocity if velocity is not None else vel_lo + int(round(span * float(pv[i])))
             all_on.append(m)
             if not old[i]:
                 ons.append(m)
         else:
-            offs.append(off_msg[i])
+            offs.append(off_msg[held[i]][i])
 
 
 class Slot:
     """One computed frame, ready to send: its messages and the state it came from."""
 
-    def __init__(self, n_v: int, n_u: int, dtype, lowest: int, channel: int):
+    def __init__(self, n_v: int, n_u: int, dtype, lowest: int, channels: list[int]):
         self.gen = 0                      # odd while the worker writes it
         self.seq = -1                     # the tick this frame is for
         self.v = np.zeros(n_v, dtype)     # the chain's sample (with clamped notes)
         self.pv = np.zeros(n_v, dtype)
         self.v_out = np.zeros(n_v, dtype) # the model's notes to sound
+        self.part = np.zeros(n_v, np.int8)  # the part (index into channels) each note of v_out sounds on
         self.u = np.zeros(n_u, dtype)     # u_{t-1}, the state this frame was sampled from
         self.human = np.zeros(n_v, dtype) # the player's notes it was sampled with (0 when not listening)
         self.ons: list = []
         self.offs: list = []
         self.all_on: list = []            # every note of v_out, to re-sound after a silence
-        # per-slot note-on messages: the velocity byte is written by the worker
-        self.on_msg = [[NOTE_ON | channel, lowest + i, 80] for i in range(n_v)]
+        # per-slot note-on messages, [part][note]: the velocity byte is written by the worker
+        self.on_msg = [[[NOTE_ON | ch, lowest + i, 80] for i in range(n_v)] for ch in channels]
 
 
 class Engine:
@@ -128,7 +176,8 @@ class Engine:
         self.lowest = model.lowest_note
         if settings.k is None:
             raise ValueError("the engine needs k: the settings' own, or the weights' generation_k")
-        self.ch = settings.channel - 1
+        self.scheme = SCHEMES[settings.parts]
+        part_channels = [c - 1 for c in settings.channels]   # part p plays on part_channels[p] (0..15)
         self.k = settings.k
         self.chains = settings.chains
         self.sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
@@ -147,12 +196,13 @@ class Engine:
         self.paused = False
         self.panic_requested = False
         # worker-owned buffers
-        self.slots = [Slot(n_v, n_u, self.dtype, self.lowest, self.ch) for _ in range(N_SLOTS)]
+        self.slots = [Slot(n_v, n_u, self.dtype, self.lowest, part_channels) for _ in range(N_SLOTS)]
         self._density_done = 1.0
         self._temperature_done = self.temperature
         self.base_v = np.zeros(n_v, self.dtype)    # v_t, the frame last sent
         self.base_u = model.initial_state()        # u_{t-1} it was sampled from
         self.base_human = np.zeros(n_v, self.dtype)  # the player's notes it sounded with
+        self.base_part = np.zeros(n_v, np.int8)      # the part each of its notes sounds on (and keeps)
         self.u_next = model.initial_state()        # u_t: the state the next frame is sampled from
         self.human = np.zeros(n_v, self.dtype)
         self.nobody = np.zeros(n_v, self.dtype)    # the player's notes when not listening
@@ -161,7 +211,7 @@ class Engine:
         self.no_human = np.zeros(n_v, np.int8)
         self.human_clamped = np.zeros(n_v, np.int8)
         self.runs = np.zeros(n_v, np.int64)
-        self.off_msg = [[NOTE_OFF | self.ch, self.lowest + i, 0] for i in range(n_v)]
+        self.off_msg = [[[NOTE_OFF | ch, self.lowest + i, 0] for i in range(n_v)] for ch in part_channels]
         # shared between tick and worker (single Python attribute stores: atomic under the GIL)
         self.published: Slot | None = None
         self.claimed: Slot | None = None     # the slot the tick is reading: the worker leaves it alone
@@ -169,8 +219,8 @@ class Engine:
         self.sent = 0               # frames sent; the next tick wants the slot with seq == sent + 1
         self.late = 0               # ticks that found no frame ready (the notes were held)
         self.resync = False         # after a silence: sound every note of the next frame
-        self.sounding = bytearray(128)
-        self.channels = {self.ch}
+        self.sounding = bytearray(128)  # per note: the status byte of its note-on (channel too), 0: silent
+        self.channels = set(part_channels)
         self.closed = False
         self.frame_time = 0.0       # seconds the last frame took to compute (status line)
         self.frame_time_max = 0.0
@@ -205,6 +255,7 @@ class Engine:
         s = self.slots[-1]
         self.sampler.warm()
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
+        note_roles(s.v_out, self.scheme, s.part)
         union(s.v, s.v, self.x)
 
     def prepare(self) -> None:
@@ -223,6 +274,7 @@ class Engine:
         self.base_v[:] = s.v_out
         self.base_human[:] = s.human
         self.base_u[:] = s.u
+        self.base_part[:] = s.part
         np.multiply(self.runs + 1, self.base_v > 0, out=self.runs)
         self._first = False
         union(self.base_v, self.base_human, self.x)
@@ -280,8 +332,9 @@ class Engine:
         else:
             shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run,
                         self.max_poly, s.v_out)
-        frame_messages(s.v_out, self.base_v, s.pv, s.on_msg, self.off_msg, self.vel_fixed, self.vel_lo,
-                       self.vel_hi, s.ons, s.offs, s.all_on)
+        note_roles(s.v_out, self.scheme, s.part)
+        frame_messages(s.v_out, self.base_v, s.pv, s.part, self.base_part, s.on_msg, self.off_msg,
+                       self.vel_fixed, self.vel_lo, self.vel_hi, s.ons, s.offs, s.all_on)
         s.seq = seq
         s.gen += 1                              # even again: complete
         self.published = s
@@ -348,7 +401,7 @@ class Engine:
             for m in (s.all_on if self.resync else s.ons):
                 if not snd[m[1]]:
                     send(m)
-                    snd[m[1]] = 1
+                    snd[m[1]] = m[0]
             self.resync = False
             self.last_sent = s
             self.sent += 1
@@ -364,14 +417,15 @@ class Engine:
                 rec.model_note(tr, m)
 
     def _silence(self) -> None:
-        """Note-off for every sounding note (the caller holds the lock)."""
+        """Note-off for every sounding note, on the channel it sounds on (the caller holds the lock)."""
         snd, send = self.sounding, self.send
         for note in range(128):
             if snd[note]:
-                send([NOTE_OFF | self.ch, note, 0])
+                off = [NOTE_OFF | (snd[note] & CHANNEL), note, 0]
+                send(off)
                 snd[note] = 0
                 if self.recorder is not None:
-                    self.recorder.model_note(time.perf_counter() - self.t0, [NOTE_OFF | self.ch, note, 0])
+                    self.recorder.model_note(time.perf_counter() - self.t0, off)
         self.resync = True
 
     def silence(self) -> None:
@@ -411,4 +465,4 @@ class Engine:
 
     @property
     def notes_sounding(self) -> int:
-        return sum(self.sounding)
+        return len(self.sounding) - self.sounding.count(0)

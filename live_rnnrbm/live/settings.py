@@ -70,6 +70,7 @@ class Settings:
     dt: float | None = None
     # notes out
     channel: int = 1
+    parts: str | None = None
     velocity: int | str = 80
     velocity_range: tuple[int, int] = (50, 110)
     note_range: tuple[int, int] = (31, 93)
@@ -79,6 +80,16 @@ class Settings:
     status: bool = True
     record: str | None = None
     cc: CCMap = field(default_factory=CCMap)
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """The parts the notes are split into, in channel order from ``channel``; () when they are not."""
+        return PARTS[self.parts] if self.parts else ()
+
+    @property
+    def channels(self) -> range:
+        """The MIDI channels (1..16) the model plays on: ``channel`` and one more for each further part."""
+        return range(self.channel, self.channel + max(len(self.part_names), 1))
 
     @property
     def external_clock(self) -> bool:
@@ -105,6 +116,8 @@ class Settings:
 DEFAULTS = Settings()
 CC_KEYS = ("channel", "temperature", "density", "pause", "panic", "mode")
 MODES = ("follow", "harmonize", "off")
+# the parts a frame's notes can be split into, each on its own channel from `channel` up, in this order
+PARTS = {"mbc": ("melody", "bass", "chords"), "satb": ("soprano", "alto", "tenor", "bass")}
 BACKENDS = ("alsa", "jack", "coremidi", "winmm")
 # CCs a control may not take: 64 is read as the sustain pedal of the player, and 120-127 are the
 # channel-mode messages (all sound off, reset, local control, all notes off, ...), not controls.
@@ -281,6 +294,9 @@ SPEC: dict[str, Key] = {
     "dt": Key("null or a number of seconds above 0", _or_null(_number(0, above=True)),
               "seconds per frame instead of --bpm/--steps-per-beat (internal clock)"),
     "channel": Key("a MIDI channel from 1 to 16", _not_null(_integer(1, 16)), "MIDI channel the model plays on (1..16)"),
+    "parts": Key("null (every note on channel) or one of " + ", ".join(PARTS), _or_null(_choice(tuple(PARTS))),
+                 "each frame's notes split by role, each part on its own channel from --channel up: "
+                 "mbc (melody, bass, chords) or satb (soprano, alto, tenor, bass)"),
     "velocity": Key("an integer from 1 to 127, or probability", _not_null(_velocity),
                     "1..127, or 'probability' (louder when the model is surer)"),
     "velocity_range": Key("a list [lo, hi] of integers from 1 to 127 with lo <= hi", _not_null(_pair(1, 127)),
@@ -333,7 +349,8 @@ MEANINGS: dict[str, str] = {
     'bpm': 'tempo of the internal clock',
     'steps_per_beat': 'frames per beat: 1 quarters, 2 eighths, 4 sixteenths',
     'dt': 'seconds per frame instead of bpm × steps_per_beat; internal clock only',
-    'channel': 'channel the model plays on',
+    'channel': "channel the model plays on (with `parts`, the first part's)",
+    'parts': "split each frame's notes by role, each part on its own channel. `mbc`: melody (the top note) on `channel`, bass (the lowest, when there are two or more) on `channel` + 1, chords (the rest) on `channel` + 2; `satb`: soprano (the top note), alto (the next below), tenor (the rest between), bass (the lowest) on `channel` to `channel` + 3, fewer notes filling from the top (S; S B; S A B). A note keeps its channel until it ends: [playing.md](playing.md#parts-on-their-own-channels)",
     'velocity': 'fixed, or louder the surer the model is of the note',
     'velocity_range': 'with `velocity: probability`, the velocities that probability 0..1 maps onto',
     'note_range': "notes outside are not played (Nottingham's notes span 31..93, JSB's 43..96)",
@@ -578,6 +595,10 @@ def _combination_problem(settings: Settings, explicit: set[str]) -> tuple[list[s
         if settings.pulses_per_frame is None:
             return (["steps_per_beat", "clock"], "following an external clock, 'steps_per_beat' must divide "
                     f"the 24 pulses of a beat (1, 2, 3, 4, 6 or 8), got {settings.steps_per_beat}")
+    if settings.channels.stop > 17:
+        n = len(settings.part_names)
+        return (["channel", "parts"], f"'parts: {settings.parts}' plays {n} parts on channels 'channel' to "
+                f"'channel' + {n - 1}, so 'channel' must be at most {17 - n}, got {settings.channel}")
     return None
 
 
