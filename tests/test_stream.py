@@ -219,3 +219,35 @@ def test_shape_frame_by_hand():
     n = shape_frame(v, pv, clamped, in_range, runs, 6, 88, out)
     assert n == 4 and out.tolist() == [0, 1, 1, 1, 1, 0, 0]
 
+
+class ListRecorder:
+    def __init__(self):
+        self.model = []
+
+    def model_note(self, t, msg):
+        self.model.append(tuple(msg))
+
+
+def test_the_recording_holds_the_notes_as_sent_through_silences():
+    """After a clock Stop or a panic the next tick sounds its whole frame again, each held note on
+    the channel it keeps: the recording gets those note-ons too, so it holds every note message the
+    engine sent, in order."""
+    sent, rec = [], ListRecorder()
+    model = RnnRbm(n_hidden=20, n_hidden_recurrent=10, seed=12)
+    engine = Engine(model, sent.append, settings(parts="satb", max_polyphony=6, note_range=(48, 72)), recorder=rec)
+    engine.start()
+    run(engine, 5)
+    engine.silence()                    # clock Stop
+    run(engine, 5)
+    engine.panic()
+    run(engine, 5)
+    engine.close()
+    notes = [tuple(m) for m in sent if m[0] & 0xE0 == 0x80]
+    assert rec.model == notes
+    assert len([m for m in notes if m[0] & 0xF0 == 0x80]) > 20
+    channel_of = {}                     # every note-off on the channel of its note's last note-on
+    for status, note, _ in notes:
+        if status & 0xF0 == 0x90:
+            channel_of[note] = status & 0x0F
+        else:
+            assert channel_of[note] == status & 0x0F, (status, note)

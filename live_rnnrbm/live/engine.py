@@ -398,7 +398,8 @@ class Engine:
             for m in s.offs:
                 send(m)
                 snd[m[1]] = 0
-            for m in (s.all_on if self.resync else s.ons):
+            ons = s.all_on if self.resync else s.ons
+            for m in ons:
                 if not snd[m[1]]:
                     send(m)
                     snd[m[1]] = m[0]
@@ -413,7 +414,7 @@ class Engine:
             tr = t - self.t0
             for m in s.offs:
                 rec.model_note(tr, m)
-            for m in s.ons:
+            for m in ons:                # after a silence, the whole frame sounded again
                 rec.model_note(tr, m)
 
     def _silence(self) -> None:
