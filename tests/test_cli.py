@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pytest
 
 from live_rnnrbm import cli
 from live_rnnrbm.data.corpus import load_corpus

@@ -3,7 +3,6 @@ conditional training on a small synthetic corpus."""
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -18,7 +17,8 @@ from live_rnnrbm.eval.loglik import conditional_log_likelihood
 from live_rnnrbm.kernels.forward import rnn_step
 from live_rnnrbm.kernels.gibbs import sample_frame
 from live_rnnrbm.kernels.packed import pack, views, workspace
-from live_rnnrbm.live.settings import load_preset, merge
+from live_rnnrbm.live.presets import load_preset
+from live_rnnrbm.live.settings import merge
 from live_rnnrbm.model import RnnRbm
 from live_rnnrbm.train.config import TrainConfig
 from live_rnnrbm.train.trainer import Trainer

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from live_rnnrbm.live.settings import (DEFAULTS, CCMap, PresetError, Settings, find_preset, list_presets,
-                                       load_preset, merge, parse_preset, reference_markdown)
+from live_rnnrbm.live.presets import find_preset, list_presets, load_preset, parse_preset
+from live_rnnrbm.live.settings import DEFAULTS, CCMap, PresetError, Settings, merge, reference_markdown
 
 
 def error_of(tmp_path: Path, text: str, name: str = "x.yaml") -> str:

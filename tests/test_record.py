@@ -6,7 +6,8 @@ import mido
 import pytest
 
 from live_rnnrbm.live.record import MODEL_TRACK, PLAYER_TRACK, Recorder
-from live_rnnrbm.live.settings import load_preset, merge
+from live_rnnrbm.live.presets import load_preset
+from live_rnnrbm.live.settings import merge
 
 ON, OFF = 0x90, 0x80
 

@@ -150,7 +150,7 @@ def test_generate_reports_bad_weights_clearly(tmp_path):
 
 def test_generation_k_comes_from_the_weights_else_the_tutorials_25(tmp_path):
     from live_rnnrbm.data.weights import generation_k
-    from live_rnnrbm.live.settings import load_preset
+    from live_rnnrbm.live.presets import load_preset
     assert generation_k(tiny()) == 25
     back = load_weights(save_weights(tiny(), tmp_path / "k.npz", dt=0.3, generation_k=60))
     assert generation_k(back) == 60

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import in_words
-from ..model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm, param_shapes
+from ..model import ALL_PARAM_NAMES, PARAM_NAMES, RnnRbm, param_shapes
 
 FORMAT_VERSION = 1
 SIZE_KEYS = ("n_visible", "n_hidden", "n_hidden_recurrent")

@@ -161,7 +161,7 @@ def add_jam_arguments(g) -> None:
 
 def _preset_for(weights: str | None) -> str:
     """The shipped preset made for these weights (its ``weights`` key names them), else 'default'."""
-    from ..live.settings import list_presets, load_preset
+    from ..live.presets import list_presets, load_preset
     if weights:
         for name in list_presets():
             if str(load_preset(name).weights) == str(weights):
@@ -213,7 +213,8 @@ def run_jam(args) -> int:
     from ..cli import flag_errors
     from ..data.corpus import PICKLE_SUFFIXES, DataError, load_corpus, spread
     from ..data.weights import WeightsError, frame_resolution, generation_k, resolve_weights
-    from ..live.settings import PresetError, load_preset, merge
+    from ..live.presets import load_preset
+    from ..live.settings import PresetError, merge
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)

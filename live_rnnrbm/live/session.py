@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    from .settings import flag_values, load_preset, merge
+    from .presets import load_preset
+    from .settings import flag_values, merge
     return merge(load_preset(args.preset), flag_values(args))
 
 
