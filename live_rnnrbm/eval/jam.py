@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.keys import estimate_key, key_shift, shift_frames, shift_range
+from ..data.keys import PITCH_NAMES, estimate_key, key_shift, shift_frames, shift_range
 from ..data.parts import top_notes
 from ..live.settings import Settings
 from .jam_counts import Counts, key_counts, match_counts
@@ -42,7 +42,6 @@ from .jam_players import CHORD_FRAMES, LookupHarmonizer, chord_player, play_alon
 from .loglik import conditional_log_likelihood
 
 SHIFTS = tuple(range(-6, 6))  # the 12 transpositions, from the piece's own key
-PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 MELODY_TASKS = ("harmonize", "follow")
 TASKS = MELODY_TASKS + ("chords",)
 
