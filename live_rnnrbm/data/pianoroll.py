@@ -221,6 +221,11 @@ def load_pickle(path: str | Path, split: str = "train", lowest_note: int = LOWES
     """One split ('train', 'valid' or 'test') of a benchmark pickle of Boulanger-Lewandowski et
     al. (a dict of splits; a split is a list of sequences; a sequence a list of time steps; a
     time step the sorted MIDI notes sounding). Frames are beats (eighths; quarters for JSB)."""
+    return pickle_split(path, read_pickle(path), split, lowest_note, highest_note)
+
+
+def read_pickle(path: str | Path) -> dict:
+    """A benchmark pickle's dict of splits (``MidiReadError`` when it is not one)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -231,6 +236,13 @@ def load_pickle(path: str | Path, split: str = "train", lowest_note: int = LOWES
         raise MidiReadError(f"{path}: not a readable benchmark pickle: {in_words(e, path)}") from None
     if not isinstance(data, dict):
         raise MidiReadError(f"{path}: expected a dict of splits, found {type(data).__name__}")
+    return data
+
+
+def pickle_split(path: str | Path, data: dict, split: str, lowest_note: int = LOWEST_NOTE,
+                 highest_note: int = HIGHEST_NOTE) -> list[PianoRoll]:
+    """The rolls of one split of the pickle ``path`` read into ``data`` (``read_pickle``)."""
+    path = Path(path)
     if split not in data:
         raise MidiReadError(f"{path}: no split '{split}' (it has: {', '.join(sorted(map(str, data)))})")
     rolls = []

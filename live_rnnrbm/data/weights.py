@@ -64,12 +64,13 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def write_atomically(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file renamed over it: a crash or a full disk
-    mid-write leaves the old file intact (and no temporary file behind). OSError on failure."""
+def write_atomically(path: str | Path, data: bytes, suffix: str = ".tmp.npz") -> Path:
+    """Write ``data`` to ``path`` through a temporary file (named ``path`` + random + ``suffix``)
+    renamed over it: a crash or a full disk mid-write leaves the old file intact (and no temporary
+    file behind). OSError on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
