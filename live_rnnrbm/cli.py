@@ -4,6 +4,7 @@
     live-rnnrbm generate --out piece.mid --png roll.png
     live-rnnrbm train DATA... --out weights/mine.npz
     live-rnnrbm eval --weights weights/nottingham.npz DATA
+    live-rnnrbm corpus build DATA... --out data.cache       (then train and eval read data.cache)
     live-rnnrbm play --port "IAC Bus 1"
     live-rnnrbm ports
 """
@@ -22,6 +23,7 @@ COMMANDS = {
     "generate": ("live_rnnrbm.generate", "generate a piece offline into a .mid file (and a picture)"),
     "train": ("live_rnnrbm.train.cli", "train an RNN-RBM on MIDI files or a benchmark pickle"),
     "eval": ("live_rnnrbm.eval.cli", "log-likelihood and accuracy of weights on data, as in the paper"),
+    "corpus": ("live_rnnrbm.data.corpus_cli", "convert MIDI files and pickles into a cache once, for train and eval"),
 }
 
 

@@ -12,6 +12,7 @@ import json
 import math
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -87,7 +88,7 @@ def _report(r: EvalResult, weights: str, data: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.corpus import DataError, load_corpus
+    from ..data.corpus import DataError, holds_pickles_only, load_corpus
     from ..data.weights import WeightsError, frame_resolution, load_model
 
     if args.task != ["ll"]:
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                             seed=args.seed, progress=not args.quiet and not args.json, schedule=args.ais_schedule,
                             base=args.ais_base, raise_chains=0 if args.no_log_likelihood else args.raise_chains)
     weights = str(model.meta.get("path") or args.weights or "nottingham (shipped)")
-    pickles = any(str(d).lower().endswith((".pickle", ".pkl")) for d in args.data)
+    pickles = any(holds_pickles_only(Path(d)) for d in args.data)
     data = " ".join(args.data) + (f" [{args.split}]" if pickles else "")
     if args.json:
         out = result.to_json()
@@ -211,7 +212,7 @@ def run_free(args) -> int:
 
 def run_jam(args) -> int:
     from ..cli import flag_errors
-    from ..data.corpus import PICKLE_SUFFIXES, DataError, load_corpus, spread
+    from ..data.corpus import DataError, holds_pickles_only, load_corpus, spread
     from ..data.weights import WeightsError, frame_resolution, generation_k, resolve_weights
     from ..live.presets import load_preset
     from ..live.settings import PresetError, merge
@@ -254,7 +255,7 @@ def run_jam(args) -> int:
             return fail(f"--task {' '.join(melody)} plays real pieces: name the data (MIDI files, folders or a pickle)")
         try:
             pieces = spread(load_corpus(args.data, split=args.split, **common).arrays(), args.pieces)
-            fit_sources = args.fit or ([d for d in args.data if str(d).lower().endswith(PICKLE_SUFFIXES)] or None)
+            fit_sources = args.fit or ([d for d in args.data if holds_pickles_only(Path(d))] or None)
             if fit_sources:
                 fit = load_corpus(fit_sources, split="train", **common).arrays()
             else:

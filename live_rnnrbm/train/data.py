@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..data.corpus import PICKLE_SUFFIXES, DataError, find_sources, load_corpus
+from ..data.corpus import PICKLE_SUFFIXES, DataError, find_sources, holds_pickles_only, load_corpus
 from ..data.keys import to_common_key
 from ..data.pianoroll import PianoRoll
 from ..model import HIGHEST_NOTE, LOWEST_NOTE
@@ -53,7 +53,7 @@ def load_training_data(sources: list[str], valid_sources: list[str] | None = Non
     if valid_sources:
         vc = load_corpus(valid_sources, split="valid", **common)
         valid_rolls, skipped = list(vc.rolls), skipped + vc.skipped
-    elif all(f.suffix.lower() in PICKLE_SUFFIXES for f in files):
+    elif all(holds_pickles_only(f) for f in files):
         try:
             vc = load_corpus(files, split="valid", **common)
             valid_rolls, skipped = list(vc.rolls), skipped + vc.skipped
@@ -72,7 +72,7 @@ def load_training_data(sources: list[str], valid_sources: list[str] | None = Non
         rolls, valid_rolls = norm(rolls), norm(valid_rolls)
     names = [Path(str(src)).name or str(src) for src in sources]  # as the user named them
     trained_on = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-    if split != "train" and any(f.suffix.lower() in PICKLE_SUFFIXES for f in files):
+    if split != "train" and any(holds_pickles_only(f) for f in files):
         trained_on += f" (split {split})"
     return TrainingData([np.ascontiguousarray(r.frames, np.float32) for r in rolls],
                         [np.ascontiguousarray(r.frames, np.float32) for r in valid_rolls],
