@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from numba import njit
@@ -449,6 +449,19 @@ class Engine:
             self.send([CC | ch, ALL_NOTES_OFF, 0])
             self.send([CC | ch, ALL_SOUND_OFF, 0])
 
+    def output_gone(self) -> None:
+        """The output port died: messages go nowhere from now on (with the server gone nothing sounds,
+        and RtMidi's JACK send would spin forever once its queue fills); the recording still gets
+        its note-offs at close."""
+        self.send = _nowhere
+
+    def release_also(self, note_offs: Iterable[Sequence[int]], channels: Iterable[int]) -> None:
+        """Notes sounded on our output by someone else (the player's, echoed by thru): their
+        note-offs now, and their channels into the all-notes-off protocol of ``close``."""
+        for m in note_offs:
+            self.send(m)
+        self.channels |= set(channels)
+
     def close(self) -> None:
         """Stop: note-off for every sounding note, then CC64=0, CC123, CC120 on the channels used.
         Safe to call more than once and from any thread."""
@@ -467,3 +480,7 @@ class Engine:
     @property
     def notes_sounding(self) -> int:
         return len(self.sounding) - self.sounding.count(0)
+
+
+def _nowhere(msg: Sequence[int]) -> None:
+    pass

@@ -311,15 +311,11 @@ class Session:
                 pass
         engine, out, listener = self.engine, self.out, self.listener
         if engine is not None:
-            # with the server gone nothing sounds any more, and RtMidi's JACK send would spin forever
-            # once its queue fills: release the notes in the engine and the recording only
             dead = out is not None and out.dead
             if dead:
-                engine.send = _discard
+                engine.output_gone()
             if listener is not None and self.settings.thru:
-                for m in listener.thru_note_offs():
-                    engine.send(m)
-                engine.channels |= listener.thru_channels
+                engine.release_also(listener.thru_note_offs(), listener.thru_channels)
             engine.close()
             if self._clock_out and not dead:
                 out.send([STOP])
@@ -339,6 +335,3 @@ class Session:
                 print(f"error: could not write the recording: {e}", file=sys.stderr)
                 self._recording_failed = True
 
-
-def _discard(msg: Sequence[int]) -> None:
-    pass
