@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import machine  # noqa: E402
 from live_rnnrbm.data import cache as cache_module  # noqa: E402
-from live_rnnrbm.data.cache import MANIFEST, build_cache  # noqa: E402
+from live_rnnrbm.data.cache import MANIFEST  # noqa: E402
+from live_rnnrbm.data.cache_build import build_cache  # noqa: E402
 from live_rnnrbm.data.corpus import load_corpus  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "Nottingham"
@@ -68,7 +69,7 @@ def synthetic_lakh(real: Path, out: Path, files: int) -> tuple[int, int]:
     out.mkdir()
     with open(out / doc["rolls"]["file"], "wb") as rolls:
         rolls.truncate(reps * frames * doc["rolls"]["bytes_per_frame"])
-    (out / MANIFEST).write_text(cache_module._manifest_text(doc))
+    (out / MANIFEST).write_text(cache_module.manifest_text(doc))
     return (out / MANIFEST).stat().st_size, reps * frames * doc["rolls"]["bytes_per_frame"]
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from live_rnnrbm import cli
-from live_rnnrbm.data import cache as cache_module
-from live_rnnrbm.data.cache import MANIFEST, PARTIAL, build_cache
+from live_rnnrbm.data import cache_build
+from live_rnnrbm.data.cache import MANIFEST, PARTIAL
+from live_rnnrbm.data.cache_build import build_cache
 from live_rnnrbm.data.corpus import DataError, load_corpus
 from live_rnnrbm.data.pianoroll import roll_to_midi
 from live_rnnrbm.data.weights import load_weights, save_weights
@@ -231,7 +232,7 @@ def test_an_interrupted_build_leaves_the_previous_cache_and_keeps_its_work(tmp_p
     rng = np.random.default_rng(1)
     for n in range(12):
         roll_to_midi(random_roll(rng, 5 + n), steps_per_beat=2).save(src / "more" / f"added{n:02}.mid")
-    real, calls = cache_module.convert_chunk, []
+    real, calls = cache_build.convert_chunk, []
 
     def fails_on_the_seventh_chunk(tasks, settings):
         calls.append(len(tasks))
@@ -239,7 +240,7 @@ def test_an_interrupted_build_leaves_the_previous_cache_and_keeps_its_work(tmp_p
             raise RuntimeError("the converter broke")
         return real(tasks, settings)
 
-    monkeypatch.setattr(cache_module, "convert_chunk", fails_on_the_seventh_chunk)
+    monkeypatch.setattr(cache_build, "convert_chunk", fails_on_the_seventh_chunk)
     with pytest.raises(RuntimeError, match="converter broke"):
         build_cache([src], cache, jobs=1, progress=False)
     assert_same_corpus(load_corpus([cache], warn=lambda m: None), before)  # the previous cache, as it was
@@ -247,14 +248,14 @@ def test_an_interrupted_build_leaves_the_previous_cache_and_keeps_its_work(tmp_p
     assert 0 < kept < 12
     assert {p.name for p in cache.glob("rolls-*.bin")} == {manifest(cache)["rolls"]["file"],
                                                           json.loads((cache / PARTIAL).read_text())["rolls"]["file"]}
-    monkeypatch.setattr(cache_module, "convert_chunk", real)
+    monkeypatch.setattr(cache_build, "convert_chunk", real)
     r = build_cache([src], cache, jobs=1, progress=False)
     assert r.converted == 12 - kept and not (cache / PARTIAL).exists()
     assert_same_corpus(load_corpus([cache], warn=lambda m: None), load_corpus([src], warn=lambda m: None))
     assert len(list(cache.glob("rolls-*.bin"))) == 1
 
     # the first build of a cache, interrupted: no cache at all, rather than half of one
-    monkeypatch.setattr(cache_module, "convert_chunk", fails_on_the_seventh_chunk)
+    monkeypatch.setattr(cache_build, "convert_chunk", fails_on_the_seventh_chunk)
     calls.clear()
     with pytest.raises(RuntimeError):
         build_cache([src], tmp_path / "new", jobs=1, progress=False)

@@ -58,7 +58,7 @@ def _mb(n: int) -> str:
 
 def build(args: argparse.Namespace) -> int:
     from ..cli import flag_errors
-    from .cache import build_cache
+    from .cache_build import build_cache
     from .corpus import DataError
 
     wrong = flag_errors(args, [("jobs", lambda v: v >= 1, "≥ 1"), ("steps_per_beat", lambda v: v >= 1, "≥ 1"),
@@ -93,7 +93,8 @@ def build(args: argparse.Namespace) -> int:
 
 def summary(folder: str) -> dict:
     """What ``corpus info`` says of a cache, as a dict (``DataError`` when it is not one)."""
-    from .cache import VERSION, read_cache, skipped_files
+    from .cache import VERSION, read_cache
+    from .cache_build import skipped_files
     from .keys import PITCH_NAMES
 
     c = read_cache(folder)

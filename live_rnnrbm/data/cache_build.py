@@ -1,0 +1,404 @@
+"""Building a corpus cache (the format is ``cache``'s): files converted in worker processes, a
+chunk of files a task, the rest taken over from the previous cache; an interrupted build leaves the
+previous cache as it was and its work in ``partial.json`` for the next.
+
+>>> info = build_cache(["Nottingham/train", "Nottingham/valid"], "nott-cache")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import in_words
+from ..model import HIGHEST_NOTE, LOWEST_NOTE
+from .corpus import PICKLE_SUFFIXES, DataError, find_sources_with_roots, too_short
+from .keys import estimate_key
+from .pianoroll import MidiReadError, PianoRoll, _check_resolution, midi_to_roll, pickle_split, read_pickle
+from .cache import (CHUNK_FILES, FILE_COLUMNS, FORMAT, LOCK, MANIFEST, PARTIAL, PARTIAL_EVERY, PIECE_COLUMNS, VERSION,
+                    Cache, Settings, manifest_text)
+from .weights import write_atomically
+
+# --------------------------------------------------------------------------- converting (in the workers)
+
+
+@dataclass
+class Converted:
+    """A file as the workers send it back: its hash, and its pieces (each a dict of the manifest's
+    piece columns but the offset, and the packed frames) or why it was skipped."""
+
+    blake2b: str
+    error: str | None = None
+    splits: list[str] | None = None
+    pieces: list[tuple[dict, bytes]] = field(default_factory=list)
+    unchanged: bool = False  # its hash was the one the cache knew: nothing converted
+
+
+def _piece(roll: PianoRoll, split: str | None, index: int | None) -> tuple[dict, bytes]:
+    tonic, mode = estimate_key(roll.frames, roll.lowest_note) if roll.frames.any() else (None, None)
+    row = {"split": split, "index": index, "frames": len(roll.frames), "bpm": float(roll.bpm),
+           "steps_per_beat": roll.steps_per_beat, "dt": roll.dt, "tonic": tonic, "mode": mode, "dropped": roll.dropped}
+    return row, np.packbits(roll.frames != 0, axis=1).tobytes()
+
+
+def convert_file(path: str, settings: Settings, known_hash: str | None = None) -> Converted:
+    """One MIDI file (one piece) or benchmark pickle (every piece of every split), or why it
+    cannot be read. With ``known_hash``, a file with that hash is not converted again."""
+    try:
+        digest = hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+    except OSError as e:
+        return Converted("", f"cannot be read: {in_words(e, path)}")
+    if digest == known_hash:
+        return Converted(digest, unchanged=True)
+    lo, hi = settings.lowest_note, settings.highest_note
+    try:
+        if path.lower().endswith(PICKLE_SUFFIXES):
+            data = read_pickle(path)
+            splits = sorted(data, key=str)
+            return Converted(digest, splits=[str(s) for s in splits],
+                             pieces=[_piece(r, str(s), n) for s in splits
+                                     for n, r in enumerate(pickle_split(path, data, s, lo, hi))])
+        roll = midi_to_roll(path, settings.dt, settings.steps_per_beat, lo, hi, settings.include_drums)
+        return Converted(digest, pieces=[_piece(roll, None, None)])
+    except MidiReadError as e:
+        reason = str(e)
+        return Converted(digest, reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason)
+    except Exception as e:  # noqa: BLE001 -- one odd file must not end a build of thousands
+        return Converted(digest, f"could not be converted ({type(e).__name__}: {e})")
+
+
+def convert_chunk(tasks: list[tuple[str, str | None]], settings: Settings) -> list[Converted]:
+    """``convert_file`` over (path, known hash) pairs: the unit of work sent to a worker."""
+    return [convert_file(path, settings, known) for path, known in tasks]
+
+
+def _quiet_worker() -> None:
+    # Ctrl-C reaches the whole process group: the build stops in the main process, whose
+    # executor ends the workers, instead of every worker printing its own traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Inline(Executor):
+    """Runs each task as it is submitted (one job: no worker processes)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except Exception as e:  # noqa: BLE001 -- the caller gets it from result(), as from a pool
+            f.set_exception(e)
+        return f
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass
+class CacheInfo:
+    """What a build did."""
+
+    path: Path
+    files: int
+    pieces: int  # of 2 frames or more (the shorter are counted in skipped)
+    frames: int  # theirs
+    converted: int  # files read and converted
+    reused: int  # files of the same size and mtime as the cache knew them: taken over unread
+    rehashed: int  # files whose mtime changed but not their contents (same hash): taken over
+    removed: int  # files the previous cache held that are no longer among the sources
+    skipped: list[tuple[str, str]]  # (file, reason): unreadable files, and pieces under 2 frames
+    rolls_bytes: int
+    manifest_bytes: int
+    source_bytes: int
+    seconds: float
+    jobs: int
+    settings: Settings
+    note: str = ""  # why the previous cache, or part of it, could not be used
+
+
+class _Writer:
+    """The new cache as it is written: frames appended to a new rolls file, the manifest's rows kept."""
+
+    def __init__(self, folder: Path, settings: Settings, sources: list[str], roots: list[str]) -> None:
+        self.folder, self.settings, self.sources, self.roots = folder, settings, sources, roots
+        self.rolls_name = f"rolls-{uuid.uuid4().hex[:12]}.bin"
+        self.out = open(folder / self.rolls_name, "wb", buffering=1 << 20)
+        self.total = 0
+        self.files: dict[str, list] = {k: [] for k in FILE_COLUMNS}
+        self.pieces: dict[str, list] = {k: [] for k in PIECE_COLUMNS}
+
+    def add(self, row: dict, pieces: Iterable[tuple[dict, object]]) -> None:
+        n = 0
+        for piece, packed in pieces:
+            self.pieces["offset"].append(self.total)
+            for k in PIECE_COLUMNS:
+                if k != "offset":
+                    self.pieces[k].append(piece[k])
+            self.out.write(packed)
+            self.total += piece["frames"]
+            n += 1
+        for k in FILE_COLUMNS:
+            self.files[k].append(n if k == "pieces" else row[k])
+
+    def save(self, name: str, built: dict) -> int:
+        """Write the manifest ``name`` for what is written so far; its size in bytes."""
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        doc = {"format": FORMAT, "version": VERSION, "settings": asdict(self.settings),
+               "rolls": {"file": self.rolls_name, "frames": self.total,
+                         "bytes_per_frame": self.settings.bytes_per_frame,
+                         "packing": "np.packbits of each frame, the lowest note in the first byte's highest bit"},
+               "built": built, "sources": self.sources, "roots": self.roots, "files": self.files, "pieces": self.pieces}
+        data = manifest_text(doc).encode()
+        write_atomically(self.folder / name, data, suffix=".tmp.json")
+        return len(data)
+
+
+def _taken_over(cache: Cache, i: int) -> Iterator[tuple[dict, np.ndarray]]:
+    for j in range(int(cache.first_piece[i]), int(cache.first_piece[i + 1])):
+        yield {k: cache.pieces[k][j] for k in PIECE_COLUMNS}, np.ascontiguousarray(cache.packed(j))
+
+
+def _previous(folder: Path, settings: Settings) -> tuple[dict, set, str]:
+    """What a build into ``folder`` can take over: (root, path) → (cache, file row), from the
+    cache there and from an interrupted build's partial one (the newer, so it comes second); the
+    files of the complete one; and why some could not be used."""
+    found: dict[tuple[str, str], tuple[Cache, int]] = {}
+    complete: set[tuple[str, str]] = set()
+    notes = []
+    for name in (MANIFEST, PARTIAL):
+        if not (folder / name).exists():
+            continue
+        try:
+            cache = Cache(folder, name)
+        except DataError as e:
+            notes.append(f"{e} (so its files are converted again)")
+            continue
+        if cache.settings != settings:
+            notes.append(f"the cache was built with {cache.settings.describe()}: every file is converted again")
+            continue
+        for i in range(cache.n_files):
+            key = (cache.roots[cache.files["root"][i]], cache.files["path"][i])
+            found[key] = (cache, i)
+            if name == MANIFEST:
+                complete.add(key)
+    return found, complete, "; ".join(notes)
+
+
+def _ours(name: str) -> bool:
+    return (name in (MANIFEST, PARTIAL, LOCK) or name.endswith(".tmp.json")
+            or (name.startswith("rolls-") and name.endswith(".bin")))
+
+
+def _tidy(folder: Path) -> None:
+    """Remove the rolls files neither the manifest nor the partial one names."""
+    keep = set()
+    for name in (MANIFEST, PARTIAL):
+        try:
+            keep.add(json.loads((folder / name).read_bytes())["rolls"]["file"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    for f in folder.glob("rolls-*.bin"):
+        if f.name not in keep:
+            f.unlink(missing_ok=True)
+
+
+@contextmanager
+def _lock(folder: Path):
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): two builds at once are the user's to avoid
+        yield
+        return
+    with open(folder / LOCK, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{folder}: another build is writing this cache; wait for it to finish") from None
+        yield
+
+
+def skipped_files(roots: list[str], files: dict, frames: Sequence[int]) -> list[tuple[str, str]]:
+    """(file, reason) for each file of a manifest's tables that could not be read, and each piece
+    too short to train on (under 2 frames)."""
+    out, j = [], 0
+    for i, n in enumerate(files["pieces"]):
+        name = os.path.join(roots[files["root"][i]], files["path"][i])
+        if files["error"][i] is not None:
+            out.append((name, files["error"][i]))
+        out += [(name, too_short(int(m))) for m in frames[j:j + n] if m < 2]
+        j += n
+    return out
+
+
+def _up_to_date(cache: Cache, start: float) -> CacheInfo:
+    usable = cache.frames[cache.frames >= 2]
+    return CacheInfo(cache.folder, cache.n_files, len(usable), int(usable.sum()), 0, cache.n_files, 0, 0,
+                     skipped_files(cache.roots, cache.files, cache.frames), cache.rolls.nbytes,
+                     cache.path.stat().st_size, cache.built["source_bytes"],
+                     round(time.perf_counter() - start, 3), 0, cache.settings, "up to date: nothing written")
+
+
+def build_cache(sources: Iterable[str | Path], out_dir: str | Path, dt: float | None = None,
+                steps_per_beat: int | None = None, lowest_note: int = LOWEST_NOTE, highest_note: int = HIGHEST_NOTE,
+                include_drums: bool = False, jobs: int | None = None, progress: bool = True,
+                executor: Executor | None = None) -> CacheInfo:
+    """Convert the sources (as ``load_corpus`` names them) into a cache in ``out_dir``, or bring the
+    cache there up to date: files unchanged since it was built are taken over, the others
+    converted in ``jobs`` processes (default: one per core) or on ``executor``. A progress bar with
+    the time left goes to stderr when ``progress``. ``DataError`` for bad sources or settings, an
+    ``out_dir`` that holds other files, or no usable piece at all; an interruption (Ctrl-C, an
+    exception) leaves the previous cache, and keeps what was converted for the next build."""
+    start = time.perf_counter()
+    if dt is None and steps_per_beat is None:
+        steps_per_beat = 2
+    try:
+        _check_resolution(dt, steps_per_beat)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    if not 0 <= lowest_note <= highest_note <= 127:
+        raise DataError(f"the note range {lowest_note}..{highest_note} is not within MIDI 0..127")
+    settings = Settings(dt, None if dt is not None else int(steps_per_beat), lowest_note, highest_note, include_drums)
+    sources = [str(s) for s in sources]
+    found = find_sources_with_roots(sources)
+    for f, _ in found:
+        if f.is_dir():
+            raise DataError(f"{f}: is a corpus cache; build from the MIDI files and pickles themselves")
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: exists and is not a folder")
+    others = sorted(p.name for p in folder.iterdir() if not _ours(p.name)) if folder.is_dir() else []
+    if others:
+        raise DataError(f"{folder}: holds other files ({others[0]}{' …' if len(others) > 1 else ''}); a cache needs "
+                        "a folder of its own: name a new or empty one, or a cache to bring up to date")
+    folder.mkdir(parents=True, exist_ok=True)
+    with _lock(folder):
+        return _build(found, sources, folder, settings, jobs, progress, executor, start)
+
+
+def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, settings: Settings, jobs: int | None,
+           progress: bool, executor: Executor | None, start: float) -> CacheInfo:
+    previous, complete, note = _previous(folder, settings)
+    roots: list[str] = []
+    rows: list[dict] = []  # a file's manifest row (its hash and pieces come with the conversion)
+    plan: list[tuple[str, str | None] | tuple[Cache, int]] = []  # (path, known hash) to convert, or (cache, row)
+    reused = 0
+    for f, root in found:
+        root_abs = os.path.abspath(root)
+        if root_abs not in roots:
+            roots.append(root_abs)
+        rel = Path(os.path.relpath(f, root)).as_posix()
+        try:
+            st = os.stat(f)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size = mtime = -1
+        rows.append({"root": roots.index(root_abs), "path": rel, "size": size, "mtime_ns": mtime})
+        old = previous.get((root_abs, rel))
+        if old is not None and old[0].files["size"][old[1]] == size and old[0].files["mtime_ns"][old[1]] == mtime:
+            plan.append(old)
+            reused += 1
+        else:
+            same_size = old is not None and old[0].files["size"][old[1]] == size
+            plan.append((str(f), old[0].files["blake2b"][old[1]] if same_size else None))
+    todo = [i for i, p in enumerate(plan) if not isinstance(p[0], Cache)]
+    current = previous and next(iter(previous.values()))[0]
+    if (not todo and current and current.folder / MANIFEST == current.path and current.n_files == len(plan)
+            and all(p == (current, i) for i, p in enumerate(plan)) and current.roots == roots
+            and current.sources == [os.path.abspath(s) for s in sources]):
+        return _up_to_date(current, start)  # the same files, unchanged, in the same order
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    size = max(1, min(CHUNK_FILES, -(-len(todo) // (jobs * 32))))
+    chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
+    own_pool = executor is None and jobs > 1 and len(chunks) > 1
+    pool = (ProcessPoolExecutor(min(jobs, len(chunks)), initializer=_quiet_worker) if own_pool
+            else executor or _Inline())
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo), unit="file", desc=f"converting ({reused} unchanged)" if reused else "converting",
+                   file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
+    writer = _Writer(folder, settings, [os.path.abspath(s) for s in sources], roots)
+    counts = {"converted": 0, "rehashed": 0}
+    committed = False
+    last_save = time.monotonic()
+
+    def built(done: bool) -> dict:
+        source_bytes = sum(r["size"] for r in rows if r["size"] > 0)
+        return {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "complete": done,
+                "seconds": round(time.perf_counter() - start, 3), "jobs": jobs, **counts, "reused": reused,
+                "removed": len(complete - {(roots[r["root"]], r["path"]) for r in rows}), "source_bytes": source_bytes}
+
+    try:
+        window = 4 * jobs  # chunks in flight: the pool stays busy, and memory holds only these
+        submitted: dict[int, Future] = {}
+        results: dict[int, Converted] = {}
+        next_chunk = 0
+        for i, p in enumerate(plan):
+            row = rows[i]
+            if isinstance(p[0], Cache):
+                cache, k = p
+                row.update(blake2b=cache.files["blake2b"][k], splits=cache.files["splits"][k],
+                           error=cache.files["error"][k])
+                writer.add(row, _taken_over(cache, k))
+            else:
+                while i not in results:
+                    while next_chunk < len(chunks) and len(submitted) < window:
+                        submitted[next_chunk] = pool.submit(convert_chunk, [plan[t] for t in chunks[next_chunk]],
+                                                            settings)
+                        next_chunk += 1
+                    done, _ = wait(submitted.values(), return_when=FIRST_COMPLETED)
+                    for c in [c for c, fut in submitted.items() if fut in done]:
+                        results.update(zip(chunks[c], submitted.pop(c).result()))
+                        if bar is not None:
+                            bar.update(len(chunks[c]))
+                conv = results.pop(i)
+                if conv.unchanged:  # same contents: the old rows and frames, with the new mtime
+                    cache, k = previous[(roots[row["root"]], row["path"])]
+                    row.update(blake2b=conv.blake2b, splits=cache.files["splits"][k], error=cache.files["error"][k])
+                    writer.add(row, _taken_over(cache, k))
+                    counts["rehashed"] += 1
+                else:
+                    row.update(blake2b=conv.blake2b, splits=conv.splits, error=conv.error)
+                    writer.add(row, conv.pieces)
+                    counts["converted"] += 1
+            if counts["converted"] and time.monotonic() - last_save > PARTIAL_EVERY:
+                writer.save(PARTIAL, built(False))
+                last_save = time.monotonic()
+        skipped = skipped_files(roots, writer.files, writer.pieces["frames"])
+        usable = [n for n in writer.pieces["frames"] if n >= 2]
+        if not usable:
+            raise DataError(f"no usable data: {len(rows)} file(s) looked at, none gave a piece of 2 frames or more"
+                            + (f" (the first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""))
+        record = built(True)
+        manifest_bytes = writer.save(MANIFEST, record)
+        committed = True
+    finally:
+        if bar is not None:
+            bar.close()
+        if own_pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if not committed and counts["converted"]:
+            try:
+                writer.save(PARTIAL, built(False))  # what was converted waits for the next build
+            except OSError:
+                pass  # (a full disk, say): the error that stopped the build is the one to report
+        writer.out.close()
+        if committed:
+            (folder / PARTIAL).unlink(missing_ok=True)
+        _tidy(folder)
+    return CacheInfo(folder, len(rows), len(usable), sum(usable), counts["converted"], reused,
+                     counts["rehashed"], record["removed"], skipped, writer.total * settings.bytes_per_frame,
+                     manifest_bytes, record["source_bytes"], record["seconds"], jobs, settings, note)
