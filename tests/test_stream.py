@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from jackd import check_parts
-from live_rnnrbm.live.engine import MBC, NO_PARTS, SATB, Engine, frame_messages, note_roles, shape_frame
+from live_rnnrbm.live.engine import Engine
+from live_rnnrbm.live.frames import MBC, NO_PARTS, SATB, frame_messages, note_roles, shape_frame
 from live_rnnrbm.live.settings import DEFAULTS
 from live_rnnrbm.model import RnnRbm
 
