@@ -142,3 +142,30 @@ def test_close_is_idempotent_and_frees_the_port():
     again = OscControl(Controls(engine, CCMap(), threading.Event()), engine, "127.0.0.1", port)
     again.start()
     again.close()
+
+
+def test_arbitrary_datagrams_never_stop_the_server(capfd):
+    """Hypothesis's bytes (some starting like an OSC message or bundle, to get past the first
+    check): each is dropped or applied, and the server answers the next status request."""
+    from hypothesis import given, settings, strategies as st
+    engine = Engine()
+    control = OscControl(Controls(engine, CCMap(), threading.Event()), engine, "127.0.0.1", 0)
+    control.start()
+    reply = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    reply.bind(("127.0.0.1", 0))
+    reply.settimeout(5)
+    client = SimpleUDPClient("127.0.0.1", control.port)
+    heads = st.sampled_from([b"", b"/live-rnnrbm/", b"/live-rnnrbm/mode\x00\x00\x00,", b"#bundle\x00"])
+
+    @settings(max_examples=300, deadline=None)
+    @given(head=heads, tail=st.binary(max_size=64))
+    def one(head, tail):
+        reply.sendto(head + tail, ("127.0.0.1", control.port))
+        assert len(status(client, reply)) == 5
+
+    try:
+        one()
+    finally:
+        control.close()
+        reply.close()
+    assert "Traceback" not in capfd.readouterr().err
