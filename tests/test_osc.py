@@ -9,6 +9,7 @@ import time
 
 import pytest
 from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from live_rnnrbm.live.controls import Controls
@@ -30,15 +31,25 @@ class Engine:
         pass
 
 
-@pytest.fixture
-def osc():
-    engine = Engine()
-    control = OscControl(Controls(engine, CCMap(), threading.Event()), engine, "127.0.0.1", 0)
+def serve(engine: Engine, port: int = 0) -> OscControl:
+    control = OscControl(Controls(engine, CCMap(), threading.Event()), engine, "127.0.0.1", port)
     control.start()
+    return control
+
+
+def started():
+    """A stand-in engine, its OSC server, a client, and a UDP socket for the status replies."""
+    engine = Engine()
+    control = serve(engine)
     reply = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     reply.bind(("127.0.0.1", 0))
     reply.settimeout(5)
-    client = SimpleUDPClient("127.0.0.1", control.port)
+    return engine, control, SimpleUDPClient("127.0.0.1", control.port), reply
+
+
+@pytest.fixture
+def osc():
+    engine, control, client, reply = started()
     yield engine, control, client, reply
     control.close()
     reply.close()
@@ -84,17 +95,9 @@ def test_every_control_and_the_status_reply(osc):
 
 def test_status_without_a_port_replies_to_the_sender(osc):
     engine, control, client, reply = osc
-    reply.sendto(OscMessage_bytes("/live-rnnrbm/status"), ("127.0.0.1", control.port))
+    reply.sendto(OscMessageBuilder("/live-rnnrbm/status").build().dgram, ("127.0.0.1", control.port))
     data, _ = reply.recvfrom(4096)
     assert OscMessage(data).params == [1.0, 1.0, "follow", 0, 42]
-
-
-def OscMessage_bytes(address: str, *args) -> bytes:
-    from pythonosc.osc_message_builder import OscMessageBuilder
-    b = OscMessageBuilder(address)
-    for a in args:
-        b.add_arg(a)
-    return b.build().dgram
 
 
 @pytest.mark.parametrize("datagram", [
@@ -134,27 +137,17 @@ def test_wrong_arguments_and_unknown_addresses_are_dropped_and_counted(osc, addr
 
 def test_close_is_idempotent_and_frees_the_port():
     engine = Engine()
-    control = OscControl(Controls(engine, CCMap(), threading.Event()), engine, "127.0.0.1", 0)
-    control.start()
-    port = control.port
+    control = serve(engine)
     control.close()
     control.close()
-    again = OscControl(Controls(engine, CCMap(), threading.Event()), engine, "127.0.0.1", port)
-    again.start()
-    again.close()
+    serve(engine, control.port).close()
 
 
 def test_arbitrary_datagrams_never_stop_the_server(capfd):
     """Hypothesis's bytes (some starting like an OSC message or bundle, to get past the first
     check): each is dropped or applied, and the server answers the next status request."""
     from hypothesis import given, settings, strategies as st
-    engine = Engine()
-    control = OscControl(Controls(engine, CCMap(), threading.Event()), engine, "127.0.0.1", 0)
-    control.start()
-    reply = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    reply.bind(("127.0.0.1", 0))
-    reply.settimeout(5)
-    client = SimpleUDPClient("127.0.0.1", control.port)
+    engine, control, client, reply = started()
     heads = st.sampled_from([b"", b"/live-rnnrbm/", b"/live-rnnrbm/mode\x00\x00\x00,", b"#bundle\x00"])
 
     @settings(max_examples=300, deadline=None)
