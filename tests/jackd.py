@@ -139,7 +139,8 @@ class Play:
         self._ready = threading.Event()
         self.ready_at = None
         self._marker = ready
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if ready and not self._ready.wait(timeout):
             self.kill()
             raise RuntimeError("live-rnnrbm play did not get ready:\n" + self.stderr)
@@ -162,7 +163,9 @@ class Play:
 
     def wait(self, timeout: float = 20) -> int:
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
+            self._reader.join(5)   # the last lines (the closing line, an error) are read by now
+            return code
         finally:
             if self.proc.poll() is None:
                 self.kill()

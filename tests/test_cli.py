@@ -99,3 +99,15 @@ def test_unreadable_files_are_named_with_the_reason_in_words(tmp_path):
     assert "empty" in reasons[str(tmp_path / "empty.mid")], reasons
     for line in said:
         assert "Error" not in line and "()" not in line and not line.rstrip().endswith(": )"), line
+
+
+def test_play_osc_flags_are_checked_and_python_osc_is_named_when_missing(capsys, monkeypatch):
+    code, err = run(capsys, "play", "--osc-port", "80")
+    assert code == 2
+    assert err.strip() == "error: command line: --osc-port must be null (no OSC) or a UDP port from 1024 to 65535, got 80"
+    code, err = run(capsys, "play", "--osc-port", "nine")
+    assert code == 2 and "argument --osc-port: invalid int value: 'nine'" in err, err
+    monkeypatch.setitem(__import__("sys").modules, "pythonosc", None)   # as if it were not installed
+    code, err = run(capsys, "play", "--osc-port", "9000", "--weights", "nosuch.npz")
+    assert code == 2
+    assert err.strip() == 'error: OSC control (osc_port, --osc-port) needs python-osc: pip install "live-rnnrbm[osc]"'

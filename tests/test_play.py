@@ -372,3 +372,151 @@ def test_terminal_keys_space_pauses_and_q_quits_with_every_note_off(jack, weight
     assert unmatched_notes(rx.events) == []
     ccs = [tuple(m[1:]) for _, m in rx.events if len(m) == 3 and m[0] == 0xB0]
     assert ccs[-3:] == [(64, 0), (123, 0), (120, 0)], ccs
+
+
+OSC_CLIENT = """
+import json, socket, sys, time
+from pythonosc.udp_client import SimpleUDPClient
+port = int(sys.argv[1])
+client = SimpleUDPClient("127.0.0.1", port)
+raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for line in sys.stdin:
+    address, args = json.loads(line)
+    if address == "garbage":
+        raw.sendto(bytes.fromhex(args), ("127.0.0.1", port))
+    else:
+        client.send_message(address, args)
+    print(time.perf_counter(), flush=True)   # CLOCK_MONOTONIC: the test's clock too
+"""
+
+
+class OscClient:
+    """A real OSC client in another process (python-osc's SimpleUDPClient): each send() is one
+    message, and returns when it has left, with the time it left."""
+
+    def __init__(self, port: int):
+        import subprocess
+        import sys
+        self.proc = subprocess.Popen([sys.executable, "-c", OSC_CLIENT, str(port)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def send(self, address: str, *args) -> float:
+        import json
+        self.proc.stdin.write(json.dumps([address, list(args)]) + "\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def garbage(self, data: bytes) -> float:
+        import json
+        self.proc.stdin.write(json.dumps(["garbage", data.hex()]) + "\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def free_udp_port() -> int:
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sounding_counts(events, start: float, end: float, step: float = 0.01) -> list[int]:
+    """How many notes sound, every `step` seconds from start to end (events stamped by arrival)."""
+    counts, sounding = [], set()
+    t = start
+    for a, m in events:
+        while t <= a and t < end:
+            if t >= start:
+                counts.append(len(sounding))
+            t += step
+        if len(m) == 3 and m[0] & 0xE0 == 0x80:
+            if m[0] & 0xF0 == 0x90 and m[2] > 0:
+                sounding.add((m[0] & 0x0F, m[1]))
+            else:
+                sounding.discard((m[0] & 0x0F, m[1]))
+        elif len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] in (120, 123):
+            sounding.clear()
+    return counts
+
+
+def test_osc_from_another_process_changes_every_control(jack, weights):
+    """--osc-port: an OSC client in another process pauses and resumes the model, makes it dense
+    then sparse, sends panic, sets mode and temperature and asks for the status, which comes back to
+    a UDP socket of this process; a garbage datagram and a wrong-typed message do not stop it, and
+    the closing line counts them."""
+    import socket
+    from pythonosc.osc_message import OscMessage
+    frame = 60 / 120 / 4
+    port = free_udp_port()
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-osc", "--bpm", "120",
+                       "--steps-per-beat", "4", "--seed", "7", "--note-range", "21", "108",
+                       "--max-polyphony", "88", "--osc-port", str(port)])
+    rx = Receiver("rx-osc")
+    osc = OscClient(port)
+    status = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    status.bind(("127.0.0.1", 0))
+    status.settimeout(5)
+    try:
+        jack.connect("lr-osc:out", rx.name)
+        time.sleep(1.0)
+        t_pause = osc.send("/live-rnnrbm/pause")
+        time.sleep(1.2)
+        t_resume = osc.send("/live-rnnrbm/pause")
+        time.sleep(1.0)
+        t_dense = osc.send("/live-rnnrbm/density", 8.0)
+        time.sleep(1.5)
+        t_sparse = osc.send("/live-rnnrbm/density", 0.125)
+        time.sleep(1.5)
+        t_panic = osc.send("/live-rnnrbm/panic")
+        time.sleep(0.5)
+        osc.garbage(b"\x00\x01 not OSC")
+        osc.send("/live-rnnrbm/temperature", "hot")
+        osc.send("/live-rnnrbm/mode", "harmonize")
+        osc.send("/live-rnnrbm/temperature", 2.5)
+        osc.send("/live-rnnrbm/status", status.getsockname()[1])
+        reply = OscMessage(status.recvfrom(4096)[0])
+        time.sleep(0.3)
+        assert play.proc.poll() is None, play.stderr
+        assert play.signal(signal.SIGINT) == 0, play.stderr
+        time.sleep(0.2)
+    finally:
+        osc.close()
+        status.close()
+        rx.close()
+    assert f"live-rnnrbm: OSC on 127.0.0.1:{port}" in play.stderr, play.stderr
+    events = arrived(rx)
+    ons = [a for a, _, _ in note_ons(events)]
+    settle = 3 * frame
+    assert [a for a in ons if a < t_pause], "the model plays before the pause"
+    assert not [a for a in ons if t_pause + settle < a < t_resume], "no new notes while paused"
+    assert [a for a in ons if t_resume < a < t_dense], "playing again after the second pause"
+    # this model sounds each note about half the time: about 44 of the 88 at density 1
+    base = np.mean(sounding_counts(events, t_resume + 0.4, t_dense))
+    dense = np.mean(sounding_counts(events, t_dense + 0.4, t_sparse))
+    sparse = np.mean(sounding_counts(events, t_sparse + 0.4, t_panic))
+    assert dense > 1.3 * base and sparse < base / 2, (base, dense, sparse)
+    after_panic = [tuple(m[1:]) for a, m in events if a > t_panic and len(m) == 3 and m[0] == 0xB0]
+    assert after_panic.count((123, 0)) >= 2 and after_panic.count((120, 0)) >= 2, after_panic  # panic, then the stop
+    assert reply.address == "/live-rnnrbm/status"
+    temperature, density, mode, paused, frames = reply.params
+    assert (temperature, density, mode, paused) == (2.5, 0.125, "harmonize", 0), reply.params
+    assert frames > 40, reply.params
+    assert unmatched_notes(rx.events) == []
+    closing = [line for line in play.lines if line.startswith("live-rnnrbm: stopped")]
+    assert len(closing) == 1 and "2 bad OSC message(s) dropped" in closing[0], play.stderr
+
+
+def test_osc_port_taken_is_a_clear_error(jack, weights):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-osc-taken",
+                           "--osc-port", str(port)], ready=None)
+        assert play.wait(30) == 2, play.stderr
+    assert f"error: cannot listen for OSC on 127.0.0.1:{port}: Address already in use" in play.stderr, play.stderr
+    assert "Traceback" not in play.stderr

@@ -119,6 +119,13 @@ def test_unknown_cc_key(tmp_path):
     ("cc:\n  mode: 123\n", 2, "'cc.mode' must be null (no control) or a CC number from 0 to 119 other than 64, "
                               "got 123 (CC 123 is a channel-mode message (120-127), not a control)"),
     ("cc:\n  channel: 0\n", 2, "'cc.channel' must be null (any channel) or a MIDI channel from 1 to 16, got 0"),
+    ("osc_port: 80\n", 1, "'osc_port' must be null (no OSC) or a UDP port from 1024 to 65535, got 80"),
+    ("osc_port: 70000\n", 1, "'osc_port' must be null (no OSC) or a UDP port from 1024 to 65535, got 70000"),
+    ("osc_port: '9000'\n", 1, "'osc_port' must be null (no OSC) or a UDP port from 1024 to 65535, got the quoted "
+                              "text '9000' (write the number without quotes)"),
+    ("osc_port: 9000.5\n", 1, "'osc_port' must be null (no OSC) or a UDP port from 1024 to 65535, got 9000.5"),
+    ("osc_host: ''\n", 1, "'osc_host' must be the address (or host name) to listen for OSC on, got the quoted text ''"),
+    ("osc_host:\n", 1, "'osc_host' must be the address (or host name) to listen for OSC on, got nothing"),
 ])
 def test_bad_values_name_file_line_key_and_allowed(tmp_path, text, line, expected):
     assert error_of(tmp_path, text) == f"{tmp_path / 'x.yaml'}, line {line}: {expected}"
@@ -337,6 +344,16 @@ def test_merge_checks_values_and_names_the_flag():
     with pytest.raises(PresetError) as info:
         merge(load_preset(None), {"cc": {"mode": 64}})
     assert str(info.value).startswith("command line: 'cc.mode' must be null (no control) or a CC number")
+
+
+def test_osc_is_off_unless_a_port_is_given_and_listens_on_loopback():
+    assert DEFAULTS.osc_port is None and DEFAULTS.osc_host == "127.0.0.1"
+    settings = merge(load_preset(None), {"osc_port": 9000})
+    assert (settings.osc_port, settings.osc_host) == (9000, "127.0.0.1")
+    assert merge(settings, {"osc_host": "0.0.0.0"}).osc_host == "0.0.0.0"
+    with pytest.raises(PresetError) as info:
+        merge(load_preset(None), {"osc_port": 1023})
+    assert str(info.value) == "command line: --osc-port must be null (no OSC) or a UDP port from 1024 to 65535, got 1023"
 
 
 def test_merge_checks_parts_and_its_channels():

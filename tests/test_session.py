@@ -182,3 +182,28 @@ def test_a_failing_output_stops_the_session_and_is_reported():
     assert s.stopped.is_set() and s.fault == "output port: the JACK server shut down" and s.failed
     s.close()
     assert_ended(out.sent, {0})
+
+
+def test_osc_listens_from_start_to_close_and_the_closing_line_counts_what_it_dropped(capsys):
+    import socket
+
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import OscMessageBuilder
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    s, out, _ = session(osc_port=port)
+    s.start()
+    assert f"live-rnnrbm: OSC on 127.0.0.1:{port}\n" in capsys.readouterr().err
+    run(s.engine, 8)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(b"not OSC", ("127.0.0.1", port))
+        client.sendto(OscMessageBuilder("/live-rnnrbm/status").build().dgram, ("127.0.0.1", port))
+        assert OscMessage(client.recvfrom(4096)[0]).params == [1.0, 1.0, "follow", 0, 8]
+    s.close()   # one server thread takes datagrams in order: the garbage was counted before the reply
+    s.close()
+    stopped = [line for line in capsys.readouterr().err.splitlines() if "stopped" in line]
+    assert stopped == ["live-rnnrbm: stopped (done): 8 frames, 0 late, 1 bad OSC message(s) dropped; all notes off"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind(("127.0.0.1", port))   # closed: the port is free

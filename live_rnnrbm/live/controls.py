@@ -4,6 +4,7 @@
     listener.on_cc = controls.on_cc          # CC temperature/density/pause/panic/mode
     controls.start_keys()                    # t/T d/D space p m q in the terminal
     controls.start_status(tempo, label)      # one line on stderr, redrawn twice a second
+    OscControl(controls, engine, host, port)  # OSC calls the same methods (osc.py)
 
 A control only sets a value the worker reads when it computes the next frame (and pokes it), so
 the tick is never touched; panic asks the engine to silence at once. The status line is written
@@ -49,8 +50,11 @@ class Controls:
         self._note(f"density {self.engine.density:.2f}")
 
     def toggle_pause(self) -> None:
-        self.engine.paused = not self.engine.paused
-        self._note("paused" if self.engine.paused else "playing")
+        self.set_paused(not self.engine.paused)
+
+    def set_paused(self, paused: bool) -> None:
+        self.engine.paused = paused
+        self._note("paused" if paused else "playing")
 
     def set_mode(self, mode: str) -> None:
         self.engine.mode = mode

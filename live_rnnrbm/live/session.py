@@ -7,10 +7,10 @@
 
 ``run`` turns the command line into settings and a model; a ``Session`` owns everything that plays:
 the ports (ports.py), the frame engine (engine.py), the clocks (clock.py), the player's input
-(listener.py), live controls (controls.py) and the recording (record.py). Whatever stops it —
-Ctrl-C, SIGTERM, SIGHUP, `q`, --duration, an error, a port going away — ends in ``Session.close``:
-every sounding note gets its note-off, then CC64=0, CC123 and CC120 on the channels used, then the
-ports close.
+(listener.py), live controls (controls.py; OSC in osc.py) and the recording (record.py). Whatever
+stops it — Ctrl-C, SIGTERM, SIGHUP, `q`, --duration, an error, a port going away — ends in
+``Session.close``: every sounding note gets its note-off, then CC64=0, CC123 and CC120 on the
+channels used, then the ports close.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the command line must not wait for numba to say that a flag
     from .controls import Controls
     from .engine import Engine
     from .listener import Listener
+    from .osc import OscControl
     from .ports import Port
     from .record import Recorder
     from .settings import Settings
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.duration is not None and not args.duration > 0:
         print("error: --duration must be > 0 seconds", file=sys.stderr)
+        return 2
+    if settings.osc_port is not None and not osc_available():
+        print('error: OSC control (osc_port, --osc-port) needs python-osc: pip install "live-rnnrbm[osc]"',
+              file=sys.stderr)
         return 2
 
     # The MIDI callback, the frame worker and the clock pass the GIL between them; Python's default
@@ -103,6 +108,14 @@ def run(args: argparse.Namespace) -> int:
     if session.fault is not None:
         print(f"error: {session.fault}", file=sys.stderr)
     return status or (1 if session.failed else 0)
+
+
+def osc_available() -> bool:
+    try:
+        import pythonosc  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class Session:
@@ -146,6 +159,7 @@ class Session:
         self.controls: Controls | None = None
         self.follower: ClockFollower | None = None
         self.recorder: Recorder | None = None
+        self.osc: OscControl | None = None
 
     # ------------------------------------------------------------------ stopping
     def stop(self, reason: str) -> None:
@@ -210,6 +224,8 @@ class Session:
                                           on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
                                           if recorder else None)
         self._open_inputs(out.backend)
+        if settings.osc_port is not None:
+            self._start_osc(controls, engine)
 
         if out.backend == "jack":
             from .jackmidi import quiet
@@ -234,6 +250,19 @@ class Session:
                                   else (lambda: "internal"))
         if controls.start_keys():
             say(controls.KEYS)
+
+    def _start_osc(self, controls: Controls, engine: Engine) -> None:
+        from .osc import OscControl
+        from .ports import PortError
+        host, port = self.settings.osc_host, self.settings.osc_port
+        osc = OscControl(controls, engine, host, port)
+        try:
+            osc.start()
+        except OSError as e:   # the port taken, an address not of this machine, a name that does not resolve
+            raise PortError(f"cannot listen for OSC on {host}:{port}: {e.strerror or e}") from None
+        self.osc = osc
+        say(f"OSC on {host}:{osc.port}" + ("" if host in ("127.0.0.1", "localhost", "::1") else
+                                            " (anyone who can reach this address controls the instrument)"))
 
     def _open_inputs(self, backend: str) -> None:
         """The external clock and the player's input; one port carries both when they are named alike."""
@@ -303,6 +332,8 @@ class Session:
         self.stopped.set()   # the controls' threads end too, whatever ended the session
         if self._duration_timer is not None:
             self._duration_timer.cancel()
+        if self.osc is not None:
+            self.osc.close()   # no control arrives while the notes are released
         inputs = self.ports[1:]
         for p in inputs:
             try:
@@ -322,6 +353,8 @@ class Session:
             pulses = f", {self.follower.pulses} clock pulses" if self.follower is not None else ""
             dropped = sum(p.guard.dropped for p in inputs)
             bad = f", {dropped} malformed message(s) dropped" if dropped else ""
+            if self.osc is not None and self.osc.dropped:
+                bad += f", {self.osc.dropped} bad OSC message(s) dropped"
             say(f"stopped ({self._why[0] if self._why else 'done'}): {engine.sent} frames, {engine.late} late"
                 f"{pulses}{bad}; all notes off")
             if not dead:

@@ -71,6 +71,8 @@ class Settings:
     # while playing
     status: bool = True
     record: str | None = None
+    osc_port: int | None = None
+    osc_host: str = "127.0.0.1"
     cc: CCMap = field(default_factory=CCMap)
 
     @property
@@ -173,6 +175,10 @@ SPEC: dict[str, Key] = {
     "record": Key("null or the path of a .mid file to write", or_null(text),
                   "write the session (model and player tracks) to this .mid file"),
     "status": Key("true or false", boolean, "one-line status on stderr"),
+    "osc_port": Key("null (no OSC) or a UDP port from 1024 to 65535", or_null(integer(1024, 65535)),
+                    "listen for OSC control on this UDP port (docs/playing.md#osc); needs live-rnnrbm[osc]"),
+    "osc_host": Key("the address (or host name) to listen for OSC on", not_null(text),
+                    "listen for OSC on this address (default 127.0.0.1: this machine only; 0.0.0.0: every network)"),
     "cc": Key("a mapping with keys " + ", ".join(CC_KEYS), None),  # checked key by key, see CC_SPEC
 }
 CC_SPEC: dict[str, Key] = {
@@ -214,6 +220,8 @@ MEANINGS: dict[str, str] = {
     'max_note_frames': 'a note held this many frames is released (16 eighths = 2 bars of 4/4)',
     'status': 'one-line status in the terminal (tempo, clock, frame time, notes)',
     'record': 'record the session: [playing.md](playing.md#recording)',
+    'osc_port': 'OSC control of temperature, density, mode, pause, panic and a status reply, on this UDP port: [playing.md](playing.md#osc); needs `pip install "live-rnnrbm[osc]"`',
+    'osc_host': '`127.0.0.1`: only programs on this machine can send OSC; `0.0.0.0` (every network) or one address of this machine lets others on that network control the instrument',
     'cc': 'MIDI CC controls while playing',
 }
 CC_MEANINGS: dict[str, str] = {
