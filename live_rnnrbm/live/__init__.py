@@ -2,5 +2,5 @@
 (``settings``: the typed settings and their flags; ``presets``: preset files; ``setting_checks``:
 each value's check), the MIDI ports (``ports``, ``jackmidi``), the frame engine (``engine``;
 ``frames``: a frame's notes into messages), the clocks (``clock``), the player's input
-(``listener``), live controls (``controls``), the recording (``record``) and real-time scheduling
+(``listener``), live controls (``controls``; ``osc``: the same controls over OSC), the recording (``record``) and real-time scheduling
 (``realtime``); ``midi`` holds the MIDI status bytes and the check every incoming message passes."""
