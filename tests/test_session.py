@@ -4,12 +4,14 @@ model's and the player's echoed ones), then CC64=0, CC123 and CC120 on every cha
 nothing after; once, however often it is called, and after a start that failed half-way."""
 from __future__ import annotations
 
+import time
+
 import mido
 import pytest
 from test_stream import run, settings
 
-from live_rnnrbm.live.midi import (ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, CLOCK, KIND, NOTE_OFF, NOTE_ON,
-                                   START, STOP, SUSTAIN, MessageGuard)
+from live_rnnrbm.live.midi import (ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, CLOCK, CONTINUE, KIND, NOTE_OFF,
+                                   NOTE_ON, SPP, START, STOP, SUSTAIN, MessageGuard)
 from live_rnnrbm.live.ports import PortError
 from live_rnnrbm.live.session import Session
 from live_rnnrbm.model import RnnRbm
@@ -173,6 +175,57 @@ def test_clock_out_starts_before_the_first_frame_and_stops_after_the_last_note()
     assert out.sent[0] == (START,) and out.sent[-1] == (STOP,)
     assert out.sent.count((CLOCK,)) >= 12       # 6 pulses per frame at 4 frames per beat
     assert_ended([m for m in out.sent if m[0] < CLOCK], {0})
+
+
+def pulses(inp: In, n: int) -> None:
+    """n clock pulses into the clock port, each after the worker has had time for the next frame."""
+    for _ in range(n):
+        time.sleep(0.01)
+        inp.play([CLOCK])
+
+
+@pytest.mark.parametrize("daw_stops", [False, True], ids=["quit-while-running", "daw-stopped-first"])
+def test_clock_out_following_forwards_every_clock_message_as_it_arrives(daw_stops):
+    """--clock-out with an external clock: each Clock, Start, Continue, Stop and Song Position
+    Pointer goes to the output as it arrives, the pulse before the notes of the frame it ticks, also
+    before Start and while stopped; quitting while the transport runs adds a Stop after the last
+    notes, and after the DAW's own Stop none of ours."""
+    s, out, inp = session(clock="daw", clock_out=True, steps_per_beat=4)
+    s.start()
+    pulses(inp, 3)                       # clock before Start: forwarded, no frames
+    inp.play([START])
+    pulses(inp, 24)
+    inp.play([SPP, 0x10, 0x01])          # 16th 144
+    inp.play([STOP])
+    pulses(inp, 6)                       # stopped: the pulses still go on
+    inp.play([CONTINUE])
+    pulses(inp, 12)
+    if daw_stops:
+        inp.play([STOP])
+    s.close()
+    clock = [m for m in out.sent if m[0] >= SPP]
+    assert clock == ([(CLOCK,)] * 3 + [(START,)] + [(CLOCK,)] * 24 + [(SPP, 0x10, 0x01), (STOP,)] + [(CLOCK,)] * 6
+                     + [(CONTINUE,)] + [(CLOCK,)] * 12 + [(STOP,)])    # the DAW's Stop, or ours at close
+    assert s.engine.sent >= 5
+    first_note = next(i for i, m in enumerate(out.sent) if m[0] & KIND in (NOTE_ON, NOTE_OFF))
+    assert out.sent.index((START,)) < first_note
+    stop_at = len(out.sent) - 1 - out.sent[::-1].index((STOP,))
+    if daw_stops:   # the DAW's Stop is the last clock message: after it, notes end and none starts
+        assert out.sent[stop_at - 1] == (CLOCK,)
+        assert not [m for m in out.sent[stop_at + 1:] if m[0] & KIND == NOTE_ON and m[2] > 0]
+    else:           # ours follows the last notes and CCs
+        assert stop_at == len(out.sent) - 1
+        assert_ended([m for m in out.sent if m[0] < SPP], {0})
+
+
+def test_following_without_clock_out_sends_no_clock():
+    s, out, inp = session(clock="daw", steps_per_beat=4)
+    s.start()
+    inp.play([START])
+    pulses(inp, 24)
+    s.close()
+    assert s.engine.sent >= 3
+    assert not [m for m in out.sent if m[0] >= SPP]
 
 
 def test_a_failing_output_stops_the_session_and_is_reported():

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..signals import catch_stop_signals
-from .midi import CLOCK, START, STOP, SYSEX
+from .midi import CLOCK, CONTINUE, SPP, START, STOP, SYSEX
 
 if TYPE_CHECKING:  # the command line must not wait for numba to say that a flag is wrong
     from ..model import RnnRbm
@@ -151,7 +151,7 @@ class Session:
         self._recording_failed = False
         self._closed = False
         self._duration_timer: threading.Timer | None = None
-        self._clock_out = False            # clock Start sent: Stop follows the last notes
+        self._clock_out = False            # clock running downstream (Start sent or forwarded): Stop follows the last notes
         self.ports: list[Port] = []        # the output first, then the clock input, then the player's
         self.out: Port | None = None
         self.engine: Engine | None = None
@@ -271,18 +271,45 @@ class Session:
         if settings.external_clock:
             clk = self._open_input(settings.clock, backend, role="clock")
             self.ports.append(clk)
+            follow = self._forwarding(follower.receive) if settings.clock_out else follower.receive
             if same:
                 def both(msg: Sequence[int]) -> None:
-                    (follower.receive if msg[0] >= SYSEX else listener.receive)(msg)
+                    (follow if msg[0] >= SYSEX else listener.receive)(msg)
                 clk.listen(self._guarded(both))
             else:
-                clk.listen(self._guarded(follower.receive))
+                clk.listen(self._guarded(follow))
             clk.on_error(lambda text: self._fault(f"clock port: {text}"))
         if listener is not None and not same:
             inp = self._open_input(settings.input, backend, role="in")
             self.ports.append(inp)
             inp.listen(self._guarded(listener.receive))
             inp.on_error(lambda text: self._fault(f"input port: {text}"))
+
+    def _forwarding(self, receive: Callable[[Sequence[int]], None]) -> Callable[[Sequence[int]], None]:
+        """--clock-out following an external clock: Clock, Start, Continue, Stop and Song Position
+        Pointer go on to the output the moment they arrive, before the follower ticks a frame on
+        them, so gear chained behind us keeps the DAW's time and transport whether the model plays,
+        is paused or is silent. The lists are made once: nothing is allocated per pulse. A running
+        transport (Start or Continue forwarded, no Stop since) gets a Stop of ours at close, so the
+        chained gear stops when we quit, as it does with the internal clock."""
+        send = self.out.send
+        pulse, start, cont, stop, spp = [CLOCK], [START], [CONTINUE], [STOP], [SPP, 0, 0]
+
+        def forward(msg: Sequence[int]) -> None:
+            status = msg[0]
+            if status == CLOCK:
+                send(pulse)
+            elif status == START or status == CONTINUE:
+                send(start if status == START else cont)
+                self._clock_out = True
+            elif status == STOP:
+                send(stop)
+                self._clock_out = False
+            elif status == SPP:
+                spp[1], spp[2] = msg[1], msg[2]
+                send(spp)
+            receive(msg)
+        return forward
 
     def _guarded(self, handler: Callable[[Sequence[int]], None]) -> Callable[[Sequence[int]], None]:
         def receive(msg: Sequence[int]) -> None:
@@ -324,7 +351,7 @@ class Session:
     def close(self) -> None:
         """The end, whatever stopped it: no more input; the player's echoed notes and every note the
         engine sounds get their note-off, then CC64=0, CC123, CC120 on every channel used; clock Stop
-        after a clock Start; the closing line; the ports closed; the recording written. Does it once;
+        while the clock we send or forward runs; the closing line; the ports closed; the recording written. Does it once;
         after a start that failed half-way, ends what was started."""
         if self._closed:
             return

@@ -144,7 +144,8 @@ SPEC: dict[str, Key] = {
     "thru": Key("true or false", boolean, "echo the player's notes to the output"),
     "clock": Key("internal, or the name (or part of the name) of a MIDI input sending clock", not_null(text),
                  "'internal', or an input port sending MIDI clock to follow"),
-    "clock_out": Key("true or false", boolean, "send MIDI clock, Start and Stop on the output port (internal clock)"),
+    "clock_out": Key("true or false", boolean, "send MIDI clock, Start and Stop on the output port: the "
+                     "internal clock's, or the followed clock's as it arrives"),
     "bpm": Key("a number from 20 to 300", not_null(number(20, 300)), "tempo of the internal clock (20..300)"),
     "steps_per_beat": Key("an integer from 1 to 8", not_null(integer(1, 8)),
                           "frames per beat (1..8); with --clock, must divide 24"),
@@ -207,7 +208,7 @@ MEANINGS: dict[str, str] = {
     'mode': "`follow`: the RNN state u_t takes the player's notes with the model's, so it follows the player's harmony; `harmonize`: the player's notes are also clamped in the Gibbs chain and the model fills in around them; `off`: ignore the player",
     'thru': "echo the player's notes to the output",
     'clock': 'or an input port sending MIDI clock to follow (24 pulses per beat)',
-    'clock_out': 'send MIDI clock so other gear can follow',
+    'clock_out': 'send MIDI clock so other gear can follow: on the internal clock, Start, 24 pulses per beat and Stop; following `clock`, each Clock, Start, Continue, Stop and Song Position Pointer forwarded as it arrives (while paused or silent too), and a Stop when we quit while its transport runs',
     'bpm': 'tempo of the internal clock',
     'steps_per_beat': 'frames per beat: 1 quarters, 2 eighths, 4 sixteenths',
     'dt': 'seconds per frame instead of bpm × steps_per_beat; internal clock only',
