@@ -520,3 +520,70 @@ def test_osc_port_taken_is_a_clear_error(jack, weights):
         assert play.wait(30) == 2, play.stderr
     assert f"error: cannot listen for OSC on 127.0.0.1:{port}: Address already in use" in play.stderr, play.stderr
     assert "Traceback" not in play.stderr
+
+
+def test_clock_out_forwards_the_daws_clock_while_following_it(jack, weights):
+    """--clock with --clock-out: the DAW is jack_midi_clock (120 BPM) rolled by jack_transport, and a
+    second receiver hears it directly. Every pulse it sends while we play comes out of our output
+    too, at its rate, with no gap longer than a pulse and a JACK period or two while our notes go
+    out between them; its Start arrives before our first note, and quitting with SIGINT while the
+    transport rolls ends with our Stop after the last note-off."""
+    import subprocess
+    bpm, period = 120.0, 256 / 48000
+    pulse = 60.0 / bpm / 24
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-co", "--clock", "lr-co-clock",
+                       "--clock-out", "--steps-per-beat", "4", "--seed", "8", "--note-range", "21", "108"])
+    daw = subprocess.Popen(["jack_midi_clock", "-b", str(bpm), "-B"], env=jack.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rx = Receiver("rx-co")
+    direct = Receiver("rx-co-daw")
+    try:
+        deadline = time.monotonic() + 10
+        while True:   # jack_midi_clock's port exists once it has started
+            try:
+                jack.connect("jack_midi_clock:mclk_out", "lr-co-clock:clock")
+                break
+            except subprocess.CalledProcessError:
+                assert time.monotonic() < deadline, "jack_midi_clock did not start"
+                time.sleep(0.1)
+        jack.connect("jack_midi_clock:mclk_out", direct.name)
+        jack.connect("lr-co:out", rx.name)
+        time.sleep(0.2)
+        subprocess.run(["jack_transport"], input="play\nquit\n", env=jack.env, capture_output=True, timeout=10,
+                       text=True, check=True)
+        time.sleep(3.0)
+        t_quit = time.perf_counter()
+        assert play.signal(signal.SIGINT) == 0, play.stderr
+        time.sleep(0.2)
+        subprocess.run(["jack_transport"], input="stop\nquit\n", env=jack.env, capture_output=True, timeout=10,
+                       text=True)
+        time.sleep(0.1)
+    finally:
+        rx.close()
+        direct.close()
+        daw.terminate()
+        daw.wait(5)
+    msgs = [m for _, m in rx.events]
+    starts = [i for i, m in enumerate(msgs) if m == [0xFA]]
+    stops = [i for i, m in enumerate(msgs) if m == [0xFC]]
+    notes = [i for i, m in enumerate(msgs) if len(m) == 3 and m[0] & 0xE0 == 0x80]
+    ons = [i for i in notes if msgs[i][0] & 0xF0 == 0x90 and msgs[i][2] > 0]
+    assert len(starts) == 1 and len(ons) > 20, (starts, len(ons))
+    assert starts[0] < ons[0], "the DAW's Start comes out before our first note"
+    assert stops == [len(msgs) - 1] and stops[0] > notes[-1], "our Stop, once, after the last note-off"
+    assert unmatched_notes(rx.events) == []
+    # every pulse the DAW sent while we ran came out of us, at its rate (JACK's own timestamps)
+    ours = [t for t, m in rx.events if m == [0xF8]]
+    sent = [a for a, (_, m) in zip(direct.arrivals, direct.events) if m == [0xF8] and a < t_quit]
+    ours_by_arrival = [a for a, (_, m) in zip(rx.arrivals, rx.events) if m == [0xF8] and a < t_quit]
+    assert len(sent) > 2.5 / pulse, len(sent)
+    assert abs(len(ours_by_arrival) - len(sent)) <= 2, (len(ours_by_arrival), len(sent))
+    span = ours[-1] - ours[0]
+    assert abs((len(ours) - 1) - span / pulse) <= 1 + period / pulse, (len(ours), span / pulse)
+    # no pulse held back by the notes: the frames' notes went out between pulses that kept time
+    first_on_t, last_on_t = rx.events[ons[0]][0], rx.events[ons[-1]][0]
+    during = [t for t in ours if first_on_t <= t <= last_on_t]
+    assert len(during) > 2 / pulse and np.max(np.diff(during)) < pulse + 2 * period, np.max(np.diff(during))
+    # and the frames keep the clock's grid: a sixteenth (6 pulses) apart
+    ticks = onset_groups([rx.arrivals[i] for i in ons])
+    assert abs(frame_period(ticks, 6 * pulse) - 6 * pulse) < 0.002, np.diff(ticks)
