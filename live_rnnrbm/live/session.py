@@ -151,7 +151,7 @@ class Session:
         self._recording_failed = False
         self._closed = False
         self._duration_timer: threading.Timer | None = None
-        self._clock_out = False            # clock running downstream (Start sent or forwarded): Stop follows the last notes
+        self._clock_out = False            # a transport runs downstream (Start sent or forwarded): Stop at close
         self.ports: list[Port] = []        # the output first, then the clock input, then the player's
         self.out: Port | None = None
         self.engine: Engine | None = None
@@ -351,8 +351,8 @@ class Session:
     def close(self) -> None:
         """The end, whatever stopped it: no more input; the player's echoed notes and every note the
         engine sounds get their note-off, then CC64=0, CC123, CC120 on every channel used; clock Stop
-        while the clock we send or forward runs; the closing line; the ports closed; the recording written. Does it once;
-        after a start that failed half-way, ends what was started."""
+        while the clock we send or forward runs; the closing line; the ports closed; the recording
+        written. Does it once; after a start that failed half-way, ends what was started."""
         if self._closed:
             return
         self._closed = True
