@@ -111,3 +111,12 @@ def test_play_osc_flags_are_checked_and_python_osc_is_named_when_missing(capsys,
     code, err = run(capsys, "play", "--osc-port", "9000", "--weights", "nosuch.npz")
     assert code == 2
     assert err.strip() == 'error: OSC control (osc_port, --osc-port) needs python-osc: pip install "live-rnnrbm[osc]"'
+
+
+def test_play_swing_flag_is_checked_like_its_preset_key(capsys):
+    code, err = run(capsys, "play", "--swing", "40")
+    assert code == 2
+    assert err.strip() == ("error: command line: --swing must be a number from 50 (straight) to 75 (hard swing), "
+                           "got 40.0"), err
+    code, text = run(capsys, "play", "--help")
+    assert "--swing SWING" in text and "66.7 triplet feel" in " ".join(text.split())

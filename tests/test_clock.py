@@ -101,3 +101,79 @@ def test_follower_fast_clock_is_lost_after_one_second():
     last = t - 60 / 180 / 24
     assert f.lost_after() == 1.0
     assert not f.check(last + 0.9) and f.check(last + 1.1)
+
+
+def run_clock(n_frames: int, **kwargs) -> tuple[InternalClock, list]:
+    """Run an InternalClock until n_frames; the events ('f', deadline) and ('p',) in the order called."""
+    events = []
+    stop = threading.Event()
+
+    def on_frame(t):
+        events.append(("f", t))
+        if sum(e[0] == "f" for e in events) == n_frames:
+            stop.set()
+
+    clock = InternalClock(on_frame=on_frame, **kwargs)
+    clock.run(stop, start=time.perf_counter() + 0.005)
+    return clock, events
+
+
+@pytest.mark.parametrize("swing, share", [(50, 0.0), (66.7, 0.334), (75, 0.5), (60, 0.2)])
+def test_internal_clock_swing_delays_off_beats_only(swing, share):
+    dt = 0.01
+    clock, events = run_clock(12, dt=dt, swing=swing)
+    t = np.array([e[1] for e in events]) - clock.started
+    k = np.arange(len(t))
+    # on-beats (even frames) on the straight grid; off-beats (odd) share * dt late; from the start, no drift
+    assert np.allclose(t, k * dt + (k % 2) * share * dt, atol=1e-9)
+
+
+def test_internal_clock_swing_pulses_come_first_and_straight():
+    """With clock out, the 24-a-beat pulses keep the straight grid and the swung off-beat frame
+    comes after the pulses before its time (4.008 pulses late at 66.7 %: after the 5th pulse of its frame)."""
+    events = []
+    stop = threading.Event()
+    start = time.perf_counter() + 0.005
+
+    def on_frame(t):
+        events.append(("f", t))
+        if sum(e[0] == "f" for e in events) == 4:
+            stop.set()
+
+    clock = InternalClock(0.012, on_frame, on_pulse=lambda: events.append(("p", time.perf_counter())),
+                          pulses_per_frame=12, swing=66.7)
+    clock.run(stop, start=start)
+    kinds = "".join(e[0] for e in events)
+    # frame 0 after pulse 0; frame 1 (off-beat, due at pulse 16.008) after pulses 1..16; frame 2
+    # after pulse 24; frame 3 after pulse 40
+    assert kinds == "pf" + "p" * 16 + "f" + "p" * 8 + "f" + "p" * 16 + "f"
+    pulses = np.array([e[1] for e in events if e[0] == "p"]) - start
+    assert np.median(pulses - np.arange(len(pulses)) * 0.001) < 0.002   # straight, not moved by the swing
+
+
+def follower_frame_pulses(steps_per_beat: int, swing: float, pulses: int, spp: int | None = None) -> list[int]:
+    """The song positions (pulses since Start) at which a follower ticks frames."""
+    at = []
+    f = ClockFollower(steps_per_beat, on_frame=lambda t: at.append(f.position), swing=swing)
+    f.handle(START, [START], 0.0)
+    if spp is not None:
+        f.handle(SPP, [SPP, spp, 0], 0.0)
+    feed(f, pulses, 120, 0.0)
+    return at
+
+
+@pytest.mark.parametrize("steps, swing, lag", [(2, 50, 0), (2, 66.7, 4), (2, 75, 6), (2, 60, 2), (4, 66.7, 2),
+                                               (1, 66.7, 8), (8, 66.7, 1), (8, 75, 2)])
+def test_follower_swing_delays_off_beats_by_whole_pulses(steps, swing, lag):
+    ppf = 24 // steps
+    at = follower_frame_pulses(steps, swing, 96)
+    k = np.arange(len(at))
+    assert len(at) == 96 // ppf
+    assert list(at) == list(k * ppf + (k % 2) * lag)
+
+
+def test_follower_swing_off_beats_follow_the_song_position():
+    """After Song Position Pointer to an off-beat (2 sixteenths = 12 pulses = frame 1 at 2 steps a
+    beat), that frame is still swung: it waits for its 4 pulses; mid-frame (1 sixteenth), likewise."""
+    assert follower_frame_pulses(2, 66.7, 30, spp=2) == [16, 24, 40]
+    assert follower_frame_pulses(2, 66.7, 30, spp=1) == [16, 24]

@@ -87,6 +87,11 @@ def test_unknown_cc_key(tmp_path):
     ("steps_per_beat: 2.5\n", 1, "'steps_per_beat' must be an integer from 1 to 8, got 2.5"),
     ("steps_per_beat: 9\n", 1, "'steps_per_beat' must be an integer from 1 to 8, got 9"),
     ("dt: 0\n", 1, "'dt' must be null or a number of seconds above 0, got 0"),
+    ("swing: 80\n", 1, "'swing' must be a number from 50 (straight) to 75 (hard swing), got 80"),
+    ("swing: 49.9\n", 1, "'swing' must be a number from 50 (straight) to 75 (hard swing), got 49.9"),
+    ("swing: '60'\n", 1, "'swing' must be a number from 50 (straight) to 75 (hard swing), got the quoted text "
+                         "'60' (write the number without quotes)"),
+    ("swing:\n", 1, "'swing' must be a number from 50 (straight) to 75 (hard swing), got nothing"),
     ("channel: 17\n", 1, "'channel' must be a MIDI channel from 1 to 16, got 17"),
     ("channel:\n", 1, "'channel' must be a MIDI channel from 1 to 16, got nothing"),
     ("input_channel: 0\n", 1, "'input_channel' must be null (every channel) or a MIDI channel from 1 to 16, got 0"),

@@ -10,6 +10,7 @@ follower of an external MIDI clock (24 pulses per quarter note).
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Callable, Sequence
@@ -27,6 +28,19 @@ def pulses_per_frame(steps_per_beat: int) -> int | None:
     return PPQN // steps_per_beat if PPQN % steps_per_beat == 0 else None
 
 
+def swing_share(swing: float) -> float:
+    """How late an off-beat frame starts, in frames (steps): 0 at 50 % (straight), 1/3 at 66.7 %
+    (triplet feel), 1/2 at 75 %. Frames pair up (on-beat, off-beat), the pair lasting two steps;
+    the on-beat frame takes ``swing`` % of the pair."""
+    return (float(swing) - 50.0) / 50.0
+
+
+def swing_pulses(swing: float, ppf: int) -> int:
+    """The off-beat delay on an external clock, in whole pulses: the share of the ``ppf`` pulses
+    of a frame, to the nearest pulse (halves up), as a frame can only start on a pulse."""
+    return math.floor(swing_share(swing) * ppf + 0.5)
+
+
 def sleep_until(deadline: float) -> None:
     """Sleep until perf_counter() ≥ deadline: sleep() for all but the last SPIN seconds, then spin."""
     while True:
@@ -41,11 +55,16 @@ class InternalClock:
     """One ``on_frame(t_seconds)`` every ``dt`` seconds on absolute deadlines (next += dt), so
     lateness never accumulates. With ``pulses_per_frame`` and ``on_pulse`` it also ticks MIDI clock
     pulses in between (for --clock-out): ``on_pulse`` runs 24 times per beat, before the frame of
-    the same instant."""
+    the same instant.
+
+    With ``swing`` above 50 every odd (off-beat) frame is called ``swing_share(swing) * dt`` late,
+    on a deadline still reckoned from the start (no drift); on-beat frames and the pulses stay on
+    the straight grid: the pulses carry the tempo to other gear, the swing is ours."""
 
     def __init__(self, dt: float, on_frame: Callable[[float], None], on_pulse: Callable[[], None] | None = None,
-                 pulses_per_frame: int = 1):
+                 pulses_per_frame: int = 1, swing: float = 50.0):
         self.dt = float(dt)
+        self.delay = swing_share(swing) * self.dt
         self.on_frame = on_frame
         self.on_pulse = on_pulse
         self.ppf = max(1, int(pulses_per_frame)) if on_pulse else 1
@@ -56,14 +75,25 @@ class InternalClock:
         step = self.dt / self.ppf
         nxt = self.started = time.perf_counter() + 0.01 if start is None else start
         n = 0
+        swung = None            # the deadline of an off-beat frame waiting for its swing delay
         while not stop.is_set():
+            if swung is not None and swung < nxt:   # a pulse at the same instant goes first
+                sleep_until(swung)
+                if time.perf_counter() - swung > 0.001:
+                    self.late += 1
+                self.on_frame(swung)
+                swung = None
+                continue
             sleep_until(nxt)
             if time.perf_counter() - nxt > 0.001:
                 self.late += 1
             if self.on_pulse is not None:
                 self.on_pulse()
             if n % self.ppf == 0:
-                self.on_frame(nxt)
+                if self.delay > 0 and (n // self.ppf) % 2:
+                    swung = nxt + self.delay
+                else:
+                    self.on_frame(nxt)
             n += 1
             nxt += step
 
@@ -80,15 +110,19 @@ class ClockFollower:
     two beats at the last tempo or 1 s, whichever is longer (``check``): silence as on Stop, no
     tempo (``lost``), and the next pulse plays on. The tempo is never measured across such a gap:
     a pause is not a slow beat.
+
+    With ``swing`` above 50, off-beat frames (odd frames of the song position) come
+    ``swing_pulses(swing, ppf)`` pulses late; on-beat frames stay where they were.
     """
 
     def __init__(self, steps_per_beat: int, on_frame: Callable[[float], None],
                  on_stop: Callable[[], None] | None = None, on_start: Callable[[], None] | None = None,
-                 on_tempo: Callable[[float], None] | None = None):
+                 on_tempo: Callable[[float], None] | None = None, swing: float = 50.0):
         ppf = pulses_per_frame(steps_per_beat)
         if ppf is None:
             raise ValueError(f"steps_per_beat must divide 24 to follow a MIDI clock, got {steps_per_beat}")
         self.ppf = ppf
+        self.lag = swing_pulses(swing, ppf)   # < ppf: an off-beat frame stays inside its own step
         self.on_frame, self.on_stop, self.on_start, self.on_tempo = on_frame, on_stop, on_start, on_tempo
         self.running = False
         self.position = 0            # pulses since the song start
@@ -138,7 +172,8 @@ class ClockFollower:
             self._times[i] = now
             self._n += 1
             if self.running:
-                if self.position % self.ppf == 0:
+                p = self.position % (2 * self.ppf)   # where in the (on-beat, off-beat) pair
+                if p == 0 or p == self.ppf + self.lag:
                     self.frames += 1
                     self.on_frame(now)
                 self.position += 1

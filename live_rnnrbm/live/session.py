@@ -222,7 +222,8 @@ class Session:
         if external:
             self.follower = ClockFollower(settings.steps_per_beat, engine.tick, on_stop=engine.silence,
                                           on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
-                                          if recorder else None)
+                                          if recorder else None,
+                                          swing=settings.swing)
         self._open_inputs(out.backend)
         if settings.osc_port is not None:
             self._start_osc(controls, engine)
@@ -342,7 +343,8 @@ class Session:
             send = out.send
             clock = InternalClock(self.settings.frame_period, engine.tick,
                                   on_pulse=(lambda: send(pulse)) if clock_out else None,
-                                  pulses_per_frame=max(1, round(PPQN / self.settings.steps_per_beat)))
+                                  pulses_per_frame=max(1, round(PPQN / self.settings.steps_per_beat)),
+                                  swing=self.settings.swing)
             if clock_out:
                 send([START])
             clock.run(self.stopped)

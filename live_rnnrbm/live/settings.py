@@ -60,6 +60,7 @@ class Settings:
     bpm: float = 120.0
     steps_per_beat: int = 2
     dt: float | None = None
+    swing: float = 50.0
     # notes out
     channel: int = 1
     parts: str | None = None
@@ -151,6 +152,8 @@ SPEC: dict[str, Key] = {
                           "frames per beat (1..8); with --clock, must divide 24"),
     "dt": Key("null or a number of seconds above 0", or_null(number(0, above=True)),
               "seconds per frame instead of --bpm/--steps-per-beat (internal clock)"),
+    "swing": Key("a number from 50 (straight) to 75 (hard swing)", not_null(number(50, 75)),
+                 "delay every off-beat frame: 50 straight .. 66.7 triplet feel .. 75 hard"),
     "channel": Key("a MIDI channel from 1 to 16", not_null(integer(1, 16)), "MIDI channel the model plays on (1..16)"),
     "parts": Key("null (every note on channel) or one of " + ", ".join(PARTS), or_null(choice(tuple(PARTS))),
                  "each frame's notes split by role, each part on its own channel from --channel up: "
@@ -212,6 +215,7 @@ MEANINGS: dict[str, str] = {
     'bpm': 'tempo of the internal clock',
     'steps_per_beat': 'frames per beat: 1 quarters, 2 eighths, 4 sixteenths',
     'dt': 'seconds per frame instead of bpm × steps_per_beat; internal clock only',
+    'swing': "the share (%) of each pair of frames (on-beat, off-beat) the on-beat frame takes: the off-beat frame starts (swing − 50) / 50 of a frame late, 1/3 at 66.7 (triplet feel); the on-beats stay on the beat. With `steps_per_beat: 1` the pairs are beats. On the internal clock the delay is exact (clock-out pulses stay straight); following an external clock, to the nearest pulse (24 a beat: with 2 steps a beat, 66.7 → 4 of 12 pulses). `--record` writes the notes swung, as played: [playing.md](playing.md#swing)",
     'channel': "channel the model plays on (with `parts`, the first part's)",
     'parts': "split each frame's notes by role, each part on its own channel. `mbc`: melody (the top note) on `channel`, bass (the lowest, when there are two or more) on `channel` + 1, chords (the rest) on `channel` + 2; `satb`: soprano (the top note), alto (the next below), tenor (the rest between), bass (the lowest) on `channel` to `channel` + 3, fewer notes filling from the top (S; S B; S A B). A note keeps its channel until it ends: [playing.md](playing.md#parts-on-their-own-channels)",
     'velocity': 'fixed, or louder the surer the model is of the note',
