@@ -87,40 +87,46 @@ def _report(r: EvalResult, weights: str, data: str) -> str:
     return "\n".join(lines)
 
 
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _corpus_options(model) -> dict:
+    """How ``load_corpus`` reads data for this model: its note range and frame resolution."""
+    from ..data.weights import frame_resolution
+    return dict(lowest_note=model.lowest_note, highest_note=model.highest_note, **frame_resolution(model),
+                warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data.corpus import DataError, holds_pickles_only, load_corpus
-    from ..data.weights import WeightsError, frame_resolution, load_model
+    from ..data.weights import WeightsError, load_model
 
     if args.task != ["ll"]:
         for alone in ("ll", "free"):
             if alone in args.task and args.task != [alone]:
-                print(f"error: --task {alone} runs on its own: give it, or jam tasks", file=sys.stderr)
-                return 2
+                return _fail(f"--task {alone} runs on its own: give it, or jam tasks")
         return run_free(args) if args.task == ["free"] else run_jam(args)
     if args.ais_chains is None:
         args.ais_chains = 20
     if args.k is None:
         args.k = 25
     if not args.data:
-        print("error: name the data to evaluate on (MIDI files, folders, globs or a pickle)", file=sys.stderr)
-        return 2
+        return _fail("name the data to evaluate on (MIDI files, folders, globs or a pickle)")
     from ..cli import flag_errors
     wrong = flag_errors(args, [("ais_chains", lambda v: v >= 1, "≥ 1"), ("raise_chains", lambda v: v >= 0, "≥ 0"),
                                ("ais_steps", lambda v: v >= 1, "≥ 1"), ("accuracy_samples", lambda v: v >= 0, "≥ 0"),
                                ("k", lambda v: v >= 1, "≥ 1")])
     if wrong:
-        print(f"error: {wrong}", file=sys.stderr)
-        return 2
+        return _fail(wrong)
     try:
         model = load_model(args.weights)
         if model.meta.get("untrained"):
             print("warning: evaluating an UNTRAINED model", file=sys.stderr)
-        corpus = load_corpus(args.data, split=args.split, lowest_note=model.lowest_note,
-                             highest_note=model.highest_note, **frame_resolution(model),
-                             warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+        corpus = load_corpus(args.data, split=args.split, **_corpus_options(model))
     except (WeightsError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _fail(str(e))
     if corpus.dropped_notes:
         print(f"warning: {corpus.dropped_notes} note(s) outside {model.lowest_note}..{model.highest_note} dropped",
               file=sys.stderr)
@@ -174,28 +180,22 @@ def run_free(args) -> int:
     """--task free: the model's free generation beside the data's pieces."""
     from ..cli import flag_errors
     from ..data.corpus import DataError, load_corpus, spread
-    from ..data.weights import WeightsError, frame_resolution, generation_k, load_model
+    from ..data.weights import WeightsError, generation_k, load_model
     from .generation import evaluate_generation, format_generation
 
-    def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-
     if not args.data:
-        return fail("--task free sets generated pieces beside real ones: name the data (MIDI files, folders or a pickle)")
+        return _fail("--task free sets generated pieces beside real ones: name the data (MIDI files, folders or a pickle)")
     wrong = flag_errors(args, [("pieces", lambda v: v >= 0, "≥ 0"), ("k", lambda v: v is None or v >= 1, "≥ 1"),
                                ("temperature", lambda v: v is None or v > 0, "> 0")])
     if wrong:
-        return fail(wrong)
+        return _fail(wrong)
     try:
         model = load_model(args.weights)
-        pieces = spread(load_corpus(args.data, split=args.split, lowest_note=model.lowest_note,
-                                    highest_note=model.highest_note, **frame_resolution(model),
-                                    warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)).arrays(), args.pieces)
+        pieces = spread(load_corpus(args.data, split=args.split, **_corpus_options(model)).arrays(), args.pieces)
     except (WeightsError, DataError) as e:
-        return fail(str(e))
+        return _fail(str(e))
     if not pieces:
-        return fail("no pieces to compare with")
+        return _fail("no pieces to compare with")
     report = evaluate_generation(model, pieces, args.k or generation_k(model), args.temperature or 1.0, args.seed)
     report.settings["weights"] = args.weights or "nottingham"
     if args.json:
@@ -213,20 +213,16 @@ def run_free(args) -> int:
 def run_jam(args) -> int:
     from ..cli import flag_errors
     from ..data.corpus import DataError, holds_pickles_only, load_corpus, spread
-    from ..data.weights import WeightsError, frame_resolution, generation_k, resolve_weights
+    from ..data.weights import WeightsError, generation_k, resolve_weights
     from ..live.presets import load_preset
     from ..live.settings import PresetError, merge
-
-    def fail(msg: str) -> int:
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
 
     try:
         preset = load_preset(args.preset or _preset_for(args.weights))
         settings = merge(preset, {"temperature": args.temperature, "k": args.k, "chains": args.chains,
                                   "seed": args.seed})
     except PresetError as e:
-        return fail(str(e))
+        return _fail(str(e))
     spec = args.weights or settings.weights
     path = resolve_weights(spec)
     try:
@@ -234,7 +230,7 @@ def run_jam(args) -> int:
             raise WeightsError(f"{spec}: no such weights")
         model = cached_model(str(path))  # the cache evaluate_jam reads from
     except WeightsError as e:
-        return fail(str(e))
+        return _fail(str(e))
     if settings.k is None:
         settings = replace(settings, k=generation_k(model))
     melody = [t for t in args.task if t in MELODY_TASKS]
@@ -244,15 +240,14 @@ def run_jam(args) -> int:
                                ("ais_chains", lambda v: v >= 0, "≥ 0"), ("jobs", lambda v: v >= 1, "≥ 1"),
                                ("keys", lambda v: all(-11 <= s <= 11 for s in v), "transpositions in -11..11")])
     if wrong:
-        return fail(wrong)
+        return _fail(wrong)
     shifts = tuple(args.keys) if args.keys else SHIFTS
     pieces: list[np.ndarray] = []
     fit = None
-    common = dict(lowest_note=model.lowest_note, highest_note=model.highest_note, **frame_resolution(model),
-                  warn=lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    common = _corpus_options(model)
     if melody:
         if not args.data:
-            return fail(f"--task {' '.join(melody)} plays real pieces: name the data (MIDI files, folders or a pickle)")
+            return _fail(f"--task {' '.join(melody)} plays real pieces: name the data (MIDI files, folders or a pickle)")
         try:
             pieces = spread(load_corpus(args.data, split=args.split, **common).arrays(), args.pieces)
             fit_sources = args.fit or ([d for d in args.data if holds_pickles_only(Path(d))] or None)
@@ -261,7 +256,7 @@ def run_jam(args) -> int:
             else:
                 print("note: no --fit data: the lookup-table baseline is left out", file=sys.stderr)
         except DataError as e:
-            return fail(str(e))
+            return _fail(str(e))
     report = evaluate_jam(str(path), settings, args.task, pieces, fit, shifts, args.seed, args.ais_chains,
                           args.ais_steps, args.chord_cycles, args.jobs, progress=not args.quiet and not args.json)
     if args.json:
