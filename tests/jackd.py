@@ -344,6 +344,17 @@ def sleep_until(deadline: float) -> None:
             time.sleep(left - 0.0008)
 
 
+def send_clock(tx: Sender, bpm: float, beats: float, start: float) -> float:
+    """MIDI clock pulses at `bpm` from `start` (perf_counter) for `beats`; returns the next pulse time."""
+    pulse = 60.0 / bpm / 24
+    t = start
+    for _ in range(int(round(beats * 24))):
+        sleep_until(t)
+        tx.send([0xF8])
+        t += pulse
+    return t
+
+
 def heard_at_next_tick(recording, dt: float, played: int = 60, answer: int = 72) -> dict:
     """From play's own --record file: for every press, the time it reached the engine (the player
     track's note-on, stamped by the input callback) and the tick that sounded the answer (the model

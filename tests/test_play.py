@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, check_parts, have_jack, heard_at_next_tick,
-                   listening_args, note_ons, onset_groups, sleep_until, unmatched_notes)
+                   listening_args, note_ons, onset_groups, send_clock, sleep_until, unmatched_notes)
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
 
@@ -132,17 +132,6 @@ def test_parts_each_on_its_channel_and_every_note_off_on_its_own(jack, weights, 
     for ch in range(first, first + n):
         assert [c[1:] for c in ccs if c[0] == ch] == [(64, 0), (123, 0), (120, 0)], ccs
     assert {c[0] for c in ccs} == set(range(first, first + n))
-
-
-def send_clock(tx: Sender, bpm: float, beats: float, start: float) -> float:
-    """MIDI clock pulses at `bpm` from `start` (perf_counter) for `beats`; returns the next pulse time."""
-    pulse = 60.0 / bpm / 24
-    t = start
-    for _ in range(int(round(beats * 24))):
-        sleep_until(t)
-        tx.send([0xF8])
-        t += pulse
-    return t
 
 
 def test_external_clock_two_tempi_stop_and_continue(jack, weights):

@@ -17,7 +17,7 @@ import mido
 import pytest
 
 from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, listening_args, note_ons,
-                   sleep_until, unmatched_notes)
+                   send_clock, sleep_until, unmatched_notes)
 from rawjack import RawSender
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
@@ -176,16 +176,6 @@ def test_truncated_sysex_does_not_deafen_the_input(jack, weights, tmp_path):
     assert model, "the model answered them"
 
 
-def send_pulses(tx: Sender, bpm: float, seconds: float, start: float) -> float:
-    pulse = 60.0 / bpm / 24
-    t = start
-    for _ in range(int(round(seconds / pulse))):
-        sleep_until(t)
-        tx.send([0xF8])
-        t += pulse
-    return t
-
-
 def test_a_pause_in_the_session_keeps_the_recording(jack, weights, tmp_path):
     """Start, play, Stop, a pause longer than a MIDI tempo can hold as one beat (16.8 s), Start,
     play, Stop, quit: the whole session is written, at the tempo it was played."""
@@ -197,12 +187,12 @@ def test_a_pause_in_the_session_keeps_the_recording(jack, weights, tmp_path):
         jack.connect(tx.name, "lr-pause-c:clock")
         time.sleep(0.3)
         tx.send([0xFA])
-        t = send_pulses(tx, 120, 2.0, time.perf_counter())
+        t = send_clock(tx, 120, 4, time.perf_counter())
         tx.send([0xFC])
         t_second = t + 17.5
         sleep_until(t_second)
         tx.send([0xFA])
-        send_pulses(tx, 120, 2.0, t_second)
+        send_clock(tx, 120, 4, t_second)
         tx.send([0xFC])
         time.sleep(0.2)
         assert play.signal(signal.SIGTERM) == 0, play.stderr
@@ -237,12 +227,12 @@ def test_a_vanished_clock_silences_then_plays_on(jack, weights):
         jack.connect(tx.name, "lr-lost-c:clock")
         time.sleep(0.3)
         tx.send([0xFA])
-        send_pulses(tx, 120, 2.0, time.perf_counter())   # two beats at 120 = 1 s: lost 1 s after the last pulse
+        send_clock(tx, 120, 4, time.perf_counter())   # two beats at 120 = 1 s: lost 1 s after the last pulse
         t_gone = time.perf_counter()                      # (when it was sent, however late this process ran)
         time.sleep(2.0)
         lost_line = "clock lost" in play.stderr
         t_back = time.perf_counter()
-        send_pulses(tx, 120, 1.5, t_back)
+        send_clock(tx, 120, 3, t_back)
         time.sleep(0.1)
         assert play.signal(signal.SIGTERM) == 0, play.stderr
         time.sleep(0.1)

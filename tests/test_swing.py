@@ -10,8 +10,7 @@ import mido
 import numpy as np
 import pytest
 
-from jackd import Play, Receiver, Sender, onset_groups, sleep_until
-from test_play import send_clock
+from jackd import Play, Receiver, Sender, onset_groups, send_clock, sleep_until
 
 from live_rnnrbm.live.clock import swing_pulses
 
