@@ -26,10 +26,11 @@ leaves the previous cache as it was. A file whose size and mtime are those the m
 taken over unread; one whose mtime alone changed is hashed, and taken over when its contents did
 not change (a copy or a checkout that reset the mtimes costs a read, not a conversion).
 
-This module is the format and the reading side; ``cache_build`` converts and builds. The
-conversion of a chunk of files is a plain function (``cache_build.convert_chunk``) of picklable
-arguments and results: ``build_cache`` runs it in a process pool, or in any
-``concurrent.futures.Executor`` it is given (the seam for running it on a cluster).
+This module is the format and the reading side; ``cache_build`` builds, converting in
+``cache_convert`` and writing through ``cache_write``. The conversion of a chunk of files is a
+plain function (``cache_convert.convert_chunk``) of picklable arguments and results:
+``build_cache`` runs it in a process pool, or in any ``concurrent.futures.Executor`` it is given
+(the seam for running it on a cluster).
 """
 from __future__ import annotations
 

@@ -1,88 +1,29 @@
-"""Building a corpus cache (the format is ``cache``'s): files converted in worker processes, a
-chunk of files a task, the rest taken over from the previous cache; an interrupted build leaves the
-previous cache as it was and its work in ``partial.json`` for the next.
+"""Building a corpus cache (the format is ``cache``'s): files converted in worker processes
+(``cache_convert``), a chunk of files a task, the rest taken over from the previous cache, all
+written by ``cache_write``; an interrupted build leaves the previous cache as it was and its work in
+``partial.json`` for the next.
 
 >>> info = build_cache(["Nottingham/train", "Nottingham/valid"], "nott-cache")  # doctest: +SKIP
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
-import numpy as np
-
-from ..errors import in_words
 from ..model import HIGHEST_NOTE, LOWEST_NOTE
-from .corpus import PICKLE_SUFFIXES, DataError, find_sources_with_roots, too_short
-from .keys import estimate_key
-from .pianoroll import MidiReadError, PianoRoll, _check_resolution, midi_to_roll, pickle_split, read_pickle
-from .cache import (CHUNK_FILES, FILE_COLUMNS, FORMAT, LOCK, MANIFEST, PARTIAL, PARTIAL_EVERY, PIECE_COLUMNS, VERSION,
-                    Cache, Settings, manifest_text)
-from .weights import write_atomically
-
-# --------------------------------------------------------------------------- converting (in the workers)
-
-
-@dataclass
-class Converted:
-    """A file as the workers send it back: its hash, and its pieces (each a dict of the manifest's
-    piece columns but the offset, and the packed frames) or why it was skipped."""
-
-    blake2b: str
-    error: str | None = None
-    splits: list[str] | None = None
-    pieces: list[tuple[dict, bytes]] = field(default_factory=list)
-    unchanged: bool = False  # its hash was the one the cache knew: nothing converted
-
-
-def _piece(roll: PianoRoll, split: str | None, index: int | None) -> tuple[dict, bytes]:
-    tonic, mode = estimate_key(roll.frames, roll.lowest_note) if roll.frames.any() else (None, None)
-    row = {"split": split, "index": index, "frames": len(roll.frames), "bpm": float(roll.bpm),
-           "steps_per_beat": roll.steps_per_beat, "dt": roll.dt, "tonic": tonic, "mode": mode, "dropped": roll.dropped}
-    return row, np.packbits(roll.frames != 0, axis=1).tobytes()
-
-
-def convert_file(path: str, settings: Settings, known_hash: str | None = None) -> Converted:
-    """One MIDI file (one piece) or benchmark pickle (every piece of every split), or why it
-    cannot be read. With ``known_hash``, a file with that hash is not converted again."""
-    try:
-        digest = hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
-    except OSError as e:
-        return Converted("", f"cannot be read: {in_words(e, path)}")
-    if digest == known_hash:
-        return Converted(digest, unchanged=True)
-    lo, hi = settings.lowest_note, settings.highest_note
-    try:
-        if path.lower().endswith(PICKLE_SUFFIXES):
-            data = read_pickle(path)
-            splits = sorted(data, key=str)
-            return Converted(digest, splits=[str(s) for s in splits],
-                             pieces=[_piece(r, str(s), n) for s in splits
-                                     for n, r in enumerate(pickle_split(path, data, s, lo, hi))])
-        roll = midi_to_roll(path, settings.dt, settings.steps_per_beat, lo, hi, settings.include_drums)
-        return Converted(digest, pieces=[_piece(roll, None, None)])
-    except MidiReadError as e:
-        reason = str(e)
-        return Converted(digest, reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason)
-    except Exception as e:  # noqa: BLE001 -- one odd file must not end a build of thousands
-        return Converted(digest, f"could not be converted ({type(e).__name__}: {e})")
-
-
-def convert_chunk(tasks: list[tuple[str, str | None]], settings: Settings) -> list[Converted]:
-    """``convert_file`` over (path, known hash) pairs: the unit of work sent to a worker."""
-    return [convert_file(path, settings, known) for path, known in tasks]
+from .cache import CHUNK_FILES, MANIFEST, PARTIAL, PARTIAL_EVERY, Cache, Settings
+from .cache_convert import Converted, convert_chunk
+from .cache_write import CacheWriter, is_cache_file, lock_folder, taken_over, tidy
+from .corpus import DataError, find_sources_with_roots, too_short
+from .pianoroll import _check_resolution
 
 
 def _quiet_worker() -> None:
@@ -101,9 +42,6 @@ class _Inline(Executor):
         except Exception as e:  # noqa: BLE001 -- the caller gets it from result(), as from a pool
             f.set_exception(e)
         return f
-
-
-# --------------------------------------------------------------------------- building
 
 
 @dataclass
@@ -126,49 +64,6 @@ class CacheInfo:
     jobs: int
     settings: Settings
     note: str = ""  # why the previous cache, or part of it, could not be used
-
-
-class _Writer:
-    """The new cache as it is written: frames appended to a new rolls file, the manifest's rows kept."""
-
-    def __init__(self, folder: Path, settings: Settings, sources: list[str], roots: list[str]) -> None:
-        self.folder, self.settings, self.sources, self.roots = folder, settings, sources, roots
-        self.rolls_name = f"rolls-{uuid.uuid4().hex[:12]}.bin"
-        self.out = open(folder / self.rolls_name, "wb", buffering=1 << 20)
-        self.total = 0
-        self.files: dict[str, list] = {k: [] for k in FILE_COLUMNS}
-        self.pieces: dict[str, list] = {k: [] for k in PIECE_COLUMNS}
-
-    def add(self, row: dict, pieces: Iterable[tuple[dict, object]]) -> None:
-        n = 0
-        for piece, packed in pieces:
-            self.pieces["offset"].append(self.total)
-            for k in PIECE_COLUMNS:
-                if k != "offset":
-                    self.pieces[k].append(piece[k])
-            self.out.write(packed)
-            self.total += piece["frames"]
-            n += 1
-        for k in FILE_COLUMNS:
-            self.files[k].append(n if k == "pieces" else row[k])
-
-    def save(self, name: str, built: dict) -> int:
-        """Write the manifest ``name`` for what is written so far; its size in bytes."""
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        doc = {"format": FORMAT, "version": VERSION, "settings": asdict(self.settings),
-               "rolls": {"file": self.rolls_name, "frames": self.total,
-                         "bytes_per_frame": self.settings.bytes_per_frame,
-                         "packing": "np.packbits of each frame, the lowest note in the first byte's highest bit"},
-               "built": built, "sources": self.sources, "roots": self.roots, "files": self.files, "pieces": self.pieces}
-        data = manifest_text(doc).encode()
-        write_atomically(self.folder / name, data, suffix=".tmp.json")
-        return len(data)
-
-
-def _taken_over(cache: Cache, i: int) -> Iterator[tuple[dict, np.ndarray]]:
-    for j in range(int(cache.first_piece[i]), int(cache.first_piece[i + 1])):
-        yield {k: cache.pieces[k][j] for k in PIECE_COLUMNS}, np.ascontiguousarray(cache.packed(j))
 
 
 def _previous(folder: Path, settings: Settings) -> tuple[dict, set, str]:
@@ -195,39 +90,6 @@ def _previous(folder: Path, settings: Settings) -> tuple[dict, set, str]:
             if name == MANIFEST:
                 complete.add(key)
     return found, complete, "; ".join(notes)
-
-
-def _ours(name: str) -> bool:
-    return (name in (MANIFEST, PARTIAL, LOCK) or name.endswith(".tmp.json")
-            or (name.startswith("rolls-") and name.endswith(".bin")))
-
-
-def _tidy(folder: Path) -> None:
-    """Remove the rolls files neither the manifest nor the partial one names."""
-    keep = set()
-    for name in (MANIFEST, PARTIAL):
-        try:
-            keep.add(json.loads((folder / name).read_bytes())["rolls"]["file"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    for f in folder.glob("rolls-*.bin"):
-        if f.name not in keep:
-            f.unlink(missing_ok=True)
-
-
-@contextmanager
-def _lock(folder: Path):
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): two builds at once are the user's to avoid
-        yield
-        return
-    with open(folder / LOCK, "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataError(f"{folder}: another build is writing this cache; wait for it to finish") from None
-        yield
 
 
 def skipped_files(roots: list[str], files: dict, frames: Sequence[int]) -> list[tuple[str, str]]:
@@ -279,12 +141,12 @@ def build_cache(sources: Iterable[str | Path], out_dir: str | Path, dt: float | 
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: exists and is not a folder")
-    others = sorted(p.name for p in folder.iterdir() if not _ours(p.name)) if folder.is_dir() else []
+    others = sorted(p.name for p in folder.iterdir() if not is_cache_file(p.name)) if folder.is_dir() else []
     if others:
         raise DataError(f"{folder}: holds other files ({others[0]}{' …' if len(others) > 1 else ''}); a cache needs "
                         "a folder of its own: name a new or empty one, or a cache to bring up to date")
     folder.mkdir(parents=True, exist_ok=True)
-    with _lock(folder):
+    with lock_folder(folder):
         return _build(found, sources, folder, settings, jobs, progress, executor, start)
 
 
@@ -330,7 +192,7 @@ def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, set
         from tqdm import tqdm
         bar = tqdm(total=len(todo), unit="file", desc=f"converting ({reused} unchanged)" if reused else "converting",
                    file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
-    writer = _Writer(folder, settings, [os.path.abspath(s) for s in sources], roots)
+    writer = CacheWriter(folder, settings, [os.path.abspath(s) for s in sources], roots)
     counts = {"converted": 0, "rehashed": 0}
     committed = False
     last_save = time.monotonic()
@@ -352,7 +214,7 @@ def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, set
                 cache, k = p
                 row.update(blake2b=cache.files["blake2b"][k], splits=cache.files["splits"][k],
                            error=cache.files["error"][k])
-                writer.add(row, _taken_over(cache, k))
+                writer.add(row, taken_over(cache, k))
             else:
                 while i not in results:
                     while next_chunk < len(chunks) and len(submitted) < window:
@@ -368,7 +230,7 @@ def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, set
                 if conv.unchanged:  # same contents: the old rows and frames, with the new mtime
                     cache, k = previous[(roots[row["root"]], row["path"])]
                     row.update(blake2b=conv.blake2b, splits=cache.files["splits"][k], error=cache.files["error"][k])
-                    writer.add(row, _taken_over(cache, k))
+                    writer.add(row, taken_over(cache, k))
                     counts["rehashed"] += 1
                 else:
                     row.update(blake2b=conv.blake2b, splits=conv.splits, error=conv.error)
@@ -398,7 +260,7 @@ def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, set
         writer.out.close()
         if committed:
             (folder / PARTIAL).unlink(missing_ok=True)
-        _tidy(folder)
+        tidy(folder)
     return CacheInfo(folder, len(rows), len(usable), sum(usable), counts["converted"], reused,
                      counts["rehashed"], record["removed"], skipped, writer.total * settings.bytes_per_frame,
                      manifest_bytes, record["source_bytes"], record["seconds"], jobs, settings, note)
