@@ -1,4 +1,4 @@
-"""Speed of the AIS log Z kernel (``live_rnnrbm.ais.ais_log_z``) against a plain-NumPy reference
+"""Speed of the AIS log Z kernel (``live_rnnrbm.eval.ais.ais_log_z``) against a plain-NumPy reference
 of the same algorithm (vectorised over frames and chains), on frames of the Nottingham valid
 split with the shipped weights (an untrained model if none are shipped).
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from live_rnnrbm.data.corpus import load_corpus  # noqa: E402
 from live_rnnrbm.data.weights import load_model  # noqa: E402
-from live_rnnrbm.eval import ais  # noqa: E402
+from live_rnnrbm.eval import ais, anneal  # noqa: E402
 from live_rnnrbm.eval.loglik import BASE_PRIOR  # noqa: E402
 from live_rnnrbm.kernels.rng import new_states  # noqa: E402
 
@@ -73,7 +73,7 @@ def main() -> None:
     N = len(V)
     C, D = np.zeros((N, model.n_visible)), np.zeros((N, model.n_hidden))
     ais.fitted_base(W, WT, BV, BH, V, 10, 25, BASE_PRIOR, new_states(2, N), C, D)
-    betas = ais.beta_schedule(args.steps)
+    betas = anneal.beta_schedule(args.steps)
     lz, var, ess, jack = np.empty(N), np.empty(N), np.empty(N), np.empty(N)
     ais.ais_log_z(W, WT, BV[:2], BH[:2], C[:2], D[:2], betas[:3] / betas[2], 2, new_states(0, 2),
                   lz[:2], var[:2], ess[:2], jack[:2])  # compile (or load from the cache) first

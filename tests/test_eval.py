@@ -14,7 +14,7 @@ import pytest
 from live_rnnrbm import cli
 from live_rnnrbm.data.pianoroll import roll_to_midi
 from live_rnnrbm.data.weights import save_weights
-from live_rnnrbm.eval import ais
+from live_rnnrbm.eval import ais, anneal, reverse_ais
 from live_rnnrbm.eval.generation import STATS, compare, piece_stats
 from live_rnnrbm.eval.loglik import evaluate_model
 from live_rnnrbm.kernels.rng import new_states
@@ -54,7 +54,7 @@ def test_ais_log_z_matches_enumeration(small_rbm, base):
     if base == "fitted":
         ais.fitted_base(W, WT, BV, BH, np.zeros_like(BV), 10, 25, 0.02, new_states(3, R), C, D)
     log_z, var, ess, jack = np.empty(R), np.empty(R), np.empty(R), np.empty(R)
-    ais.ais_log_z(W, WT, BV, BH, C, D, ais.beta_schedule(200), 100, new_states(0, R), log_z, var, ess, jack)
+    ais.ais_log_z(W, WT, BV, BH, C, D, anneal.beta_schedule(200), 100, new_states(0, R), log_z, var, ess, jack)
     err = log_z.mean() - exact
     se = log_z.std(ddof=1) / math.sqrt(R)
     bound = 4 * se + 0.005
@@ -77,7 +77,7 @@ def test_jackknife_removes_the_small_sample_bias(small_rbm):
     BV, BH = np.tile(bv, (R, 1)), np.tile(bh, (R, 1))
     C, D = np.zeros_like(BV), np.zeros_like(BH)
     log_z, var, ess, jack = np.empty(R), np.empty(R), np.empty(R), np.empty(R)
-    ais.ais_log_z(W, np.ascontiguousarray(W.T), BV, BH, C, D, ais.beta_schedule(10), 4, new_states(1, R),
+    ais.ais_log_z(W, np.ascontiguousarray(W.T), BV, BH, C, D, anneal.beta_schedule(10), 4, new_states(1, R),
                   log_z, var, ess, jack)
     plain_bias, jack_bias = log_z.mean() - exact, jack.mean() - exact
     assert plain_bias < -3 * log_z.std() / math.sqrt(R)  # the plain estimate is measurably low ...
@@ -103,7 +103,8 @@ def test_raise_is_exact_when_long_and_conservative_when_short(small_rbm, base):
 
     def run(steps, chains, seed):
         lp, var = np.empty(len(V)), np.empty(len(V))
-        ais.raise_log_p(W, WT, BV, BH, C, D, ais.beta_schedule(steps), V, chains, new_states(seed, len(V)), lp, var)
+        reverse_ais.raise_log_p(W, WT, BV, BH, C, D, anneal.beta_schedule(steps), V, chains,
+                                new_states(seed, len(V)), lp, var)
         return lp.reshape(len(frames), R)
 
     long = run(300, 50, 0)
@@ -120,11 +121,11 @@ def test_raise_is_exact_when_long_and_conservative_when_short(small_rbm, base):
 
 
 def test_beta_schedule():
-    b = ais.beta_schedule(100)
+    b = anneal.beta_schedule(100)
     assert b[0] == 0.0 and b[-1] == 1.0 and len(b) == 101 and np.all(np.diff(b) > 0)
     assert (b > 0.9).sum() > 50  # most steps where the distributions change fastest
     with pytest.raises(ValueError):
-        ais.beta_schedule(0)
+        anneal.beta_schedule(0)
 
 
 def exact_log_likelihood(model, roll):

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..kernels.rng import new_states
 from ..model import RnnRbm
-from . import ais
+from . import ais, anneal, frame_measures, reverse_ais
 from .chunks import CHUNK_FRAMES, in_chunks
 
 BASE_PRIOR = 0.005  # share of an even coin mixed into the fitted base: no note is ruled out
@@ -111,8 +111,8 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     it scales W in (``ais``). Any fixed base keeps the estimate of Z unbiased; a base close to
     the target needs far fewer steps (docs/evaluation.md, "Convergence: more AIS steps and chains").
 
-    ``raise_chains`` > 0 also runs RAISE (``ais.raise_log_p``) with that many chains and the same
-    steps: a conservative estimate, which errs low where AIS errs high, so the two bracket the
+    ``raise_chains`` > 0 also runs RAISE (``reverse_ais.raise_log_p``) with that many chains and the
+    same steps: a conservative estimate, which errs low where AIS errs high, so the two bracket the
     log-likelihood and their gap says how far from converged both are. Its base is fitted with
     chains from silence and from the previous frame, never the frame being scored.
 
@@ -137,7 +137,7 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
     ais_se = ais_bias = min_ess = nan
     impossible = 0
     ll_plain = nan
-    betas = ais.beta_schedule(ais_steps, schedule)  # AIS and RAISE anneal along the same path
+    betas = anneal.beta_schedule(ais_steps, schedule)  # AIS and RAISE anneal along the same path
 
     if ais_chains:
         t1 = time.perf_counter()
@@ -159,7 +159,7 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
 
         in_chunks(N, progress_label + "log-likelihood (AIS)", progress, ais_chunk, should_stop=should_stop)
         F = np.empty(N)
-        ais.free_energies(V, W, BV, BH, F)
+        frame_measures.free_energies(V, W, BV, BH, F)
         log_p = -F - log_z_jack  # jackknife-corrected log Z: the O(1/chains) bias of logmeanexp removed
         ll = float(log_p.mean())
         ll_plain = float((-F - log_z).mean())
@@ -185,8 +185,8 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
             if base == "fitted":
                 ais.fitted_base(W, WT, BV[s:e], BH[s:e], V_prev[s:e], base_chains, k, BASE_PRIOR,
                                 base_states[s:e], C[s:e], D[s:e])
-            ais.raise_log_p(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, V[s:e], raise_chains, states[s:e],
-                            log_p_r[s:e], log_p_var[s:e])
+            reverse_ais.raise_log_p(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, V[s:e], raise_chains,
+                                    states[s:e], log_p_r[s:e], log_p_var[s:e])
 
         in_chunks(N, progress_label + "log-likelihood (RAISE)", progress, raise_chunk,
                   should_stop=should_stop)
@@ -203,7 +203,7 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
         beta = model.dtype.type(1.0)
 
         def accuracy_chunk(s: int, e: int) -> None:
-            ais.frame_accuracy(W, WT, BV[s:e], BH[s:e], V[s:e], accuracy_samples, k, beta, states[s:e],
+            frame_measures.frame_accuracy(W, WT, BV[s:e], BH[s:e], V[s:e], accuracy_samples, k, beta, states[s:e],
                                per_frame[s:e], counts[s:e])
 
         in_chunks(N, progress_label + "accuracy", progress, accuracy_chunk, 4 * CHUNK_FRAMES, should_stop)
@@ -245,10 +245,10 @@ def conditional_log_likelihood(model, U: np.ndarray, frames: np.ndarray, player:
     ais.fitted_base(W, WT, BV, BH, rest, 20, k, BASE_PRIOR, new_states(seed + 2, N), C, D)
     C[clamped] = CLAMPED_OFF  # the base rules the clamped notes out too
     log_z, log_z_var, ess, log_z_jack = (np.empty(N) for _ in range(4))
-    ais.ais_log_z(W, WT, BV, BH, C, D, ais.beta_schedule(ais_steps, "sm"), ais_chains, new_states(seed, N),
+    ais.ais_log_z(W, WT, BV, BH, C, D, anneal.beta_schedule(ais_steps, "sm"), ais_chains, new_states(seed, N),
                   log_z, log_z_var, ess, log_z_jack)
     F = np.empty(N)
-    ais.free_energies(rest, W, BV, BH, F)
+    frame_measures.free_energies(rest, W, BV, BH, F)
     return -F - log_z_jack
 
 

@@ -1,5 +1,5 @@
 """The Numba compile options every kernel of the package uses: one definition, so that the kernels
-compile alike wherever they live (``kernels``, ``eval.ais``, the live engine's note shaping).
+compile alike wherever they live (``kernels``, ``eval``'s, the live engine's note shaping).
 
 * ``cache=True``: a warm start loads machine code from ``__pycache__``.
 * ``nogil=True``: the live instrument computes frames on a worker thread while rtmidi's callback
