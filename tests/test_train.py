@@ -29,6 +29,7 @@ from live_rnnrbm.train.config import TrainConfig
 from live_rnnrbm.train.data import load_training_data
 from live_rnnrbm.train.monitor import predictive_monitor
 from live_rnnrbm.train.optim import Adam, Schedule, clip_grad_norm
+from live_rnnrbm.train.resume import resume
 from live_rnnrbm.train.rnn_pretrain import RNN_PARAMS, frame_predictor_grad
 from live_rnnrbm.train.trainer import Trainer
 
@@ -110,7 +111,7 @@ def test_resume_after_interruptions_equals_an_uninterrupted_run(tmp_path, ema, r
     assert t.fit(tmp_path / "b.npz") == "stopped"
     assert t.step > 0  # really mid-epoch
     for stop in stops[1:] + [0]:
-        t = Trainer.resume(latest_path(tmp_path / "b.npz"), train, valid, progress=False, log=lambda s: None)
+        t = resume(latest_path(tmp_path / "b.npz"), train, valid, progress=False, log=lambda s: None)
         t.config.stop_after_steps = stop
         outcome = t.fit(tmp_path / "b.npz")
     assert outcome == "done"
@@ -512,7 +513,7 @@ def test_a_stop_in_the_validation_abandons_it_and_the_resumed_run_is_exact(tmp_p
     assert t.fit(tmp_path / "b.npz") == "interrupted"
     assert t.validation_abandoned and t.epoch == 1 and t.step == len(t.plan(1))
     assert t.n_validations == 1 and len(t.history) == 1
-    t = Trainer.resume(latest_path(tmp_path / "b.npz"), train, valid, progress=False, log=lambda s: None)
+    t = resume(latest_path(tmp_path / "b.npz"), train, valid, progress=False, log=lambda s: None)
     assert (t.epoch, t.step) == (1, len(t.plan(1)))
     assert t.fit(tmp_path / "b.npz") == "done"
     for n in PARAM_NAMES:

@@ -19,7 +19,9 @@ Everything random in an epoch (piece order, transpositions, the CD chains' strea
 from (seed, epoch, step), so the position is all the random state a checkpoint needs.
 
 The modules: ``config`` (every setting, ``TrainConfig``), ``data`` (the training and validation
-pieces), ``trainer`` (the loop, ``Trainer``), ``monitor`` (the cheap validation monitor; the AIS
+pieces), ``trainer`` (the loop, ``Trainer``), ``plan`` (what each epoch and update takes and
+draws), ``validation`` (an epoch's figures) with ``monitor`` (the cheap validation monitor; the AIS
 log-likelihood is ``eval.loglik``'s), ``optim`` (optimisers, clipping, schedules), ``rnn_pretrain``
-(the RNN alone as a frame predictor), ``checkpoint`` (the ``.last.npz`` files) and ``cli``.
+(the RNN alone as a frame predictor), ``checkpoint`` (the ``.last.npz`` files, and writing the
+run's files where there is room), ``resume`` (continuing from a checkpoint) and ``cli``.
 """

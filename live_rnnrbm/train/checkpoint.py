@@ -6,7 +6,7 @@ epoch and the settings, in the ``meta`` record under ``"train_state"``.
 Written atomically (a temporary file renamed over the old one): a crash or a second Ctrl-C while
 writing leaves the previous checkpoint intact. ``latest_path`` names it after the best weights'
 file; ``write_elsewhere`` finds another folder for a file its own folder cannot take (a full
-disk).
+disk), and ``SafeWriter`` writes there when it must, or keeps the file in memory until it fits.
 
 >>> save_checkpoint("weights/mine.last.npz", model, meta, {"opt.m.W": m_W})   # doctest: +SKIP
 >>> model, meta, arrays = load_checkpoint("weights/mine.last.npz")           # doctest: +SKIP
@@ -14,7 +14,9 @@ disk).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,52 @@ def write_elsewhere(path: Path, data: bytes) -> Path | None:
             full.add(dev)
             sub.rmdir()
     return None
+
+
+RETRY_SECONDS = 2.0  # a file no folder can take is written again this often
+
+
+class SafeWriter:
+    """Writes the run's files (the checkpoint, the best weights) so that none is lost with the
+    run's work in it; ``redirected``: each file that went elsewhere → where it went, in
+    ``redirect_dir``; ``write_error``: why it could not go where asked."""
+
+    def __init__(self) -> None:
+        self.redirected: dict[Path, Path] = {}
+        self.redirect_dir: Path | None = None
+        self.write_error = ""
+
+    def write(self, path: Path, data: bytes) -> Path:
+        """Write a checkpoint's or weights file's bytes to ``path``, or, when that fails (a full
+        disk, a folder that became read-only), to a new folder where there is room: the file is
+        never lost with the run's work in it. ``redirected`` then maps each file to where it went
+        (its companion files follow it there), and ``Trainer.fit`` stops the run. When no folder
+        can take it, the state stays in memory and the write is retried every ``RETRY_SECONDS``,
+        after saying so once, until it fits (a second Ctrl-C gives up)."""
+        said = False
+        while True:
+            try:
+                if self.redirect_dir is None:
+                    where = write_atomically(path, data)
+                else:
+                    where = self.redirected[path] = write_atomically(self.redirect_dir / path.name, data)
+                if said:
+                    print(f"note: {where} written at last; training goes on", file=sys.stderr, flush=True)
+                return where
+            except OSError as e:
+                error = e
+            where = write_elsewhere(path, data)
+            if where is not None:
+                self.redirect_dir, self.redirected[path] = where.parent, where
+                self.write_error = f"{error.strerror or error}"
+                return where
+            if not said:
+                print(f"error: cannot write {path} ({len(data) / 1e6:.1f} MB): {error.strerror or error}, and no "
+                      f"other folder can take it either: the training state is kept in memory and the write retried "
+                      f"every {RETRY_SECONDS:.0f} s: make room (Ctrl-C twice gives up)", file=sys.stderr, flush=True)
+                said = True
+            try:
+                time.sleep(RETRY_SECONDS)
+            except KeyboardInterrupt:
+                print("gave up: the training since the last checkpoint on disk is lost", file=sys.stderr, flush=True)
+                raise

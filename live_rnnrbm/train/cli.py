@@ -24,6 +24,7 @@ from ..signals import catch_stop_signals, restore
 from .checkpoint import CheckpointError, latest_path
 from .config import MONITOR_KEYS, TrainConfig
 from .data import load_training_data
+from .resume import resume
 from .trainer import Trainer
 
 
@@ -253,8 +254,8 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             given = config_from_args(args)  # the validation options of this command line apply
             monitor = {k: getattr(given, k) for k in MONITOR_KEYS if k != "valid_k"}
-            trainer = Trainer.resume(latest_path(out), data.train, data.valid, args.epochs,
-                                     not args.no_progress, weights_meta=weights_meta, monitor=monitor)
+            trainer = resume(latest_path(out), data.train, data.valid, args.epochs, not args.no_progress,
+                             weights_meta=weights_meta, monitor=monitor)
             c = trainer.config
             print(f"resuming {latest_path(out)} at {'pretraining ' if trainer.is_pretraining() else ''}epoch "
                   f"{trainer.epoch + 1 - (0 if trainer.is_pretraining() else c.pre_epochs)}, "
@@ -282,12 +283,13 @@ def run(args: argparse.Namespace) -> int:
         v = best["valid"]
         ll = f"LL {v['log_likelihood']:.3f} (AIS), " if "log_likelihood" in v else ""
         print(f"best: epoch {best['epoch']}: valid {ll}xent {v['xent']:.3f}, accuracy {v['accuracy']:.3f} → "
-              f"{trainer.redirected.get(out, out)}")
-    if trainer.redirected:
-        first = next(iter(trainer.redirected))
-        moves = " && ".join(f"mv {shlex.quote(str(b))} {shlex.quote(str(a))}" for a, b in trainer.redirected.items())
-        print(f"error: cannot write {first}: {trainer.write_error}; nothing is lost: the run stopped and wrote "
-              f"its files to {trainer.redirect_dir} instead. Make room, then `{moves}` and continue with the same "
+              f"{trainer.writer.redirected.get(out, out)}")
+    writer = trainer.writer
+    if writer.redirected:
+        first = next(iter(writer.redirected))
+        moves = " && ".join(f"mv {shlex.quote(str(b))} {shlex.quote(str(a))}" for a, b in writer.redirected.items())
+        print(f"error: cannot write {first}: {writer.write_error}; nothing is lost: the run stopped and wrote "
+              f"its files to {writer.redirect_dir} instead. Make room, then `{moves}` and continue with the same "
               "command and --resume", file=sys.stderr)
         return 1
     if outcome in ("interrupted", "stopped"):

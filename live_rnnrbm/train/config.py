@@ -1,10 +1,13 @@
 """Every setting of a training run: what it computes (``TrainConfig``, recorded in the weights'
-metadata) and which of them only watch it (``MONITOR_KEYS``, free to change on --resume).
+metadata; ``check`` says which are out of range or at odds) and which of them only watch it
+(``MONITOR_KEYS``, free to change on --resume).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..data.parts import PLAYER_PARTS
+from ..kernels.bptt import CHAIN_STARTS
 from ..model import HIGHEST_NOTE, LOWEST_NOTE
 
 
@@ -68,6 +71,34 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.pre_epochs + self.epochs
+
+    def check(self) -> None:
+        """ValueError for a setting out of its range, or settings that contradict each other."""
+        if (self.batch_frames < 1 or self.batch_size < 1 or self.k < 1 or self.epochs < 0
+                or self.pretrain_epochs < 0 or self.pretrain_rnn_epochs < 0):
+            raise ValueError("need batch_frames ≥ 1, batch_size ≥ 1, k ≥ 1, epochs ≥ 0, pretrain_epochs ≥ 0, "
+                             "pretrain_rnn_epochs ≥ 0")
+        if not set(self.player_parts) <= set(PLAYER_PARTS):
+            raise ValueError(f"player parts must be among {', '.join(PLAYER_PARTS)}, not {self.player_parts}")
+        if not (0.0 <= self.player_share <= 1.0 and 0.0 <= self.own_history <= 1.0
+                and 0.0 <= self.player_follow <= 1.0):
+            raise ValueError("player_share, player_follow and own_history are shares: 0..1")
+        if self.player_share > 0 and not self.player_parts:
+            raise ValueError("player_share > 0 needs player parts (e.g. top chords voice)")
+        if self.own_history_k < 0:
+            raise ValueError("own_history_k is a number of Gibbs steps: 0 or more")
+        if self.own_negative and not (self.own_history > 0 and self.own_history_k > 0):
+            raise ValueError("own_negative needs own_history > 0 and own_history_k > 0")
+        if self.own_history > 0 and self.player_share == 0:
+            raise ValueError("own_history is for the subsequences a player plays in: it needs player_share > 0")
+        if self.chain_start not in CHAIN_STARTS:
+            raise ValueError(f"chain_start must be one of {', '.join(CHAIN_STARTS)}, not {self.chain_start!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), not {self.ema}")
+        if self.select not in ("auto", "ll", "xent"):
+            raise ValueError(f"select must be auto, ll or xent, not {self.select!r}")
+        if self.select == "ll" and self.ais_every != 1:
+            raise ValueError("--select ll needs --ais-every 1")
 
 
 MONITOR_KEYS = ("valid_every", "valid_pieces", "valid_k", "valid_samples", "ais_chains", "ais_steps",

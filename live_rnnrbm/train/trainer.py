@@ -1,5 +1,6 @@
-"""The training loop (``Trainer``): the plan of every epoch, one update at a time, validation,
-the best and the latest weights written, and exact resumption from a checkpoint.
+"""The training loop (``Trainer``): the updates of every epoch one at a time (what each takes and
+draws is ``plan``'s), the validation at the end of an epoch (``validation``), the best and the
+latest weights written (``checkpoint``). ``resume`` continues a run from its checkpoint exactly.
 """
 from __future__ import annotations
 
@@ -13,27 +14,23 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data.corpus import DataError, spread
-from ..data.keys import in_range_shift, shift_frames, shift_range
-from ..data.parts import PLAYER_PARTS, player_mask
-from ..data.weights import npz_bytes, weights_arrays, write_atomically
+from ..data.keys import shift_frames, shift_range
+from ..data.weights import npz_bytes, weights_arrays
 from ..errors import Stopped
 from ..eval.loglik import evaluate_model
 from ..kernels import bptt
 from ..kernels.rng import new_states
 from ..model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm
-from .checkpoint import CheckpointError, checkpoint_arrays, latest_path, load_checkpoint, write_elsewhere
-from .config import MONITOR_KEYS, TrainConfig
-from .monitor import predictive_monitor
+from .checkpoint import SafeWriter, checkpoint_arrays, latest_path
+from .config import TrainConfig
 from .optim import Schedule, clip_grad_norm, make_optimizer
+from .plan import epoch_plan, epoch_shifts, listening, seed_of
 from .rnn_pretrain import frame_predictor_grad
-
-
-def _seed_of(*keys: int) -> int:
-    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1, np.uint64)[0])
+from .validation import validation_figures
 
 
 class Trainer:
-    """The training loop. Build it, then ``fit(out)``; or ``Trainer.resume(...)`` from a
+    """The training loop. Build it, then ``fit(out)``; or ``resume.resume(...)`` from a
     ``.last.npz`` checkpoint.
 
     >>> trainer = Trainer(data.train, data.valid, TrainConfig(epochs=5))   # doctest: +SKIP
@@ -50,24 +47,7 @@ class Trainer:
         for V in train + valid:
             if V.ndim != 2 or V.shape[1] != n_v:
                 raise ValueError(f"pieces must be (frames, {n_v}) rolls, got {V.shape}")
-        if (c.batch_frames < 1 or c.batch_size < 1 or c.k < 1 or c.epochs < 0 or c.pretrain_epochs < 0
-                or c.pretrain_rnn_epochs < 0):
-            raise ValueError("need batch_frames ≥ 1, batch_size ≥ 1, k ≥ 1, epochs ≥ 0, pretrain_epochs ≥ 0, "
-                             "pretrain_rnn_epochs ≥ 0")
-        if not set(c.player_parts) <= set(PLAYER_PARTS):
-            raise ValueError(f"player parts must be among {', '.join(PLAYER_PARTS)}, not {c.player_parts}")
-        if not (0.0 <= c.player_share <= 1.0 and 0.0 <= c.own_history <= 1.0 and 0.0 <= c.player_follow <= 1.0):
-            raise ValueError("player_share, player_follow and own_history are shares: 0..1")
-        if c.player_share > 0 and not c.player_parts:
-            raise ValueError("player_share > 0 needs player parts (e.g. top chords voice)")
-        if c.own_history_k < 0:
-            raise ValueError("own_history_k is a number of Gibbs steps: 0 or more")
-        if c.own_negative and not (c.own_history > 0 and c.own_history_k > 0):
-            raise ValueError("own_negative needs own_history > 0 and own_history_k > 0")
-        if c.own_history > 0 and c.player_share == 0:
-            raise ValueError("own_history is for the subsequences a player plays in: it needs player_share > 0")
-        if c.chain_start not in bptt.CHAIN_STARTS:
-            raise ValueError(f"chain_start must be one of {', '.join(bptt.CHAIN_STARTS)}, not {c.chain_start!r}")
+        c.check()
         if model is not None and (model.n_hidden, model.n_hidden_recurrent, model.lowest_note, model.highest_note) != (
                 c.n_hidden, c.n_hidden_recurrent, c.lowest_note, c.highest_note):
             raise ValueError(f"the starting model is {model.n_visible} × {model.n_hidden} × {model.n_hidden_recurrent} "
@@ -89,22 +69,13 @@ class Trainer:
         self.best: dict[str, Any] = {"score": -math.inf}
         self.history: list[dict[str, Any]] = []
         self.u_carry = np.zeros((c.batch_size, c.n_hidden_recurrent), np.float32)
-        if not 0.0 <= c.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), not {c.ema}")
         # the moving average of the weights (--ema): starts at the first update after pretraining
         self.ema: dict[str, np.ndarray] | None = None
         self.stop_requested = False
         self.validating = False  # a validation is running (what a stop request interrupts)
         self.validation_abandoned = False  # the run stopped at the end of an epoch, in its validation
-        # files that could not be written where asked (a full disk): asked-for path → where it went
-        self.redirected: dict[Path, Path] = {}
-        self.redirect_dir: Path | None = None
-        self.write_error = ""
+        self.writer = SafeWriter()  # where the files went that could not go where asked (a full disk)
         self._evaluate = evaluate_model if c.ais_every else None
-        if c.select not in ("auto", "ll", "xent"):
-            raise ValueError(f"select must be auto, ll or xent, not {c.select!r}")
-        if c.select == "ll" and c.ais_every != 1:
-            raise ValueError("--select ll needs --ais-every 1")
         self.select = c.select if c.select != "auto" else ("ll" if c.ais_every == 1 else "xent")
         self.n_validations = 0
         self._buffers: dict[int, list[np.ndarray]] = {}
@@ -121,41 +92,12 @@ class Trainer:
         return self.is_pretraining(epoch) and not self.is_rnn_pretraining(epoch)
 
     def plan(self, epoch: int) -> list[list[tuple[int, int, int, int]]]:
-        """The updates of an epoch; each a list of (piece, start, length, stream).
-
-        Training: pieces in a seeded random order are dealt to ``batch_size`` streams (each to
-        the stream with the fewest frames so far); each stream walks its pieces in consecutive
-        subsequences, and update s takes the s-th subsequence of every stream that still has
-        one. With --carry-u a subsequence starts from the u its stream ended the last one with.
-        RBM pretraining: shuffled single frames (piece, frame, 1, 0) in batches of pretrain_batch;
-        RNN pretraining walks the pieces as training does.
-        """
-        c = self.config
-        rng = np.random.default_rng([c.seed, epoch])
-        if self.is_rbm_pretraining(epoch):
-            index = [(p, t) for p, V in enumerate(self.train) for t in range(len(V))]
-            order = rng.permutation(len(index))
-            frames = [(index[i][0], index[i][1], 1, 0) for i in order]
-            return [frames[i:i + c.pretrain_batch] for i in range(0, len(frames), c.pretrain_batch)]
-        order = rng.permutation(len(self.train))
-        streams: list[list[tuple[int, int, int, int]]] = [[] for _ in range(c.batch_size)]
-        load = [0] * c.batch_size
-        for p in order:
-            b = int(np.argmin(load))
-            T = len(self.train[p])
-            streams[b] += [(int(p), s, min(c.batch_frames, T - s), b) for s in range(0, T, c.batch_frames)]
-            load[b] += T
-        n_steps = max(len(s) for s in streams)
-        return [[s[i] for s in streams if i < len(s)] for i in range(n_steps)]
+        """The updates of an epoch (``plan.epoch_plan``); each a list of (piece, start, length, stream)."""
+        return epoch_plan([len(V) for V in self.train], self.config, epoch, self.is_rbm_pretraining(epoch))
 
     def shifts(self, epoch: int) -> np.ndarray:
-        """This epoch's transposition of every piece (0 without --transpose), kept in range."""
-        c = self.config
-        if self.is_rbm_pretraining(epoch) or (c.transpose_min == 0 and c.transpose_max == 0):
-            return np.zeros(len(self.train), np.int64)
-        rng = np.random.default_rng([c.seed, epoch, 1])
-        want = rng.integers(c.transpose_min, c.transpose_max + 1, len(self.train))
-        return np.array([in_range_shift(s, lo, hi) for s, (lo, hi) in zip(want, self.shift_ranges)], np.int64)
+        """This epoch's transposition of every piece (``plan.epoch_shifts``)."""
+        return epoch_shifts(self.shift_ranges, self.config, epoch, self.is_rbm_pretraining(epoch))
 
     # -- one update -----------------------------------------------------------------------
     def _grad_buffers(self, B: int) -> list[np.ndarray]:
@@ -190,7 +132,7 @@ class Trainer:
                 a.fill(0.0)
             U_end = np.empty_like(U0)
             costs, xents = np.empty(B), np.empty(B)
-            C, mix = self.listening(chunks, seed)
+            C, mix = listening(c, chunks, seed, self.is_pretraining())
             bptt.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views[:8], U_end, costs,
                                xents, bptt.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
@@ -217,29 +159,6 @@ class Trainer:
                     self.ema[n] += (1 - d) * p[n]
         return costs, xents, lengths
 
-    def listening(self, chunks: list[np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """The player's notes clamped in each frame's negative chain and the frames whose RNN input
-        is the model's own sample (``kernels.bptt.subsequence_grad``'s C and mix) for one update, drawn
-        from the update's seed (so a resumed run draws the same)."""
-        c = self.config
-        if self.is_pretraining() or (c.player_share == 0 and c.own_history == 0):
-            return bptt.NO_CLAMP, bptt.NO_MIX
-        rng = np.random.default_rng([seed, 5])
-        masks, mixes = [], []
-        for V in chunks:
-            playing = rng.random() < c.player_share
-            part = c.player_parts[int(rng.integers(len(c.player_parts)))] if playing else None
-            mask = player_mask(V, part, rng) if playing else np.zeros(V.shape, np.int8)
-            if playing and c.player_follow > 0 and rng.random() < c.player_follow:
-                mask *= 2  # follow: heard, not clamped (kernels.bptt.subsequence_grad's C)
-            masks.append(mask)
-            # the model's own frames stand in for the true ones only where a player plays: the
-            # true frames that follow are an answer to the player's notes, not to the model's free play
-            mixes.append((rng.random(len(V)) < c.own_history) & playing)
-        C = np.ascontiguousarray(np.concatenate(masks)) if c.player_share > 0 else bptt.NO_CLAMP
-        mix = np.concatenate(mixes).astype(np.int8) if c.own_history > 0 else bptt.NO_MIX
-        return C, mix
-
     def frozen(self) -> tuple[str, ...]:
         """The parameters this phase leaves as they are: RBM pretraining trains the RBM alone
         (W, bv, bh), RNN pretraining the frame predictor alone (bv and the RNN's); with
@@ -265,43 +184,24 @@ class Trainer:
 
     # -- validation -----------------------------------------------------------------------
     def validate(self, epoch: int) -> dict[str, Any] | None:
-        """The validation figures: always the cheap monitor (cross-entropy, accuracy); the AIS
-        log-likelihood per time step (``eval.loglik``) every ``ais_every`` validations. Each part shows
-        its own progress bar. None when a stop was asked for meanwhile: the validation is
-        abandoned between two chunks, leaving the trainer's state as it was (--resume runs it
-        again, identically)."""
+        """The validation figures (``validation.validation_figures``): the cheap monitor always, the
+        AIS log-likelihood every ``ais_every`` validations. None when a stop was asked for
+        meanwhile: the validation is abandoned between two chunks, leaving the trainer's state as it
+        was (--resume runs it again, identically)."""
         c = self.config
-        t0 = time.perf_counter()
-        res: dict[str, Any] = {"pieces": len(self.valid_subset), "frames": int(sum(len(V) for V in self.valid_subset))}
         model = self.averaged_model()
-        label = f"epoch {epoch - c.pre_epochs + 1}/{c.epochs} validation: "
         stop = lambda: self.stop_requested  # noqa: E731 - set by the signal handler
         n_validations = self.n_validations + 1
+        with_ais = self._evaluate is not None and (self.select == "ll" or (n_validations - 1) % c.ais_every == 0)
         self.validating = True
         try:
-            cheap = predictive_monitor(model, self.valid_subset, c.valid_k, c.valid_samples,
-                                       _seed_of(c.seed, epoch, 2), self.progress, label, stop)
-            res["xent"], res["accuracy_cheap"] = cheap["xent"], cheap["accuracy"]
-            r = None
-            if self._evaluate is not None and (self.select == "ll" or (n_validations - 1) % c.ais_every == 0):
-                r = self._evaluate(model, self.ais_subset, ais_chains=c.ais_chains, ais_steps=c.ais_steps,
-                                   accuracy_samples=c.valid_samples, seed=_seed_of(c.seed, epoch, 3),
-                                   progress=self.progress, should_stop=stop, progress_label=label)
+            res = validation_figures(model, self.valid_subset, self.ais_subset, c, epoch, self.select,
+                                     self._evaluate if with_ais else None, self.progress, stop)
         except Stopped:
             return None
         finally:
             self.validating = False
         self.n_validations = n_validations
-        if r is not None:
-            res.update(log_likelihood=float(r.log_likelihood), log_likelihood_se=float(r.log_likelihood_se),
-                       accuracy=float(r.accuracy), ais=f"{c.ais_chains} chains × {c.ais_steps} steps",
-                       ais_pieces=len(self.ais_subset), ais_frames=int(sum(len(V) for V in self.ais_subset)))
-        else:
-            res["accuracy"] = res["accuracy_cheap"]
-        # xent: the cheap monitor's cross-entropy (lower is better), so the score is its negative
-        res["score"] = res["log_likelihood"] if self.select == "ll" else -res["xent"]
-        res["selected_on"] = "AIS log-likelihood" if self.select == "ll" else "cheap cross-entropy"
-        res["seconds"] = round(time.perf_counter() - t0, 2)
         return res
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -318,7 +218,7 @@ class Trainer:
         for n, a in (self.ema or {}).items():
             arrays[f"ema.{n}"] = a
         meta = dict(self.weights_meta, train_state=self.state_meta(), training=self._settings())
-        return self._write(Path(path), npz_bytes(checkpoint_arrays(self.model, meta, arrays)))
+        return self.writer.write(Path(path), npz_bytes(checkpoint_arrays(self.model, meta, arrays)))
 
     def save_best(self, path: str | Path, figures: dict[str, Any] | None, epochs_done: int | None = None) -> Path:
         """The current weights as a plain weights file; ``epoch`` in its metadata is the number of
@@ -329,42 +229,7 @@ class Trainer:
         meta["validation"] = figures
         model = self.averaged_model().astype(np.float32)
         model.meta = {}  # a resumed model's meta still holds its checkpoint's training state
-        return self._write(Path(path), npz_bytes(weights_arrays(model, **meta)[1]))
-
-    def _write(self, path: Path, data: bytes) -> Path:
-        """Write a checkpoint's or weights file's bytes to ``path``, or, when that fails (a full
-        disk, a folder that became read-only), to a new folder where there is room: the file is
-        never lost with the run's work in it. ``redirected`` then maps each file to where it went
-        (its companion files follow it there), and ``fit`` stops the run. When no folder can take
-        it, the state stays in memory and the write is retried every ``RETRY_SECONDS``, after
-        saying so once, until it fits (a second Ctrl-C gives up)."""
-        said = False
-        while True:
-            try:
-                if self.redirect_dir is None:
-                    where = write_atomically(path, data)
-                else:
-                    where = self.redirected[path] = write_atomically(self.redirect_dir / path.name, data)
-                if said:
-                    print(f"note: {where} written at last; training goes on", file=sys.stderr, flush=True)
-                return where
-            except OSError as e:
-                error = e
-            where = write_elsewhere(path, data)
-            if where is not None:
-                self.redirect_dir, self.redirected[path] = where.parent, where
-                self.write_error = f"{error.strerror or error}"
-                return where
-            if not said:
-                print(f"error: cannot write {path} ({len(data) / 1e6:.1f} MB): {error.strerror or error}, and no "
-                      f"other folder can take it either: the training state is kept in memory and the write retried "
-                      f"every {RETRY_SECONDS:.0f} s: make room (Ctrl-C twice gives up)", file=sys.stderr, flush=True)
-                said = True
-            try:
-                time.sleep(RETRY_SECONDS)
-            except KeyboardInterrupt:
-                print("gave up: the training since the last checkpoint on disk is lost", file=sys.stderr, flush=True)
-                raise
+        return self.writer.write(Path(path), npz_bytes(weights_arrays(model, **meta)[1]))
 
     def _settings(self) -> dict[str, Any]:
         s = dataclasses.asdict(self.config)
@@ -372,51 +237,6 @@ class Trainer:
         s["train_pieces"], s["train_frames"] = len(self.train), int(sum(len(V) for V in self.train))
         s["valid_pieces_total"] = len(self.valid)
         return s
-
-    @classmethod
-    def resume(cls, path: str | Path, train: list[np.ndarray], valid: list[np.ndarray],
-               epochs: int | None = None, progress: bool = True, log: Callable[[str], None] = print,
-               weights_meta: dict[str, Any] | None = None, monitor: dict[str, Any] | None = None) -> "Trainer":
-        """A trainer continuing exactly where the checkpoint ``path`` stopped. ``epochs`` may
-        extend the run; ``monitor`` may change the validation settings (``MONITOR_KEYS``: they do
-        not touch the training computation; a changed selection restarts the best-so-far)."""
-        model, meta, arrays = load_checkpoint(path)
-        st = meta["train_state"]
-        config = TrainConfig(**st["config"])
-        config.stop_after_steps = 0  # a stop point is not a setting: the resumed run goes on
-        if epochs is not None:
-            config.epochs = int(epochs)
-        selection_changed = False
-        for k, v in (monitor or {}).items():
-            if k not in MONITOR_KEYS:
-                raise ValueError(f"{k} changes training itself: it cannot change on --resume")
-            if getattr(config, k) != v and k in ("select", "ais_chains", "ais_steps", "ais_pieces", "valid_pieces"):
-                selection_changed = True
-            setattr(config, k, v)
-        wm = {k: v for k, v in meta.items() if k not in ("train_state", "created", "validation", "epoch")}
-        for k, v in (weights_meta or {}).items():
-            if k == "command" and wm.get("command") and v != wm["command"]:
-                wm["resumed_with"] = wm.get("resumed_with", []) + [v]  # keep the command that started it
-            else:
-                wm[k] = v
-        t = cls(train, valid, config, wm, model, progress, log)
-        n_frames = int(sum(len(V) for V in t.train))
-        if st.get("train_frames_check") not in (None, n_frames):
-            raise CheckpointError(f"{path}: the checkpoint was trained on {st['train_frames_check']} frames, "
-                                  f"the data given now has {n_frames}: resume with the same data")
-        t.opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
-        t.u_carry[...] = arrays["u_carry"]
-        if any(k.startswith("ema.") for k in arrays):
-            t.ema = {n: (np.array(arrays[f"ema.{n}"], dtype=t.model.dtype) if f"ema.{n}" in arrays
-                         else t.model.params[n].copy()) for n in ALL_PARAM_NAMES}
-        t.epoch, t.step, t.global_step = int(st["epoch"]), int(st["step"]), int(st["global_step"])
-        t.acc, t.best, t.history = dict(st["acc"]), dict(st["best"]), list(st["history"])
-        t.schedule.load_state(st["schedule"])
-        t.n_validations = int(st.get("n_validations", 0))
-        if selection_changed:  # scores on another scale: the next validation sets a new best
-            t.best = {"score": -math.inf}
-            t.schedule.best, t.schedule.bad = -math.inf, 0
-        return t
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self, out: str | Path) -> str:
@@ -446,7 +266,7 @@ class Trainer:
                 else:
                     lr = self.schedule.lr(epoch - c.pre_epochs, self.step, steps, self.global_step)
                 costs, xents, lengths = self.train_step(plan[self.step], shifts, lr,
-                                                        _seed_of(c.seed, epoch, self.step))
+                                                        seed_of(c.seed, epoch, self.step))
                 n = int(lengths.sum())
                 self.acc["cost"] += float(costs @ lengths)
                 self.acc["xent"] += float(xents @ lengths)
@@ -476,7 +296,7 @@ class Trainer:
                 if not out.exists():
                     self.save_best(out, None)
                 return "interrupted"
-            if self.redirected:  # the disk is full: stop with this epoch's state safe elsewhere
+            if self.writer.redirected:  # the disk is full: stop with this epoch's state safe elsewhere
                 return "redirected"
             if self.stop_requested or (c.stop_after_steps and self.global_step >= c.stop_after_steps):
                 self.save_latest(last)
@@ -525,6 +345,3 @@ class Trainer:
         self.acc = {"cost": 0.0, "xent": 0.0, "frames": 0, "seconds": 0.0}
         self.save_latest(latest_path(out))
         return True
-
-
-RETRY_SECONDS = 2.0  # a checkpoint no folder can take is written again this often
