@@ -30,9 +30,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..kernels.gibbs import gibbs_chain
+from ..kernels.gibbs import chain_scratch, gibbs_chain
 from ..kernels.jit import JIT
-from ..kernels.packed import chain_work_size, new_index
 from ..kernels.rng import uniform
 from ..kernels.simd import softplus
 from .anneal import chain_work, gibbs_sweep, hidden_pass, logmeanexp_and_var, softplus_sum, start_chain
@@ -121,11 +120,7 @@ def fitted_base(W, WT, BV, BH, V, n_chains, k, prior, states, C, D):
     dt = W.dtype
     one = np.ones(1, dt)[0]
     for n in prange(BV.shape[0]):
-        clamp = np.zeros(n_v, np.int8)
-        v = np.empty(n_v, dt)
-        pv = np.empty(n_v, dt)
-        work = np.zeros(chain_work_size(n_v, n_h), dt)
-        idx = new_index(n_v, n_h)
+        clamp, v, pv, work, idx = chain_scratch(W)
         mu = np.zeros(n_v)
         for s in range(n_chains):
             if s % 2 == 0:

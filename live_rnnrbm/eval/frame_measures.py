@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..kernels.gibbs import gibbs_chain
+from ..kernels.gibbs import chain_scratch, gibbs_chain
 from ..kernels.jit import JIT
-from ..kernels.packed import chain_work_size, new_index
 from ..kernels.simd import softplus
 
 
@@ -39,14 +38,9 @@ def frame_accuracy(W, WT, BV, BH, V, n_samples, k, beta, states, acc, counts):
     For frame n, ``n_samples`` k-step Gibbs chains from silence with biases BV[n], BH[n] (as in
     generation); each sample s scores TP/(TP+FP+FN) against the true frame V[n] — 1 when both
     are silent. acc[n] gets the mean over the samples; counts[n] the summed TP, FP, FN."""
-    n_v, n_h = W.shape
-    dt = W.dtype
+    n_v = W.shape[0]
     for n in prange(V.shape[0]):
-        clamp = np.zeros(n_v, np.int8)
-        s_v = np.empty(n_v, dt)
-        pv = np.empty(n_v, dt)
-        work = np.zeros(chain_work_size(n_v, n_h), dt)
-        idx = new_index(n_v, n_h)
+        clamp, s_v, pv, work, idx = chain_scratch(W)
         total = 0.0
         tp_all = 0
         fp_all = 0

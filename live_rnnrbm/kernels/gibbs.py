@@ -109,6 +109,15 @@ def gibbs_chain(W, WT, bv_t, bh_t, v, k, beta, clamp, state, pv, work, idx):
 
 
 @njit(**JIT)
+def chain_scratch(W):
+    """The arrays a kernel that runs ``gibbs_chain`` on W's RBM from a frame of its own needs:
+    clamp (no note clamped), the frame v and its means pv (n_v, W's float type), work and idx."""
+    n_v, n_h = W.shape
+    return (np.zeros(n_v, np.int8), np.empty(n_v, W.dtype), np.empty(n_v, W.dtype),
+            np.zeros(chain_work_size(n_v, n_h), W.dtype), new_index(n_v, n_h))
+
+
+@njit(**JIT)
 def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work, idx):
     """The generation step of one frame, allocation-free: the biases bv_t, bh_t from u_{t-1} and
     the player's notes ``v_clamp`` (through the player path, Wpv and Wph), then a k-step chain
