@@ -113,6 +113,18 @@ def test_play_osc_flags_are_checked_and_python_osc_is_named_when_missing(capsys,
     assert err.strip() == 'error: OSC control (osc_port, --osc-port) needs python-osc: pip install "live-rnnrbm[osc]"'
 
 
+def test_play_link_clock_names_aalink_when_missing_and_refuses_dt(capsys, monkeypatch):
+    code, err = run(capsys, "play", "--clock", "link", "--dt", "0.2")
+    assert code == 2 and err.count("\n") == 1 and "'dt' only applies to the internal clock: with 'clock: link'" in err
+    code, err = run(capsys, "play", "--link-quantum", "0")
+    assert code == 2 and "--link-quantum must be an integer from 1 to 16" in err, err
+    monkeypatch.setitem(__import__("sys").modules, "aalink", None)   # as if it were not installed
+    code, err = run(capsys, "play", "--clock", "link", "--weights", "nosuch.npz")
+    assert code == 2
+    assert err.strip() == ('error: the Ableton Link clock (clock: link, --clock link) needs aalink: '
+                           'pip install "live-rnnrbm[link]"')
+
+
 def test_play_swing_flag_is_checked_like_its_preset_key(capsys):
     code, err = run(capsys, "play", "--swing", "40")
     assert code == 2

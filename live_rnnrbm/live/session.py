@@ -4,6 +4,7 @@
     live-rnnrbm play --port "IAC Bus 1" --bpm 96
     live-rnnrbm play --preset jsb --input "Keystation" --mode harmonize --record session.mid
     live-rnnrbm play --clock "DAW clock" --steps-per-beat 4     # follow an external MIDI clock
+    live-rnnrbm play --clock link                               # on the Ableton Link session's beat
 
 ``run`` turns the command line into settings and a model; a ``Session`` owns everything that plays:
 the ports (ports.py), the frame engine (engine.py), the clocks (clock.py), the player's input
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # the command line must not wait for numba to say that a flag
     from .clock import ClockFollower
     from .controls import Controls
     from .engine import Engine
+    from .link import LinkSession
     from .listener import Listener
     from .osc import OscControl
     from .ports import Port
@@ -71,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
         print('error: OSC control (osc_port, --osc-port) needs python-osc: pip install "live-rnnrbm[osc]"',
               file=sys.stderr)
         return 2
+    if settings.link_clock:
+        from .link import available
+        if not available():
+            print('error: the Ableton Link clock (clock: link, --clock link) needs aalink: '
+                  'pip install "live-rnnrbm[link]"', file=sys.stderr)
+            return 2
 
     # The MIDI callback, the frame worker and the clock pass the GIL between them; Python's default
     # 5 ms switch interval would let each hand-off eat into the time before the next tick.
@@ -158,6 +166,8 @@ class Session:
         self.listener: Listener | None = None
         self.controls: Controls | None = None
         self.follower: ClockFollower | None = None
+        self.link: LinkSession | None = None
+        self.t0 = 0.0                      # perf_counter() at the start: recording times count from it
         self.recorder: Recorder | None = None
         self.osc: OscControl | None = None
 
@@ -197,7 +207,7 @@ class Session:
         out = self.out = self._open_output(settings.port, settings.backend)
         self.ports.append(out)
         out.on_error(lambda text: self._fault(f"output port: {text}"))
-        t0 = time.perf_counter()
+        t0 = self.t0 = time.perf_counter()
         if settings.record:
             from .record import Recorder
             self.recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
@@ -224,6 +234,9 @@ class Session:
                                           on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
                                           if recorder else None,
                                           swing=settings.swing)
+        if settings.link_clock:
+            from .link import LinkSession
+            self.link = LinkSession(settings.bpm, settings.link_quantum, settings.link_start_stop)
         self._open_inputs(out.backend)
         if settings.osc_port is not None:
             self._start_osc(controls, engine)
@@ -232,9 +245,18 @@ class Session:
             from .jackmidi import quiet
             quiet()
         names = ", ".join(f"{'virtual ' if p.virtual else ''}'{p.name}'" for p in self.ports)
+        link = self.link
         if external:
             say(f"ready on {out.backend} ports {names}; following MIDI clock on '{self.ports[1].name}', "
                 f"{settings.steps_per_beat} frame(s) per beat")
+        elif link is not None:
+            peers = link.wait_for_peers(1.0)   # say what we joined: Link finds peers within a second
+            say(f"ready on {out.backend} ports {names}; Ableton Link: "
+                + (f"joined {peers} peer(s) at {link.tempo:.1f} BPM" if peers else
+                   f"first in the session, {link.tempo:.1f} BPM")
+                + f", {settings.steps_per_beat} frame(s) per beat, "
+                + ("waiting for the session's transport to start" if settings.link_start_stop else
+                   f"starting on the next bar of {settings.link_quantum}"))
         else:
             say(f"playing on {out.backend} ports {names}; {settings.tempo:.1f} BPM, "
                 f"{settings.frame_period * 1e3:.1f} ms per frame")
@@ -246,9 +268,14 @@ class Session:
                 "real-time scheduling: not permitted (timing may suffer on a busy machine; see docs/playing.md)")
         follower = self.follower
         if settings.status:
-            controls.start_status((lambda: follower.bpm) if external else (lambda: settings.tempo),
-                                  (lambda: "clock lost" if follower.lost else "external") if external
-                                  else (lambda: "internal"))
+            if external:
+                tempo, label = (lambda: follower.bpm), (lambda: "clock lost" if follower.lost else "external")
+            elif link is not None:
+                tempo = lambda: link.tempo  # noqa: E731
+                label = lambda: f"link, {link.peers} peer(s)" + ("" if link.playing else ", stopped")  # noqa: E731
+            else:
+                tempo, label = (lambda: settings.tempo), (lambda: "internal")
+            controls.start_status(tempo, label)
         if controls.start_keys():
             say(controls.KEYS)
 
@@ -331,7 +358,9 @@ class Session:
             self._duration_timer.daemon = True   # a stop before the duration must not keep the process alive
             self._duration_timer.start()
         follower, out, engine = self.follower, self.out, self.engine
-        if self.settings.external_clock:
+        if self.link is not None:
+            self._play_link()
+        elif self.settings.external_clock:
             lost = False
             while not self.stopped.wait(0.1):   # the clock can vanish without a Stop: silence then
                 if follower.check(time.perf_counter()) != lost:
@@ -349,6 +378,33 @@ class Session:
                 send([START])
             clock.run(self.stopped)
 
+    def _play_link(self) -> None:
+        """Frames on the Link session's grid, on this thread. With clock out, 24 pulses a beat on
+        the same grid, Start when we start playing and Stop when the session's transport stops."""
+        from .link import LinkClock
+        settings, out, engine, recorder = self.settings, self.out, self.engine, self.recorder
+        send = out.send
+        pulse, start, stop = [CLOCK], [START], [STOP]
+        clock_out = bool(settings.clock_out)
+
+        def started() -> None:
+            if clock_out:
+                send(start)
+                self._clock_out = True
+
+        def stopped() -> None:
+            engine.silence()
+            if clock_out:
+                send(stop)
+                self._clock_out = False
+
+        clock = LinkClock(
+            self.link, settings.steps_per_beat, engine.tick, on_stop=stopped, on_start=started,
+            on_pulse=(lambda: send(pulse)) if clock_out else None,
+            on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - self.t0, bpm)) if recorder else None,
+            swing=settings.swing)
+        clock.run(self.stopped)
+
     # ------------------------------------------------------------------ ending
     def close(self) -> None:
         """The end, whatever stopped it: no more input; the player's echoed notes and every note the
@@ -363,6 +419,8 @@ class Session:
             self._duration_timer.cancel()
         if self.osc is not None:
             self.osc.close()   # no control arrives while the notes are released
+        if self.link is not None:
+            self.link.close()  # leave the session; its other peers play on
         inputs = self.ports[1:]
         for p in inputs:
             try:

@@ -57,6 +57,8 @@ class Settings:
     # time
     clock: str = "internal"
     clock_out: bool = False
+    link_quantum: int = 4
+    link_start_stop: bool = False
     bpm: float = 120.0
     steps_per_beat: int = 2
     dt: float | None = None
@@ -88,7 +90,12 @@ class Settings:
 
     @property
     def external_clock(self) -> bool:
-        return self.clock != "internal"
+        """Following a MIDI clock on an input port (not the internal clock, not Link)."""
+        return self.clock not in ("internal", "link")
+
+    @property
+    def link_clock(self) -> bool:
+        return self.clock == "link"
 
     @property
     def frame_period(self) -> float:
@@ -143,10 +150,15 @@ SPEC: dict[str, Key] = {
                          "listen on this channel only (1..16)"),
     "mode": Key("one of " + ", ".join(MODES), not_null(choice(MODES)), "how the model listens to the player"),
     "thru": Key("true or false", boolean, "echo the player's notes to the output"),
-    "clock": Key("internal, or the name (or part of the name) of a MIDI input sending clock", not_null(text),
-                 "'internal', or an input port sending MIDI clock to follow"),
+    "clock": Key("internal, link (Ableton Link), or the name (or part of the name) of a MIDI input sending "
+                 "clock", not_null(text),
+                 "'internal', 'link' (Ableton Link session), or an input port sending MIDI clock to follow"),
     "clock_out": Key("true or false", boolean, "send MIDI clock, Start and Stop on the output port: the "
                      "internal clock's, or the followed clock's as it arrives"),
+    "link_quantum": Key("an integer from 1 to 16", not_null(integer(1, 16)),
+                        "with --clock link: beats per bar of the Link session (the first frame waits for a bar)"),
+    "link_start_stop": Key("true or false", boolean, "with --clock link: play only while the Link session's "
+                           "transport plays (Link's Start/Stop Sync)"),
     "bpm": Key("a number from 20 to 300", not_null(number(20, 300)), "tempo of the internal clock (20..300)"),
     "steps_per_beat": Key("an integer from 1 to 8", not_null(integer(1, 8)),
                           "frames per beat (1..8); with --clock, must divide 24"),
@@ -210,9 +222,11 @@ MEANINGS: dict[str, str] = {
     'input_channel': 'listen to this channel only; `null`: every channel',
     'mode': "`follow`: the RNN state u_t takes the player's notes with the model's, so it follows the player's harmony; `harmonize`: the player's notes are also clamped in the Gibbs chain and the model fills in around them; `off`: ignore the player",
     'thru': "echo the player's notes to the output",
-    'clock': 'or an input port sending MIDI clock to follow (24 pulses per beat)',
+    'clock': '`internal`; `link`: the tempo and beat grid of the Ableton Link session on the local network (the `link` extra, aalink): [playing.md](playing.md#ableton-link); or an input port sending MIDI clock to follow (24 pulses per beat)',
     'clock_out': 'send MIDI clock so other gear can follow: on the internal clock, Start, 24 pulses per beat and Stop; following `clock`, each Clock, Start, Continue, Stop and Song Position Pointer forwarded as it arrives (while paused or silent too), and a Stop when we quit while its transport runs',
-    'bpm': 'tempo of the internal clock',
+    'link_quantum': 'with `clock: link`, the beats of a bar in the Link session: we start on its next bar, in phase with every peer using the same quantum',
+    'link_start_stop': "with `clock: link`, Link's Start/Stop Sync: silent until a peer starts the session's transport, in on its first beat, silent at its stop; `false`: tempo and phase only, playing at once",
+    'bpm': 'tempo of the internal clock; with `clock: link`, the session tempo when we are its first peer (joining, we take the session\'s)',
     'steps_per_beat': 'frames per beat: 1 quarters, 2 eighths, 4 sixteenths',
     'dt': 'seconds per frame instead of bpm × steps_per_beat; internal clock only',
     'swing': "the share (%) of each pair of frames (on-beat, off-beat) the on-beat frame takes: the off-beat frame starts (swing − 50) / 50 of a frame late, 1/3 at 66.7 (triplet feel); the on-beats stay on the beat. With `steps_per_beat: 1` the pairs are beats. On the internal clock the delay is exact (clock-out pulses stay straight); following an external clock, to the nearest pulse (24 a beat: with 2 steps a beat, 66.7 → 4 of 12 pulses). `--record` writes the notes swung, as played: [playing.md](playing.md#swing)",
@@ -270,6 +284,9 @@ def combination_problem(settings: Settings, explicit: set[str]) -> tuple[list[st
         both = [k for k in ("bpm", "steps_per_beat") if k in explicit]
         return (["dt", *both], f"give either 'dt' or {' and '.join(repr(k) for k in both)}, not both: "
                 f"dt (seconds per frame) sets the frame period and wins over bpm/steps_per_beat")
+    if settings.link_clock and settings.dt is not None:
+        return (["dt", "clock"], "'dt' only applies to the internal clock: with 'clock: link' the session's "
+                "tempo sets the frame (1/steps_per_beat of its beat); set dt to null")
     if settings.external_clock:
         if settings.dt is not None:
             return (["dt", "clock"], "'dt' only applies to the internal clock: following an external clock "
