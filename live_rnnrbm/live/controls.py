@@ -1,8 +1,10 @@
 """Controls while playing: MIDI CCs (mapped in the preset), terminal keys, and a status line.
 
     controls = Controls(engine, settings.cc, stop_event)
-    listener.on_cc = controls.on_cc          # CC temperature/density/pause/panic/mode
-    controls.start_keys()                    # t/T d/D space p m q in the terminal
+    listener.on_cc = controls.on_cc          # CC temperature/density/pause/panic/mode/presets/parts/swing
+    controls.switcher = Switcher(...)        # next/previous preset (switch.py)
+    controls.clock = clock                   # its swing (InternalClock or ClockFollower)
+    controls.start_keys()                    # t/T d/D space p m [ ] s w/W q in the terminal
     controls.start_status(tempo, label)      # one line on stderr, redrawn twice a second
     OscControl(controls, engine, host, port)  # OSC calls the same methods (osc.py)
 
@@ -18,11 +20,14 @@ import threading
 from dataclasses import fields
 from typing import Callable
 
-from .settings import MODES, CCMap
+from .settings import MODES, PARTS, CCMap
 
 
 T_MIN, T_MAX = 0.25, 4.0     # temperature knob: 0..127 → 0.25..4 on a log scale (64 ≈ 1)
 D_MIN, D_MAX = 0.125, 8.0    # density knob: 0..127 → 1/8..8 on a log scale (64 ≈ 1)
+SWING_MIN, SWING_MAX = 50.0, 75.0
+SWING_STEP = 25.0 / 6        # keys w/W: 50, 54.2, 58.3, 62.5, 66.7 (triplets), 70.8, 75
+BUTTONS = ("pause", "next_preset", "previous_preset", "parts")   # act on the press (value rising to >= 64)
 
 
 def knob(value: int, lo: float, hi: float) -> float:
@@ -35,7 +40,9 @@ class Controls:
         self.engine = engine
         self.channel = cc.channel
         self.stop = stop
-        self._pause_down = False
+        self._down = dict.fromkeys(BUTTONS, False)
+        self.switcher = None      # switch.Switcher: next/previous preset (none: the controls do nothing)
+        self.clock = None         # the clock whose swing the swing control sets (set_swing)
         self._by_number = {getattr(cc, f.name): f.name for f in fields(cc)
                            if f.name != "channel" and getattr(cc, f.name) is not None}
         self.events: list[str] = []   # the last control applied (for the status line)
@@ -64,6 +71,43 @@ class Controls:
         self.engine.panic()
         self._note("panic: all notes off")
 
+    def step_preset(self, by: int) -> None:
+        """The next (+1) or previous (-1) preset of `switch`, from the next frame."""
+        if self.switcher is not None:
+            self._note(f"preset {self.switcher.step(by)}")
+
+    def select_preset(self, name: str) -> bool:
+        """The preset of `switch` called ``name``; False when the list has none."""
+        chosen = self.switcher.select(name) if self.switcher is not None else None
+        if chosen is not None:
+            self._note(f"preset {chosen}")
+        return chosen is not None
+
+    def set_parts(self, parts: str | None) -> bool:
+        """Split the notes into parts (mbc, satb) or not (None), from the next frame; a sounding note
+        keeps its channel until it ends. False when the parts would pass channel 16."""
+        if parts is not None and self.engine.first_channel + len(PARTS[parts]) > 16:
+            self._note(f"parts {parts}: not from channel {self.engine.first_channel + 1}")
+            return False
+        self.engine.parts = parts
+        self._note(f"parts {parts or 'off'}")
+        return True
+
+    def toggle_parts(self) -> None:
+        """Parts off, or on: the preset's own `parts`, else mbc."""
+        on = self.engine.preset_parts or "mbc"
+        self.set_parts(None if self.engine.parts else on)
+
+    @property
+    def swing(self) -> float:
+        return self.clock.swing if self.clock is not None else SWING_MIN
+
+    def set_swing(self, swing: float) -> None:
+        """Swing, held to 50..75, from the next pair of frames."""
+        if self.clock is not None:
+            self.clock.set_swing(min(max(swing, SWING_MIN), SWING_MAX))
+            self._note(f"swing {self.clock.swing:.1f}")
+
     def _note(self, text: str) -> None:
         self.events[:] = [text]
         self.engine.poke()
@@ -78,11 +122,18 @@ class Controls:
             self.set_temperature(knob(value, T_MIN, T_MAX))
         elif name == "density":
             self.set_density(knob(value, D_MIN, D_MAX))
-        elif name == "pause":      # a button: act on press (value ≥ 64 after < 64)
-            down = value >= 64
-            if down and not self._pause_down:
-                self.toggle_pause()
-            self._pause_down = down
+        elif name in BUTTONS:      # a button: act on press (value ≥ 64 after < 64)
+            down, was = value >= 64, self._down[name]
+            self._down[name] = down
+            if down and not was:
+                if name == "pause":
+                    self.toggle_pause()
+                elif name == "parts":
+                    self.toggle_parts()
+                else:
+                    self.step_preset(1 if name == "next_preset" else -1)
+        elif name == "swing":      # a knob: 0..127 → 50..75
+            self.set_swing(SWING_MIN + (SWING_MAX - SWING_MIN) * min(max(value, 0), 127) / 127)
         elif name == "panic":
             if value >= 64:
                 self.panic()
@@ -90,7 +141,7 @@ class Controls:
             self.set_mode(MODES[min(value * len(MODES) // 128, len(MODES) - 1)])
 
     # --- terminal keys ----------------------------------------------------------------
-    KEYS = "t/T temperature  d/D density  space pause  p panic  m mode  q quit"
+    KEYS = "t/T temperature  d/D density  space pause  p panic  m mode  [/] preset  s parts  w/W swing  q quit"
 
     def start_keys(self) -> bool:
         """Read single keys from the terminal (POSIX tty only); False when there is none."""
@@ -124,6 +175,12 @@ class Controls:
                     self.panic()
                 elif c == "m":
                     self.set_mode(MODES[(MODES.index(self.engine.mode) + 1) % len(MODES)])
+                elif c in "[]":
+                    self.step_preset(1 if c == "]" else -1)
+                elif c == "s":
+                    self.toggle_parts()
+                elif c in "wW":
+                    self.set_swing(self.swing + (SWING_STEP if c == "W" else -SWING_STEP))
         finally:
             termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
@@ -140,7 +197,9 @@ class Controls:
                 tempo_text = f"{bpm:6.1f} BPM" if bpm > 0 else "   --- BPM"
                 line = (f"{tempo_text} ({clock_label()}) | frame {e.frame_time * 1e3:5.2f} ms "
                         f"(max {e.frame_time_max * 1e3:5.2f}) | {e.notes_sounding:2d} notes | {e.mode} | "
-                        f"T {e.temperature:.2f} d {e.density:.2f}{' | PAUSED' if e.paused else ''}"
+                        f"T {e.temperature:.2f} d {e.density:.2f} | {e.preset}"
+                        f"{' ' + e.parts if e.parts else ''}{f' swing {self.swing:.1f}' if self.swing > 50 else ''}"
+                        f"{' | PAUSED' if e.paused else ''}"
                         f"{' | late ' + str(e.late) if e.late else ''}{' | ' + self.events[0] if self.events else ''}")
                 sys.stderr.write(("\r" + line[:150] + "\x1b[K") if tty else line + "\n")
                 sys.stderr.flush()

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the command line must not wait for numba to say that a flag
     from .ports import Port
     from .record import Recorder
     from .settings import Settings
+    from .switch import SwitchList
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,8 +90,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if settings.k is None:  # the Gibbs steps these weights need to mix from silence
         settings = replace(settings, k=generation_k(model))
+    from .switch import load_switch
+    try:   # every preset to switch to, with its weights: a mistake stops us now, not at the switch
+        switch = load_switch(settings, args.preset, model)
+    except PresetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
-    session = Session(model, settings, realtime=args.realtime)
+    session = Session(model, settings, realtime=args.realtime, switch=switch, preset=args.preset)
     catch_stop_signals(lambda signum, reason: session.stop(reason))
     status = 0
     try:
@@ -136,7 +143,8 @@ class Session:
 
     def __init__(self, model: RnnRbm, settings: Settings, realtime: bool = True,
                  open_output: Callable[..., Port] | None = None,
-                 open_input: Callable[..., Port] | None = None) -> None:
+                 open_input: Callable[..., Port] | None = None, switch: SwitchList | None = None,
+                 preset: str | None = None) -> None:
         if open_output is None or open_input is None:
             from . import ports
             open_output = open_output or ports.open_output
@@ -144,6 +152,8 @@ class Session:
         self.model = model
         self.settings = settings
         self.realtime = realtime
+        self.switch = switch               # the presets to switch between while playing (switch.py)
+        self.preset = preset               # the preset it started with (None: the default)
         self._open_output, self._open_input = open_output, open_input
         self.stopped = threading.Event()   # set by stop(): play() returns, the controls' threads end
         self._why: list[str] = []
@@ -192,7 +202,8 @@ class Session:
         from .engine import Engine
         from .listener import Listener
         from .realtime import CLOCK_PRIORITY, promote
-        settings = self.settings
+        from .switch import Switcher, display_name
+        settings, switch = self.settings, self.switch
         external = settings.external_clock
         out = self.out = self._open_output(settings.port, settings.backend)
         self.ports.append(out)
@@ -202,8 +213,9 @@ class Session:
             from .record import Recorder
             self.recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
         recorder = self.recorder
+        preset = display_name(switch.names[switch.index] if switch is not None and switch.index >= 0 else self.preset)
         engine = self.engine = Engine(self.model, out.send, settings, recorder=recorder, clock_t0=t0,
-                                      realtime=self.realtime)
+                                      realtime=self.realtime, preset=preset)
         if settings.input:
             self.listener = Listener(self.model.lowest_note, self.model.n_visible, settings.input_channel,
                                      thru=out.send if settings.thru else None, recorder=recorder, t0=t0)
@@ -224,6 +236,9 @@ class Session:
                                           on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
                                           if recorder else None,
                                           swing=settings.swing)
+            controls.clock = self.follower
+        if switch is not None:
+            controls.switcher = Switcher(engine, switch, self.stopped, on_error=say)
         self._open_inputs(out.backend)
         if settings.osc_port is not None:
             self._start_osc(controls, engine)
@@ -345,6 +360,7 @@ class Session:
                                   on_pulse=(lambda: send(pulse)) if clock_out else None,
                                   pulses_per_frame=max(1, round(PPQN / self.settings.steps_per_beat)),
                                   swing=self.settings.swing)
+            self.controls.clock = clock   # the swing control
             if clock_out:
                 send([START])
             clock.run(self.stopped)

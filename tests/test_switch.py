@@ -1,0 +1,225 @@
+"""Switching while playing, through real JACK ports: the preset (by CC, OSC and a key), the parts
+(OSC) and the swing (OSC), with the product as a subprocess, a real CC sender, a real OSC client in
+another process and a receiver recording what comes out."""
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from pythonosc.osc_message import OscMessage
+
+from jackd import REPO, Play, Receiver, Sender, arrived, onset_groups, unmatched_notes
+from test_play import OscClient, free_udp_port
+from test_swing import frame_numbers, off_beat_lateness
+
+from live_rnnrbm.data.weights import save_weights
+from live_rnnrbm.model import RnnRbm
+
+pytestmark = pytest.mark.skipif(not __import__("jackd").have_jack(), reason="needs jackd (Debian jackd2)")
+
+PERIOD = 256 / 48000
+
+
+def notes(events):
+    """(arrival, channel, note, on) of every note message."""
+    return [(a, m[0] & 0x0F, m[1], m[0] & 0xF0 == 0x90 and m[2] > 0) for a, m in events
+            if len(m) == 3 and m[0] & 0xE0 == 0x80]
+
+
+def one_sounding_at_a_time(events) -> list:
+    """Problems: a note-on for a note already sounding (on any channel)."""
+    sounding, problems = {}, []
+    for _, ch, note, on in notes(events):
+        if on:
+            if note in sounding:
+                problems.append((note, ch, sounding[note]))
+            sounding[note] = ch
+        elif sounding.get(note) == ch:
+            del sounding[note]
+    return problems
+
+
+def status_of(osc: OscClient, sock: socket.socket) -> list:
+    osc.send("/live-rnnrbm/status", sock.getsockname()[1])
+    msg = OscMessage(sock.recvfrom(4096)[0])
+    assert msg.address == "/live-rnnrbm/status"
+    return msg.params
+
+
+def quit_play(play: Play) -> None:
+    """SIGINT, as Ctrl-C: exit 0; then a moment for the last note-offs to arrive."""
+    assert play.signal(signal.SIGINT) == 0, play.stderr
+    time.sleep(0.2)
+
+
+def close_all(*clients) -> None:
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def udp():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    yield sock
+    sock.close()
+
+
+def test_switching_presets_by_cc_osc_and_key_keeps_the_beat(jack, weights, tmp_path, udp):
+    """Two presets of different weights (10 and 6 RNN units: the state is reset), note ranges
+    (40..59, 60..79) and channels (1, 2). A CC 26 press, an OSC /live-rnnrbm/preset "low" and the
+    key ] switch between them while the internal clock runs at 62.5 ms a frame: after each switch
+    only the new preset's notes start, on its channel; the old preset's notes are released on their
+    own channel; the frames go on with no gap longer than a frame (and a JACK period or two); the
+    status reply names the preset playing."""
+    other = tmp_path / "other.npz"
+    save_weights(RnnRbm(n_hidden=20, n_hidden_recurrent=6, seed=5), other, steps_per_beat=4, bpm=120)
+    low, high = tmp_path / "low.yaml", tmp_path / "high.yaml"
+    low.write_text(f"weights: {weights / 'random.npz'}\nnote_range: [40, 59]\nchannel: 1\nk: 5\n")
+    high.write_text(f"weights: {other}\nnote_range: [60, 79]\nchannel: 2\nk: 5\nbpm: 60\n")
+    dt = 60 / 240 / 4
+    port = free_udp_port()
+    master, slave = pty.openpty()
+    play = Play(jack, ["--preset", str(low), "--switch", str(low), str(high), "--port", "lr-sw",
+                       "--input", "lr-sw-in", "--mode", "off", "--bpm", "240", "--steps-per-beat", "4",
+                       "--seed", "3", "--osc-port", str(port)], stdin=slave)
+    os.close(slave)
+    rx = Receiver("rx-sw")
+    tx = Sender("tx-sw")
+    osc = OscClient(port)
+    try:
+        jack.connect("lr-sw:out", rx.name)
+        jack.connect(tx.name, "lr-sw-in:in")
+        time.sleep(1.0)
+        first = status_of(osc, udp)
+        t_cc = time.perf_counter()
+        tx.send([0xB0, 26, 127])
+        tx.send([0xB0, 26, 0])
+        time.sleep(1.0)
+        t_osc = osc.send("/live-rnnrbm/preset", "low")
+        time.sleep(1.0)
+        t_key = time.perf_counter()
+        os.write(master, b"]")
+        time.sleep(1.0)
+        last = status_of(osc, udp)
+        quit_play(play)
+    finally:
+        close_all(osc, rx, tx)
+        os.close(master)
+    assert first[5] == "low" and last[5] == "high", (first, last)
+    events = arrived(rx)
+    settle = 3 * dt     # the frame already computed may still start; then the new preset's
+    segments = [(0, t_cc, 0, range(40, 60)), (t_cc + settle, t_osc, 1, range(60, 80)),
+                (t_osc + settle, t_key, 0, range(40, 60)), (t_key + settle, float("inf"), 1, range(60, 80))]
+    for start, end, channel, span in segments:
+        ons = [(ch, n) for a, ch, n, on in notes(events) if on and start < a < end]
+        assert len(ons) > 10, (start, ons)
+        assert {ch for ch, _ in ons} == {channel} and all(n in span for _, n in ons), (start, sorted(set(ons)))
+    assert unmatched_notes(rx.events) == []          # each note-off on its own note-on's channel
+    assert one_sounding_at_a_time(events) == []
+    # the beat: a frame's notes change every frame here, so every frame has note messages
+    frames = onset_groups([t for t, m in rx.events if len(m) == 3 and m[0] & 0xE0 == 0x80])
+    playing = [t for t in frames if t < frames[-1] - 0.001]   # the last group: the closing note-offs
+    gaps = np.diff(playing)
+    assert len(playing) > 3.5 / dt and gaps.max() < dt + 2 * PERIOD + 0.004, (len(playing), gaps.max())
+    closing = [line for line in play.lines if line.startswith("live-rnnrbm: stopped")]
+    assert closing, play.stderr
+    ccs = sorted({m[0] & 0x0F for _, m in rx.events if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123})
+    assert ccs == [0, 1], ccs   # all-notes-off on every channel either preset played on
+
+
+def test_parts_on_and_off_while_playing_every_note_keeping_its_channel(jack, weights):
+    """OSC /live-rnnrbm/parts "mbc" then 0: before, every note on channel 1; with parts on, notes
+    start on channels 1, 2 and 3; after, on channel 1 again, while a note sounding through either
+    change ends on the channel it started on."""
+    dt = 60 / 240 / 4
+    port = free_udp_port()
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-pt", "--bpm", "240",
+                       "--steps-per-beat", "4", "--seed", "6", "--note-range", "48", "72", "--max-polyphony", "6",
+                       "--max-note-frames", "1000", "--osc-port", str(port)])
+    rx = Receiver("rx-pt")
+    osc = OscClient(port)
+    try:
+        jack.connect("lr-pt:out", rx.name)
+        time.sleep(1.0)
+        t_on = osc.send("/live-rnnrbm/parts", "mbc")
+        time.sleep(1.5)
+        t_off = osc.send("/live-rnnrbm/parts", 0)
+        time.sleep(1.0)
+        quit_play(play)
+    finally:
+        close_all(osc, rx)
+    events = arrived(rx)
+    ons = [(a, ch) for a, ch, _, on in notes(events) if on]
+    settle = 3 * dt
+    assert {ch for a, ch in ons if a < t_on} == {0}
+    assert {ch for a, ch in ons if t_on + settle < a < t_off} == {0, 1, 2}
+    assert {ch for a, ch in ons if t_off + settle < a} == {0}
+    assert unmatched_notes(rx.events) == []
+    assert one_sounding_at_a_time(events) == []
+    # notes started before the change and sounding through it: still on channel 1 when the first
+    # note of another part starts, and ended there (unmatched_notes above)
+    sounding: dict = {}
+    for a, ch, note, on in notes(events):
+        if on and a > t_on and ch != 0:
+            carried = [n for n, (c, start) in sounding.items() if start < t_on]
+            break
+        if on:
+            sounding[note] = (ch, a)
+        else:
+            sounding.pop(note, None)
+    assert carried, "no note sounded through the change"
+    ccs = sorted({m[0] & 0x0F for _, m in rx.events if len(m) == 3 and m[0] & 0xF0 == 0xB0 and m[1] == 123})
+    assert ccs == [0, 1, 2], ccs
+
+
+def test_swing_changed_while_playing_on_the_internal_clock(jack, weights, udp):
+    """Straight, then OSC /live-rnnrbm/swing 66.7: the off-beat frames after it come a third of a
+    frame late, the ones before it on the grid; the status reply says the swing."""
+    dt = 60 / 120 / 2
+    port = free_udp_port()
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-swl", "--bpm", "120",
+                       "--steps-per-beat", "2", "--seed", "1", "--note-range", "21", "108", "--osc-port", str(port)])
+    rx = Receiver("rx-swl")
+    osc = OscClient(port)
+    try:
+        jack.connect("lr-swl:out", rx.name)
+        time.sleep(4.0)
+        t_swing = osc.send("/live-rnnrbm/swing", 66.7)
+        time.sleep(4.5)
+        reply = status_of(osc, udp)
+        quit_play(play)
+    finally:
+        close_all(osc, rx)
+    assert abs(reply[7] - 66.7) < 1e-4, reply
+    ev = arrived(rx)
+    ons = onset_groups([a for a, m in ev if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0])
+    before = [t for t in ons if t < t_swing]
+    after = [t for t in ons if t > t_swing + 2 * dt]
+    k = frame_numbers(before, before[0], dt)
+    for parity in (0, 1):
+        late, n_on, n_off = off_beat_lateness(before, k, dt, parity)
+        assert abs(late) <= 2 * PERIOD and n_on >= 5 and n_off >= 5, (late, n_on, n_off)
+    k = frame_numbers(after, after[0], dt)
+    on_parity = max((0, 1), key=lambda p: off_beat_lateness(after, k, dt, p)[0])
+    late, n_on, n_off = off_beat_lateness(after, k, dt, on_parity)
+    assert n_on >= 5 and n_off >= 5, (n_on, n_off)
+    assert abs(late - dt / 3) <= 2 * PERIOD, (late, dt / 3)
+
+
+def test_a_bad_preset_in_the_switch_list_stops_play_at_start():
+    r = subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", "play", "--switch", "default", "jsbb"],
+                       capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: switch: no shipped preset named 'jsbb' (did you mean 'jsb'?); shipped presets: "
+                      "default, jsb, sparse; for a file of your own give its path, e.g. ./jsbb.yaml"], r.stderr
+    assert "Traceback" not in r.stderr
