@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -223,3 +224,29 @@ def test_a_bad_preset_in_the_switch_list_stops_play_at_start():
     assert errors == ["error: switch: no shipped preset named 'jsbb' (did you mean 'jsb'?); shipped presets: "
                       "default, jsb, sparse; for a file of your own give its path, e.g. ./jsbb.yaml"], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_weights_of_other_notes_in_the_switch_list_stop_play_at_start(weights, tmp_path):
+    """An explicit list is strict; the shipped presets (no list) are only left out, so weights of
+    other notes play on their own."""
+    narrow = tmp_path / "narrow.npz"
+    save_weights(RnnRbm(n_hidden=8, n_hidden_recurrent=4, seed=1, lowest_note=48, highest_note=72), narrow,
+                 steps_per_beat=4, bpm=120)
+    preset = tmp_path / "narrow.yaml"
+    preset.write_text(f"weights: {narrow}\n")
+    r = subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", "play", "--weights", str(weights / "random.npz"),
+                        "--switch", "default", str(preset)], capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: switch: preset '{preset}' plays "
+                                                     f"weights '{narrow}' with 25 notes from MIDI note 48"), r.stderr
+
+    from live_rnnrbm.data.weights import load_model
+    from live_rnnrbm.live.presets import load_preset
+    from live_rnnrbm.live.switch import load_switch
+    settings = load_preset(None)
+    mine = load_switch(replace(settings, weights=str(narrow)), None, load_model(str(narrow)))
+    assert mine.names == ["default"] and mine.index == 0     # as started; jsb and sparse left out
+    shipped = load_switch(settings, None, load_model("nottingham"))
+    assert shipped.names == ["default", "jsb", "sparse"] and shipped.index == 0
+    assert shipped.entries[0].model is shipped.entries[2].model      # default and sparse: one model, u kept

@@ -47,12 +47,13 @@ class SwitchList:
 
 
 def load_switch(settings: Settings, preset: str | None, model: RnnRbm,
-                warn: Callable[[str], None] | None = None) -> SwitchList:
+                warn: Callable[[str], None] | None = None) -> SwitchList | None:
     """The presets of ``settings.switch`` (None: the shipped ones), each with its weights loaded
     (presets with the same weights share one model, the playing one included, so switching
     between them keeps the RNN state). The preset `play` started with (``preset``) plays as it
     started, flags included. Raises PresetError naming the preset when one cannot be loaded or
-    its weights play other notes than ``model``'s."""
+    its weights play other notes than ``model``'s; the shipped presets, when the list is not given,
+    are left out instead (weights of your own may play other notes). None when no preset is left."""
     from ..data.weights import WeightsError, generation_k, load_model, resolve_weights
     from .presets import find_preset, list_presets, load_preset
 
@@ -82,13 +83,15 @@ def load_switch(settings: Settings, preset: str | None, model: RnnRbm,
             except WeightsError as e:
                 raise PresetError(f"switch: preset {name!r}: {e}") from None
         if (m.n_visible, m.lowest_note) != (model.n_visible, model.lowest_note):
+            if settings.switch is None:
+                continue
             raise PresetError(f"switch: preset {name!r} plays weights {found.weights!r} with {m.n_visible} notes "
                               f"from MIDI note {m.lowest_note}, the preset playing {model.n_visible} notes from "
                               f"{model.lowest_note}: the presets of 'switch' need weights with the same notes")
         if found.k is None:
             found = replace(found, k=generation_k(m))
         entries.append(Entry(name, found, m))
-    return SwitchList(tuple(entries), index)
+    return SwitchList(tuple(entries), index) if entries else None
 
 
 def display_name(preset: str | None) -> str:
