@@ -405,3 +405,21 @@ def test_switch_is_a_list_of_presets_from_a_file_or_the_flag(tmp_path):
     assert error_of(tmp_path, "switch: jsb\n").endswith("got 'jsb'")
     with pytest.raises(PresetError, match="--switch must be"):
         merge(DEFAULTS, {"switch": [""]})
+
+
+def test_midi_learn_saves_into_your_own_preset_keeping_the_rest(tmp_path):
+    from live_rnnrbm.live.learn import Learner, save_cc, save_target
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("# my session\nbpm: 90\ncc:\n  pause: 30   # my foot switch\n# the mode\nmode: harmonize\n")
+    learner = Learner(load_preset(str(mine)).cc)
+    assert learner.take(64) is None and learner.take(120) is None       # the sustain pedal, a channel-mode CC
+    assert learner.take(30) == "learn: CC 30 is temperature (no longer pause)"
+    assert learner.take(30) is None                                       # the same knob still turning
+    learner.skip()                                                        # density kept
+    assert learner.current == "pause" and learner.take(31) == "learn: CC 31 is pause"
+    assert save_target(str(mine)) == mine.resolve()                       # your own file: in place
+    assert save_cc(str(mine), learner.cc) == mine.resolve()
+    text = mine.read_text()
+    assert text.startswith("# my session\nbpm: 90\ncc:\n") and text.endswith("# the mode\nmode: harmonize\n")
+    saved = load_preset(str(mine))
+    assert (saved.cc.temperature, saved.cc.density, saved.cc.pause, saved.bpm) == (30, 22, 31, 90.0)

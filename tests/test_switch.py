@@ -250,3 +250,71 @@ def test_weights_of_other_notes_in_the_switch_list_stop_play_at_start(weights, t
     shipped = load_switch(settings, None, load_model("nottingham"))
     assert shipped.names == ["default", "jsb", "sparse"] and shipped.index == 0
     assert shipped.entries[0].model is shipped.entries[2].model      # default and sparse: one model, u kept
+
+
+def wait_for(play: Play, text: str, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while text not in play.stderr:
+        assert time.monotonic() < end and play.proc.poll() is None, f"no {text!r} in:\n{play.stderr}"
+        time.sleep(0.02)
+
+
+def test_midi_learn_maps_the_next_cc_to_each_control_and_saves_a_copy_of_a_shipped_preset(jack, weights, tmp_path):
+    """--learn on the shipped default preset: CC 70 (turned: many values) becomes temperature, 71
+    density, the key l keeps pause, CC 72 (pressed: 127 then 0) becomes panic, L stops; y saves the
+    map into a copy in $XDG_CONFIG_HOME/live-rnnrbm/presets, never into the shipped file, and says
+    where. The map works at once: a press of CC 23 (pause, kept) silences the model; the copy loads
+    with the learnt CCs and the rest as they were."""
+    from live_rnnrbm.live.presets import find_preset, load_preset
+    shipped = find_preset("default").read_text()
+    master, slave = pty.openpty()
+    jack.env["XDG_CONFIG_HOME"] = str(tmp_path)
+    try:
+        play = Play(jack, ["--preset", "default", "--weights", str(weights / "random.npz"), "--port", "lr-learn",
+                           "--input", "lr-learn-in", "--mode", "off", "--bpm", "240", "--steps-per-beat", "4",
+                           "--seed", "2", "--note-range", "21", "108", "--learn"], stdin=slave)
+    finally:
+        del jack.env["XDG_CONFIG_HOME"]
+    os.close(slave)
+    rx = Receiver("rx-learn")
+    tx = Sender("tx-learn")
+    try:
+        jack.connect("lr-learn:out", rx.name)
+        jack.connect(tx.name, "lr-learn-in:in")
+        wait_for(play, "learn: move the knob or button for temperature")
+        for value in range(40, 60):                 # a knob turned
+            tx.send([0xB0, 70, value])
+        wait_for(play, "learn: CC 70 is temperature")
+        tx.send([0xB0, 71, 3])
+        wait_for(play, "learn: CC 71 is density")
+        os.write(master, b"l")                      # pause: keep CC 23
+        wait_for(play, "learn: move the knob or button for panic")
+        tx.send([0xB0, 72, 127])
+        tx.send([0xB0, 72, 0])
+        wait_for(play, "learn: CC 72 is panic")
+        os.write(master, b"L")
+        wait_for(play, "learn: save this CC map to")
+        os.write(master, b"y")
+        wait_for(play, "learn: saved")
+        time.sleep(0.5)
+        t_pause = time.perf_counter()
+        tx.send([0xB0, 23, 127])                    # pause, as before
+        tx.send([0xB0, 23, 0])
+        time.sleep(1.0)
+        quit_play(play)
+    finally:
+        close_all(rx, tx)
+        os.close(master)
+    copy = tmp_path / "live-rnnrbm" / "presets" / "default.yaml"
+    assert f"live-rnnrbm: learn: saved; play with it: live-rnnrbm play --preset {copy}" in play.stderr, play.stderr
+    assert find_preset("default").read_text() == shipped
+    cc = load_preset(str(copy)).cc
+    assert (cc.temperature, cc.density, cc.pause, cc.panic, cc.mode) == (70, 71, 23, 72, 25), cc
+    ons = [a for a, _, _, on in notes(arrived(rx)) if on]
+    assert [a for a in ons if a < t_pause] and not [a for a in ons if a > t_pause + 0.2], "CC 23 pauses"
+
+
+def test_learn_without_an_input_or_a_terminal_is_a_clear_error():
+    r = subprocess.run([sys.executable, "-m", "live_rnnrbm.cli", "play", "--learn"], capture_output=True, text=True,
+                       timeout=60, cwd=str(REPO), stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and r.stderr.startswith("error: --learn listens for CCs on --input"), r.stderr

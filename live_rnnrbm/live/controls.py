@@ -4,7 +4,8 @@
     listener.on_cc = controls.on_cc          # CC temperature/density/pause/panic/mode/presets/parts/swing
     controls.switcher = Switcher(...)        # next/previous preset (switch.py)
     controls.clock = clock                   # its swing (InternalClock or ClockFollower)
-    controls.start_keys()                    # t/T d/D space p m [ ] s w/W q in the terminal
+    controls.start_keys()                    # t/T d/D space p m [ ] s w/W l q in the terminal
+    controls.start_learning()                # MIDI learn (learn.py): the next CC moved is the control asked for
     controls.start_status(tempo, label)      # one line on stderr, redrawn twice a second
     OscControl(controls, engine, host, port)  # OSC calls the same methods (osc.py)
 
@@ -30,6 +31,12 @@ SWING_STEP = 25.0 / 6        # keys w/W: 50, 54.2, 58.3, 62.5, 66.7 (triplets), 
 BUTTONS = ("pause", "next_preset", "previous_preset", "parts")   # act on the press (value rising to >= 64)
 
 
+def tell(text: str) -> None:
+    """A line for the player in the terminal (prompts of MIDI learn), over the status line."""
+    sys.stderr.write(f"\r\x1b[Klive-rnnrbm: {text}\n" if sys.stderr.isatty() else f"live-rnnrbm: {text}\n")
+    sys.stderr.flush()
+
+
 def knob(value: int, lo: float, hi: float) -> float:
     """A CC value 0..127 on a log scale from lo to hi; 64 is the geometric middle."""
     return lo * (hi / lo) ** (min(max(value, 0), 127) / 128.0)
@@ -39,12 +46,15 @@ class Controls:
     def __init__(self, engine, cc: CCMap, stop: threading.Event):
         self.engine = engine
         self.channel = cc.channel
+        self.cc = cc
         self.stop = stop
+        self.preset: str | None = None   # the preset playing, where MIDI learn saves to (None: default)
+        self.learner = None              # learn.Learner while learning
+        self.asking_save = False         # after learning: the next key answers "save?"
         self._down = dict.fromkeys(BUTTONS, False)
         self.switcher = None      # switch.Switcher: next/previous preset (none: the controls do nothing)
         self.clock = None         # the clock whose swing the swing control sets (set_swing)
-        self._by_number = {getattr(cc, f.name): f.name for f in fields(cc)
-                           if f.name != "channel" and getattr(cc, f.name) is not None}
+        self._map(cc)
         self.events: list[str] = []   # the last control applied (for the status line)
 
     # --- values ----------------------------------------------------------------
@@ -108,6 +118,57 @@ class Controls:
             self.clock.set_swing(min(max(swing, SWING_MIN), SWING_MAX))
             self._note(f"swing {self.clock.swing:.1f}")
 
+    def _map(self, cc: CCMap) -> None:
+        self.cc = cc
+        self._by_number = {getattr(cc, f.name): f.name for f in fields(cc)
+                           if f.name != "channel" and getattr(cc, f.name) is not None}
+
+    # --- MIDI learn ---------------------------------------------------------------
+    def start_learning(self) -> None:
+        from .learn import Learner
+        self.learner = Learner(self.cc)
+        tell(self.learner.prompt())
+
+    def _learn(self, controller: int) -> None:
+        said = self.learner.take(controller)
+        if said is not None:
+            self._map(self.learner.cc)   # at once: the control works from its next move
+            tell(said)
+            self._next_to_learn()
+
+    def skip_learning(self) -> None:
+        self.learner.skip()
+        self._next_to_learn()
+
+    def _next_to_learn(self) -> None:
+        if self.learner.done:
+            self.finish_learning()
+        else:
+            tell(self.learner.prompt())
+
+    def finish_learning(self) -> None:
+        learner, self.learner = self.learner, None
+        if not learner.learnt:
+            tell("learn: nothing learnt")
+            return
+        from .learn import save_target
+        self.asking_save = True
+        tell(f"learn: save this CC map to {save_target(self.preset)}? y/n")
+
+    def answer_save(self, yes: bool) -> None:
+        from .learn import save_cc
+        from .settings import PresetError
+        self.asking_save = False
+        if not yes:
+            tell("learn: not saved (the map holds until you quit)")
+            return
+        try:
+            path = save_cc(self.preset, self.cc)
+        except (OSError, PresetError) as e:
+            tell(f"learn: could not save: {e}")
+            return
+        tell(f"learn: saved; play with it: live-rnnrbm play --preset {path}")
+
     def _note(self, text: str) -> None:
         self.events[:] = [text]
         self.engine.poke()
@@ -116,6 +177,9 @@ class Controls:
     def on_cc(self, channel: int, controller: int, value: int) -> None:
         """Listener callback for a CC (channel 1..16)."""
         if self.channel is not None and channel != self.channel:
+            return
+        if self.learner is not None:
+            self._learn(controller)
             return
         name = self._by_number.get(controller)
         if name == "temperature":
@@ -141,7 +205,7 @@ class Controls:
             self.set_mode(MODES[min(value * len(MODES) // 128, len(MODES) - 1)])
 
     # --- terminal keys ----------------------------------------------------------------
-    KEYS = "t/T temperature  d/D density  space pause  p panic  m mode  [/] preset  s parts  w/W swing  q quit"
+    KEYS = "t/T temperature  d/D density  space pause  p panic  m mode  [/] preset  s parts  w/W swing  l learn  q quit"
 
     def start_keys(self) -> bool:
         """Read single keys from the terminal (POSIX tty only); False when there is none."""
@@ -159,7 +223,11 @@ class Controls:
             tty.setcbreak(fd)
             while not self.stop.is_set():
                 c = os.read(fd, 1).decode(errors="ignore")
-                if not c or c == "q":
+                if self.asking_save and c:
+                    self.answer_save(c in "yY")
+                elif self.learner is not None and c in ("l", "L"):
+                    (self.skip_learning if c == "l" else self.finish_learning)()
+                elif not c or c == "q":
                     self.stop.set()
                 elif c == "t":
                     self.set_temperature(self.engine.temperature / 1.1)
@@ -181,6 +249,8 @@ class Controls:
                     self.toggle_parts()
                 elif c in "wW":
                     self.set_swing(self.swing + (SWING_STEP if c == "W" else -SWING_STEP))
+                elif c == "l":
+                    self.start_learning()
         finally:
             termios.tcsetattr(fd, termios.TCSADRAIN, old)
 

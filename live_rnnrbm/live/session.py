@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .settings import add_setting_flags
     p.add_argument("--preset", help="preset name (default, jsb, ...) or a .yaml path; default: the shipped 'default'")
     add_setting_flags(p)  # one flag per preset key: a flag given overrides the preset, one left out does not
+    p.add_argument("--learn", action="store_true",
+                   help="MIDI learn: the terminal asks for each control in turn, the next CC moved on --input "
+                        "becomes it; then it offers to save the map to your preset (key l while playing: the same)")
     p.add_argument("--duration", type=float, default=None,
                    help="stop after this many seconds (default: run until stopped)")
     p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
@@ -64,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from(args)
     except PresetError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.learn and not (settings.input and sys.stdin.isatty()):
+        print("error: --learn listens for CCs on --input and asks in the terminal: give --input and run it "
+              "in a terminal", file=sys.stderr)
         return 2
     if args.duration is not None and not args.duration > 0:
         print("error: --duration must be > 0 seconds", file=sys.stderr)
@@ -102,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     try:
         session.start()
+        if args.learn:
+            session.controls.start_learning()
         session.play(args.duration)
     except PortError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -237,6 +246,7 @@ class Session:
                                           if recorder else None,
                                           swing=settings.swing)
             controls.clock = self.follower
+        controls.preset = self.preset   # MIDI learn saves there
         if switch is not None:
             controls.switcher = Switcher(engine, switch, self.stopped, on_error=say)
         self._open_inputs(out.backend)
