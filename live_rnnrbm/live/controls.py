@@ -16,6 +16,7 @@ from its own low-rate thread with one write() per redraw.
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from dataclasses import fields
@@ -31,10 +32,24 @@ SWING_STEP = 25.0 / 6        # keys w/W: 50, 54.2, 58.3, 62.5, 66.7 (triplets), 
 BUTTONS = ("pause", "next_preset", "previous_preset", "parts")   # act on the press (value rising to >= 64)
 
 
+_told: queue.SimpleQueue = queue.SimpleQueue()
+_teller: list[threading.Thread] = []
+
+
 def tell(text: str) -> None:
-    """A line for the player in the terminal (prompts of MIDI learn), over the status line."""
-    sys.stderr.write(f"\r\x1b[Klive-rnnrbm: {text}\n" if sys.stderr.isatty() else f"live-rnnrbm: {text}\n")
-    sys.stderr.flush()
+    """A line for the player in the terminal (the prompts of MIDI learn), over the status line;
+    written by a thread of its own, so that the MIDI thread that calls this never waits on a terminal."""
+    _told.put(text)
+    if not _teller:
+        _teller.append(threading.Thread(target=_tell_lines, name="live-rnnrbm tell", daemon=True))
+        _teller[0].start()
+
+
+def _tell_lines() -> None:
+    while True:
+        text = _told.get()
+        sys.stderr.write(f"\r\x1b[Klive-rnnrbm: {text}\n" if sys.stderr.isatty() else f"live-rnnrbm: {text}\n")
+        sys.stderr.flush()
 
 
 def knob(value: int, lo: float, hi: float) -> float:
@@ -124,36 +139,42 @@ class Controls:
                            if f.name != "channel" and getattr(cc, f.name) is not None}
 
     # --- MIDI learn ---------------------------------------------------------------
+    # The MIDI thread (a CC) and the keys thread (l, L, y) both move the learning on: each works on
+    # the Learner it read, and nothing here writes a file or waits on the MIDI thread.
     def start_learning(self) -> None:
-        from .learn import Learner
-        self.learner = Learner(self.cc)
-        tell(self.learner.prompt())
+        from .learn import Learner, save_target
+        self._save_to = save_target(self.preset)   # here, off the MIDI thread: it looks at files
+        self.learner = learner = Learner(self.cc)
+        tell(learner.prompt())
 
-    def _learn(self, controller: int) -> None:
-        said = self.learner.take(controller)
+    def _learn(self, learner, controller: int) -> None:
+        said = learner.take(controller)
         if said is not None:
-            self._map(self.learner.cc)   # at once: the control works from its next move
+            self._map(learner.cc)   # at once: the control works from its next move
             tell(said)
-            self._next_to_learn()
+            self._next_to_learn(learner)
 
     def skip_learning(self) -> None:
-        self.learner.skip()
-        self._next_to_learn()
+        learner = self.learner
+        if learner is not None:
+            learner.skip()
+            self._next_to_learn(learner)
 
-    def _next_to_learn(self) -> None:
-        if self.learner.done:
+    def _next_to_learn(self, learner) -> None:
+        if learner.done:
             self.finish_learning()
         else:
-            tell(self.learner.prompt())
+            tell(learner.prompt())
 
     def finish_learning(self) -> None:
         learner, self.learner = self.learner, None
+        if learner is None:
+            return
         if not learner.learnt:
             tell("learn: nothing learnt")
             return
-        from .learn import save_target
         self.asking_save = True
-        tell(f"learn: save this CC map to {save_target(self.preset)}? y/n")
+        tell(f"learn: save this CC map to {self._save_to}? y/n")
 
     def answer_save(self, yes: bool) -> None:
         from .learn import save_cc
@@ -178,8 +199,9 @@ class Controls:
         """Listener callback for a CC (channel 1..16)."""
         if self.channel is not None and channel != self.channel:
             return
-        if self.learner is not None:
-            self._learn(controller)
+        learner = self.learner
+        if learner is not None:
+            self._learn(learner, controller)
             return
         name = self._by_number.get(controller)
         if name == "temperature":
@@ -205,7 +227,8 @@ class Controls:
             self.set_mode(MODES[min(value * len(MODES) // 128, len(MODES) - 1)])
 
     # --- terminal keys ----------------------------------------------------------------
-    KEYS = "t/T temperature  d/D density  space pause  p panic  m mode  [/] preset  s parts  w/W swing  l learn  q quit"
+    KEYS = ("t/T temperature  d/D density  space pause  p panic  m mode  [/] preset  s parts  w/W swing  "
+            "l learn  q quit")
 
     def start_keys(self) -> bool:
         """Read single keys from the terminal (POSIX tty only); False when there is none."""

@@ -44,7 +44,8 @@ class Learner:
         if self.done:
             return "learn: done"
         now = getattr(self.cc, self.current)
-        return (f"learn: move the knob or button for {self.current} (now {'CC ' + str(now) if now is not None else 'none'}; "
+        now_text = f"CC {now}" if now is not None else "none"
+        return (f"learn: move the knob or button for {self.current} (now {now_text}; "
                 f"l: keep it and go on, L: stop learning)")
 
     def take(self, number: int) -> str | None:
