@@ -182,3 +182,10 @@ def test_parts_and_swing(osc):
     client.send_message("/live-rnnrbm/parts", 1)
     assert status(client, reply)[6] == "mbc"
     assert control.dropped == 0
+    control.controls.on_cc(1, 29, 0)          # the swing knob (CC 29): 0..127 → 50..75
+    assert control.controls.swing == 50.0
+    control.controls.on_cc(1, 29, 127)
+    assert control.controls.swing == 75.0
+    control.controls.on_cc(1, 28, 127)        # the parts button, on its press only
+    control.controls.on_cc(1, 28, 0)
+    assert engine.parts is None

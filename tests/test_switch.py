@@ -138,26 +138,30 @@ def test_switching_presets_by_cc_osc_and_key_keeps_the_beat(jack, weights, tmp_p
 
 
 def test_parts_on_and_off_while_playing_every_note_keeping_its_channel(jack, weights):
-    """OSC /live-rnnrbm/parts "mbc" then 0: before, every note on channel 1; with parts on, notes
-    start on channels 1, 2 and 3; after, on channel 1 again, while a note sounding through either
-    change ends on the channel it started on."""
+    """The parts button (CC 28) then OSC /live-rnnrbm/parts 0: before, every note on channel 1;
+    with parts on (mbc: the preset has none), notes start on channels 1, 2 and 3; after, on channel
+    1 again, while a note sounding through either change ends on the channel it started on."""
     dt = 60 / 240 / 4
     port = free_udp_port()
     play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-pt", "--bpm", "240",
                        "--steps-per-beat", "4", "--seed", "6", "--note-range", "48", "72", "--max-polyphony", "6",
-                       "--max-note-frames", "1000", "--osc-port", str(port)])
+                       "--max-note-frames", "1000", "--osc-port", str(port), "--input", "lr-pt-in", "--mode", "off"])
     rx = Receiver("rx-pt")
+    tx = Sender("tx-pt")
     osc = OscClient(port)
     try:
         jack.connect("lr-pt:out", rx.name)
+        jack.connect(tx.name, "lr-pt-in:in")
         time.sleep(1.0)
-        t_on = osc.send("/live-rnnrbm/parts", "mbc")
+        t_on = time.perf_counter()
+        tx.send([0xB0, 28, 127])            # the button: the preset has no parts, so mbc
+        tx.send([0xB0, 28, 0])
         time.sleep(1.5)
         t_off = osc.send("/live-rnnrbm/parts", 0)
         time.sleep(1.0)
         quit_play(play)
     finally:
-        close_all(osc, rx)
+        close_all(osc, rx, tx)
     events = arrived(rx)
     ons = [(a, ch) for a, ch, _, on in notes(events) if on]
     settle = 3 * dt
