@@ -60,9 +60,28 @@ def quit_play(play: Play) -> None:
     time.sleep(0.2)
 
 
+def connected(jack, name: str, port: int | None = None) -> tuple[Receiver, Sender, OscClient | None]:
+    """A receiver on play's output NAME:out, a CC sender into its input NAME-in:in, and an OSC
+    client to UDP ``port`` (None: none)."""
+    rx, tx = Receiver("rx-" + name), Sender("tx-" + name)
+    osc = OscClient(port) if port is not None else None
+    jack.connect(f"{name}:out", rx.name)
+    jack.connect(tx.name, f"{name}-in:in")
+    return rx, tx, osc
+
+
+def press(tx: Sender, cc: int) -> float:
+    """A button: 127 then 0; the time it was pressed."""
+    t = time.perf_counter()
+    tx.send([0xB0, cc, 127])
+    tx.send([0xB0, cc, 0])
+    return t
+
+
 def close_all(*clients) -> None:
     for client in clients:
-        client.close()
+        if client is not None:
+            client.close()
 
 
 @pytest.fixture
@@ -93,17 +112,11 @@ def test_switching_presets_by_cc_osc_and_key_keeps_the_beat(jack, weights, tmp_p
                        "--input", "lr-sw-in", "--mode", "off", "--bpm", "240", "--steps-per-beat", "4",
                        "--seed", "3", "--osc-port", str(port)], stdin=slave)
     os.close(slave)
-    rx = Receiver("rx-sw")
-    tx = Sender("tx-sw")
-    osc = OscClient(port)
+    rx, tx, osc = connected(jack, "lr-sw", port)
     try:
-        jack.connect("lr-sw:out", rx.name)
-        jack.connect(tx.name, "lr-sw-in:in")
         time.sleep(1.0)
         first = status_of(osc, udp)
-        t_cc = time.perf_counter()
-        tx.send([0xB0, 26, 127])
-        tx.send([0xB0, 26, 0])
+        t_cc = press(tx, 26)
         time.sleep(1.0)
         t_osc = osc.send("/live-rnnrbm/preset", "low")
         time.sleep(1.0)
@@ -146,16 +159,10 @@ def test_parts_on_and_off_while_playing_every_note_keeping_its_channel(jack, wei
     play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-pt", "--bpm", "240",
                        "--steps-per-beat", "4", "--seed", "6", "--note-range", "48", "72", "--max-polyphony", "6",
                        "--max-note-frames", "1000", "--osc-port", str(port), "--input", "lr-pt-in", "--mode", "off"])
-    rx = Receiver("rx-pt")
-    tx = Sender("tx-pt")
-    osc = OscClient(port)
+    rx, tx, osc = connected(jack, "lr-pt", port)
     try:
-        jack.connect("lr-pt:out", rx.name)
-        jack.connect(tx.name, "lr-pt-in:in")
         time.sleep(1.0)
-        t_on = time.perf_counter()
-        tx.send([0xB0, 28, 127])            # the button: the preset has no parts, so mbc
-        tx.send([0xB0, 28, 0])
+        t_on = press(tx, 28)                # the button: the preset has no parts, so mbc
         time.sleep(1.5)
         t_off = osc.send("/live-rnnrbm/parts", 0)
         time.sleep(1.0)
@@ -280,11 +287,8 @@ def test_midi_learn_maps_the_next_cc_to_each_control_and_saves_a_copy_of_a_shipp
     finally:
         del jack.env["XDG_CONFIG_HOME"]
     os.close(slave)
-    rx = Receiver("rx-learn")
-    tx = Sender("tx-learn")
+    rx, tx, _ = connected(jack, "lr-learn")
     try:
-        jack.connect("lr-learn:out", rx.name)
-        jack.connect(tx.name, "lr-learn-in:in")
         wait_for(play, "learn: move the knob or button for temperature")
         for value in range(40, 60):                 # a knob turned
             tx.send([0xB0, 70, value])
@@ -293,17 +297,14 @@ def test_midi_learn_maps_the_next_cc_to_each_control_and_saves_a_copy_of_a_shipp
         wait_for(play, "learn: CC 71 is density")
         os.write(master, b"l")                      # pause: keep CC 23
         wait_for(play, "learn: move the knob or button for panic")
-        tx.send([0xB0, 72, 127])
-        tx.send([0xB0, 72, 0])
+        press(tx, 72)
         wait_for(play, "learn: CC 72 is panic")
         os.write(master, b"L")
         wait_for(play, "learn: save this CC map to")
         os.write(master, b"y")
         wait_for(play, "learn: saved")
         time.sleep(0.5)
-        t_pause = time.perf_counter()
-        tx.send([0xB0, 23, 127])                    # pause, as before
-        tx.send([0xB0, 23, 0])
+        t_pause = press(tx, 23)                     # pause, as before
         time.sleep(1.0)
         quit_play(play)
     finally:
