@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from jackd import REPO, Play, Receiver, Sender, arrived, onset_groups, unmatched_notes
+from jackd import REPO, Play, Receiver, Sender, arrived, onset_groups, send_clock, start_clock, unmatched_notes
 from test_play import OscClient, free_udp_port
 from test_swing import frame_numbers, off_beat_lateness
 
 from live_rnnrbm.data.weights import save_weights
+from live_rnnrbm.live.clock import swing_pulses
 from live_rnnrbm.model import RnnRbm
 
 pytestmark = pytest.mark.skipif(not __import__("jackd").have_jack(), reason="needs jackd (Debian jackd2)")
@@ -225,6 +226,41 @@ def test_swing_changed_while_playing_on_the_internal_clock(jack, weights, udp):
     late, n_on, n_off = off_beat_lateness(after, k, dt, on_parity)
     assert n_on >= 5 and n_off >= 5, (n_on, n_off)
     assert abs(late - dt / 3) <= 2 * PERIOD, (late, dt / 3)
+
+
+def test_swing_changed_while_following_an_external_clock(jack, weights, udp):
+    """Following a clock at 120 BPM, 2 frames a beat (12 pulses): straight for 6 beats, then OSC
+    /live-rnnrbm/swing 66.7: from the next pair the off-beats come 4 pulses (83 ms) late, counted
+    from the clock's Start; the ones before, on the beat."""
+    dt = 60 / 120 / 2
+    lag = swing_pulses(66.7, 12) * dt / 12
+    port = free_udp_port()
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-swf", "--clock", "lr-swf-clock",
+                       "--steps-per-beat", "2", "--seed", "2", "--note-range", "21", "108", "--osc-port", str(port)])
+    rx, tx = Receiver("rx-swf"), Sender("tx-swf")
+    osc = OscClient(port)
+    try:
+        jack.connect("lr-swf:out", rx.name)
+        jack.connect(tx.name, "lr-swf-clock:clock")
+        t_start = start_clock(tx)           # Start: the next pulse is frame 0
+        t = send_clock(tx, 120, 6, t_start)
+        osc.send("/live-rnnrbm/swing", 66.7)
+        t_swing = time.perf_counter()
+        send_clock(tx, 120, 8, t)
+        time.sleep(0.1)
+        reply = status_of(osc, udp)
+        quit_play(play)
+    finally:
+        close_all(osc, rx, tx)
+    assert abs(reply[7] - 66.7) < 1e-4, reply
+    on_times = [a for a, m in arrived(rx) if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
+    ons = onset_groups(on_times)
+    before = [x for x in ons if x < t_swing]
+    after = [x for x in ons if x > t_swing + 2 * dt]
+    late, n_on, n_off = off_beat_lateness(before, frame_numbers(before, t_start, dt), dt)
+    assert n_on >= 4 and n_off >= 4 and abs(late) <= PERIOD, (late, n_on, n_off)
+    late, n_on, n_off = off_beat_lateness(after, frame_numbers(after, t_start, dt), dt)
+    assert n_on >= 5 and n_off >= 5 and abs(late - lag) <= PERIOD, (late, lag, n_on, n_off)
 
 
 def test_a_bad_preset_in_the_switch_list_stops_play_at_start():
