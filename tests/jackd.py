@@ -355,6 +355,16 @@ def send_clock(tx: Sender, bpm: float, beats: float, start: float) -> float:
     return t
 
 
+def start_clock(tx: Sender) -> float:
+    """A moment for the connections to settle, then MIDI Start at a time of our own (perf_counter),
+    returned: the first pulse sent at that time is the downbeat, frame 0."""
+    time.sleep(0.1)
+    t_start = time.perf_counter() + 0.05
+    sleep_until(t_start)
+    tx.send([0xFA])
+    return t_start
+
+
 def heard_at_next_tick(recording, dt: float, played: int = 60, answer: int = 72) -> dict:
     """From play's own --record file: for every press, the time it reached the engine (the player
     track's note-on, stamped by the input callback) and the tick that sounded the answer (the model

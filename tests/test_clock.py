@@ -177,3 +177,33 @@ def test_follower_swing_off_beats_follow_the_song_position():
     beat), that frame is still swung: it waits for its 4 pulses; mid-frame (1 sixteenth), likewise."""
     assert follower_frame_pulses(2, 66.7, 30, spp=2) == [16, 24, 40]
     assert follower_frame_pulses(2, 66.7, 30, spp=1) == [16, 24]
+
+
+def test_follower_swing_set_while_following_starts_with_the_next_pair():
+    """Straight, then 75 asked mid-pair (pulse 30: after frame 2, the on-beat at 24): frame 3, the
+    off-beat of that pair, stays straight (36); from the next pair the off-beats are 6 pulses late."""
+    at = []
+    f = ClockFollower(2, lambda t: at.append(f.position))
+    f.handle(START, [START], 0.0)
+    feed(f, 30, 120, 0.0)
+    f.set_swing(75)
+    feed(f, 66, 120, 1.0)
+    assert at == [0, 12, 24, 36, 48, 66, 72, 90]
+    assert f.swing == 75.0
+
+
+def test_internal_clock_swing_set_while_running_starts_with_the_next_pair():
+    ticks = []
+    stop = threading.Event()
+    clock = InternalClock(0.02, lambda t: ticks.append(t))
+
+    def on_frame(t):
+        ticks.append(t)
+        if len(ticks) == 3:                  # during frame 2 (on-beat): frame 3 stays straight
+            clock.set_swing(75)
+        if len(ticks) == 8:
+            stop.set()
+    clock.on_frame = on_frame
+    clock.run(stop, start=time.perf_counter() + 0.01)
+    k = np.round((np.array(ticks) - ticks[0]) / 0.02 * 2) / 2    # in frames, to the half frame
+    assert list(k) == [0, 1, 2, 3, 4, 5.5, 6, 7.5]

@@ -175,3 +175,36 @@ def test_start_stop_sync_and_our_tempo_published_to_the_session(jack, weights):
     assert sounding == {}
     assert [t for t in ons if t > restarted]                                # and plays again at the restart
     assert unmatched_notes(events) == []
+
+
+def test_swing_on_the_link_grid_and_set_while_playing(jack, weights):
+    """Off-beat frames a third of a step late on the peer's grid at 66.7, on-beats on it; and the
+    swing control moves it while playing (the OSC /swing address, from a real OSC client)."""
+    from pythonosc.udp_client import SimpleUDPClient
+    peer = Peer(120)
+    rx = Receiver("rx-lsw")
+    play = None
+    try:
+        play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-lsw", "--clock", "link",
+                           "--steps-per-beat", "2", "--seed", "3", "--note-range", "21", "108", "--swing", "66.7",
+                           "--osc-port", "9123"])
+        jack.connect("lr-lsw:out", rx.name)
+        time.sleep(5)
+        changed = time.perf_counter()
+        SimpleUDPClient("127.0.0.1", 9123).send_message("/live-rnnrbm/swing", 50.0)
+        time.sleep(4)
+        assert play.signal(signal.SIGINT) == 0, play.stderr
+    finally:
+        if play is not None:
+            play.kill()
+        rx.close()
+        peer.close()
+    onsets = np.array(onset_groups([t for t, _, _ in note_ons(arrived(rx))]))
+    for part, share in ((onsets[onsets < changed], 1 / 3), (onsets[onsets > changed + 1.0], 0.0)):
+        steps = peer.beats_at(part) * 2
+        k = np.floor(steps + 0.1).astype(int)                 # each onset's step (swing < 1/2 a step)
+        late = (steps - k) / 2 * 60 / 120                      # after its step on the grid, in seconds
+        on, off = late[k % 2 == 0], late[k % 2 == 1]
+        assert len(on) >= 4 and len(off) >= 4, (len(on), len(off))
+        assert -0.002 < np.median(on) < 2 * PERIOD + 0.002, np.round(late * 1e3, 1)
+        assert share * 0.25 - 0.002 < np.median(off) < share * 0.25 + 2 * PERIOD + 0.002, np.round(late * 1e3, 1)

@@ -22,6 +22,7 @@ class Engine:
 
     def __init__(self):
         self.temperature, self.density, self.mode, self.paused, self.sent = 1.0, 1.0, "follow", False, 42
+        self.preset, self.parts, self.preset_parts, self.first_channel = "default", None, None, 0
         self.panics = 0
 
     def panic(self):
@@ -75,11 +76,11 @@ def test_every_control_and_the_status_reply(osc):
     client.send_message("/live-rnnrbm/density", 8)              # an int is a number too
     client.send_message("/live-rnnrbm/mode", "harmonize")
     client.send_message("/live-rnnrbm/pause", [])                # no argument: toggle
-    assert status(client, reply) == [2.0, 8.0, "harmonize", 1, 42]
+    assert status(client, reply) == [2.0, 8.0, "harmonize", 1, 42, "default", "off", 50.0]
     client.send_message("/live-rnnrbm/pause", [])
     client.send_message("/live-rnnrbm/temperature", 100.0)       # clamped, as the knob's range
     client.send_message("/live-rnnrbm/density", 0.001)
-    assert status(client, reply) == [4.0, 0.125, "harmonize", 0, 42]
+    assert status(client, reply) == [4.0, 0.125, "harmonize", 0, 42, "default", "off", 50.0]
     client.send_message("/live-rnnrbm/pause", 1)
     client.send_message("/live-rnnrbm/pause", 1)                 # 1 pauses, it does not toggle
     assert status(client, reply)[3] == 1
@@ -97,7 +98,7 @@ def test_status_without_a_port_replies_to_the_sender(osc):
     engine, control, client, reply = osc
     reply.sendto(OscMessageBuilder("/live-rnnrbm/status").build().dgram, ("127.0.0.1", control.port))
     data, _ = reply.recvfrom(4096)
-    assert OscMessage(data).params == [1.0, 1.0, "follow", 0, 42]
+    assert OscMessage(data).params == [1.0, 1.0, "follow", 0, 42, "default", "off", 50.0]
 
 
 @pytest.mark.parametrize("datagram", [
@@ -124,13 +125,16 @@ def test_a_garbage_datagram_is_dropped_and_counted_and_the_server_lives_on(osc, 
     ("/live-rnnrbm/mode", "harmonise"), ("/live-rnnrbm/mode", 1), ("/live-rnnrbm/mode", []),
     ("/live-rnnrbm/pause", 2), ("/live-rnnrbm/pause", "yes"), ("/live-rnnrbm/panic", "now"),
     ("/live-rnnrbm/status", "me"), ("/live-rnnrbm/status", 70000), ("/live-rnnrbm/tempo", 1.0),
+    ("/live-rnnrbm/preset", "nowhere"), ("/live-rnnrbm/preset", 2), ("/live-rnnrbm/preset", []),
+    ("/live-rnnrbm/parts", "sat"), ("/live-rnnrbm/parts", 2), ("/live-rnnrbm/swing", "hard"),
+    ("/live-rnnrbm/swing", []),
 ])
 def test_wrong_arguments_and_unknown_addresses_are_dropped_and_counted(osc, address, args, capfd):
     engine, control, client, reply = osc
     client.send_message(address, args)
     settle(lambda: control.dropped == 1)
     assert control.dropped == 1
-    assert status(client, reply) == [1.0, 1.0, "follow", 0, 42]   # nothing changed
+    assert status(client, reply) == [1.0, 1.0, "follow", 0, 42, "default", "off", 50.0]   # nothing changed
     assert engine.panics == 0
     assert "Traceback" not in capfd.readouterr().err
 
@@ -154,7 +158,7 @@ def test_arbitrary_datagrams_never_stop_the_server(capfd):
     @given(head=heads, tail=st.binary(max_size=64))
     def one(head, tail):
         reply.sendto(head + tail, ("127.0.0.1", control.port))
-        assert len(status(client, reply)) == 5
+        assert len(status(client, reply)) == 8
 
     try:
         one()
@@ -162,3 +166,26 @@ def test_arbitrary_datagrams_never_stop_the_server(capfd):
         control.close()
         reply.close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_parts_and_swing(osc):
+    """Parts by name, by 1 (the preset's, else mbc) and 0; swing held to 50..75, on a real clock."""
+    from live_rnnrbm.live.clock import InternalClock
+    engine, control, client, reply = osc
+    control.controls.clock = InternalClock(0.25, lambda t: None)
+    client.send_message("/live-rnnrbm/parts", "satb")
+    client.send_message("/live-rnnrbm/swing", 62.5)
+    assert status(client, reply)[5:] == ["default", "satb", 62.5]
+    client.send_message("/live-rnnrbm/parts", 0)
+    client.send_message("/live-rnnrbm/swing", 90)
+    assert status(client, reply)[5:] == ["default", "off", 75.0]
+    client.send_message("/live-rnnrbm/parts", 1)
+    assert status(client, reply)[6] == "mbc"
+    assert control.dropped == 0
+    control.controls.on_cc(1, 29, 0)          # the swing knob (CC 29): 0..127 → 50..75
+    assert control.controls.swing == 50.0
+    control.controls.on_cc(1, 29, 127)
+    assert control.controls.swing == 75.0
+    control.controls.on_cc(1, 28, 127)        # the parts button, on its press only
+    control.controls.on_cc(1, 28, 0)
+    assert engine.parts is None

@@ -491,8 +491,9 @@ def test_osc_from_another_process_changes_every_control(jack, weights):
     after_panic = [tuple(m[1:]) for a, m in events if a > t_panic and len(m) == 3 and m[0] == 0xB0]
     assert after_panic.count((123, 0)) >= 2 and after_panic.count((120, 0)) >= 2, after_panic  # panic, then the stop
     assert reply.address == "/live-rnnrbm/status"
-    temperature, density, mode, paused, frames = reply.params
+    temperature, density, mode, paused, frames, preset, parts, swing = reply.params
     assert (temperature, density, mode, paused) == (2.5, 0.125, "harmonize", 0), reply.params
+    assert (preset, parts, swing) == ("default", "off", 50.0), reply.params
     assert frames > 40, reply.params
     assert unmatched_notes(rx.events) == []
     closing = [line for line in play.lines if line.startswith("live-rnnrbm: stopped")]

@@ -118,7 +118,8 @@ def test_unknown_cc_key(tmp_path):
     ("weights: null\n", 1, "'weights' must be a shipped weights name (nottingham, jsb) or a path to a .npz "
                            "weights file, got null"),
     ("bpm:\n  fast: 1\n", 2, "'bpm' must be a number from 20 to 300, got a mapping"),
-    ("cc: 21\n", 1, "'cc' must be a mapping with keys channel, temperature, density, pause, panic, mode, got 21"),
+    ("cc: 21\n", 1, "'cc' must be a mapping with keys channel, temperature, density, pause, panic, mode, next_preset, "
+     "previous_preset, parts, swing, got 21"),
     ("cc:\n  panic: 64\n", 2, "'cc.panic' must be null (no control) or a CC number from 0 to 119 other than 64, "
                               "got 64 (CC 64 is the sustain pedal (the player's held notes count it))"),
     ("cc:\n  mode: 123\n", 2, "'cc.mode' must be null (no control) or a CC number from 0 to 119 other than 64, "
@@ -391,3 +392,34 @@ def test_the_docs_reference_is_the_spec():
     page = (Path(__file__).resolve().parent.parent / "docs" / "presets.md").read_text(encoding="utf-8")
     assert reference_markdown() in page
     assert all(f"| `{key}` |" in reference_markdown() for key in [f.name for f in fields(Settings)])
+
+
+def test_switch_is_a_list_of_presets_from_a_file_or_the_flag(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("switch: [default, ./mine.yaml]\n")
+    assert load_preset(str(path)).switch == ("default", "./mine.yaml")
+    assert DEFAULTS.switch is None      # the shipped presets
+    assert merge(DEFAULTS, {"switch": ["jsb", "sparse"]}).switch == ("jsb", "sparse")
+    assert error_of(tmp_path, "switch: []\n") == (f"{tmp_path / 'x.yaml'}, line 1: 'switch' must be null (the shipped "
+                                                  "presets) or a list of preset names or .yaml paths, got []")
+    assert error_of(tmp_path, "switch: jsb\n").endswith("got 'jsb'")
+    with pytest.raises(PresetError, match="--switch must be"):
+        merge(DEFAULTS, {"switch": [""]})
+
+
+def test_midi_learn_saves_into_your_own_preset_keeping_the_rest(tmp_path):
+    from live_rnnrbm.live.learn import Learner, save_cc, save_target
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("# my session\nbpm: 90\ncc:\n  pause: 30   # my foot switch\n# the mode\nmode: harmonize\n")
+    learner = Learner(load_preset(str(mine)).cc)
+    assert learner.take(64) is None and learner.take(120) is None       # the sustain pedal, a channel-mode CC
+    assert learner.take(30) == "learn: CC 30 is temperature (no longer pause)"
+    assert learner.take(30) is None                                       # the same knob still turning
+    learner.skip()                                                        # density kept
+    assert learner.current == "pause" and learner.take(31) == "learn: CC 31 is pause"
+    assert save_target(str(mine)) == mine.resolve()                       # your own file: in place
+    assert save_cc(str(mine), learner.cc) == mine.resolve()
+    text = mine.read_text()
+    assert text.startswith("# my session\nbpm: 90\ncc:\n") and text.endswith("# the mode\nmode: harmonize\n")
+    saved = load_preset(str(mine))
+    assert (saved.cc.temperature, saved.cc.density, saved.cc.pause, saved.bpm) == (30, 22, 31, 90.0)

@@ -253,7 +253,7 @@ def test_osc_listens_from_start_to_close_and_the_closing_line_counts_what_it_dro
         client.settimeout(5)
         client.sendto(b"not OSC", ("127.0.0.1", port))
         client.sendto(OscMessageBuilder("/live-rnnrbm/status").build().dgram, ("127.0.0.1", port))
-        assert OscMessage(client.recvfrom(4096)[0]).params == [1.0, 1.0, "follow", 0, 8]
+        assert OscMessage(client.recvfrom(4096)[0]).params == [1.0, 1.0, "follow", 0, 8, "default", "off", 50.0]
     s.close()   # one server thread takes datagrams in order: the garbage was counted before the reply
     s.close()
     stopped = [line for line in capsys.readouterr().err.splitlines() if "stopped" in line]

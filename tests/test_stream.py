@@ -252,3 +252,40 @@ def test_the_recording_holds_the_notes_as_sent_through_silences():
             channel_of[note] = status & 0x0F
         else:
             assert channel_of[note] == status & 0x0F, (status, note)
+
+
+def test_a_switch_plays_the_new_sound_from_the_next_frame_notes_keeping_their_channel():
+    """Channel 1 → 2 on the same weights (u kept: the same arrays go on), then to other weights with
+    6 RNN units (u_0 of that size). After each switch every note-on is on the new channel, a note
+    sounding through it keeps its channel until its note-off, and no note sounds on two channels."""
+    sent = []
+    model = RnnRbm(n_hidden=20, n_hidden_recurrent=10, seed=11)
+    engine = Engine(model, sent.append, settings(max_polyphony=6, note_range=(48, 72)), preset="a")
+    engine.start()
+    run(engine, 10)
+    u = engine.base_u
+    marks = [len(sent)]
+    engine.switch_to(engine.sound(model, settings(max_polyphony=6, note_range=(48, 72), channel=2), "b"))
+    run(engine, 10)
+    assert engine.preset == "b" and engine.model is model and engine.base_u is u
+    marks.append(len(sent))
+    other = RnnRbm(n_hidden=20, n_hidden_recurrent=6, seed=12)
+    engine.switch_to(engine.sound(other, settings(max_polyphony=6, note_range=(48, 72), channel=3), "c"))
+    run(engine, 10)
+    engine.close()
+    assert engine.model is other and engine.base_u.shape == (6,) and engine.channels == {0, 1, 2}
+    sounding, carried = {}, 0
+    for i, m in enumerate(sent):
+        if m[0] & 0xF0 not in (0x80, 0x90):
+            continue
+        ch, note = m[0] & 0x0F, m[1]
+        if m[0] & 0xF0 == 0x90:
+            assert note not in sounding
+            # the frame computed before the switch may still be sent: the new channel from the one after
+            assert ch == sum(i >= k for k in marks) or ch == sum(i >= k for k in marks) - 1, (i, m)
+            sounding[note] = (ch, i)
+        else:
+            on_ch, start = sounding.pop(note)
+            assert ch == on_ch
+            carried += any(start < k <= i for k in marks)
+    assert not sounding and carried > 0, carried

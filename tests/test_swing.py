@@ -10,7 +10,7 @@ import mido
 import numpy as np
 import pytest
 
-from jackd import Play, Receiver, Sender, onset_groups, send_clock, sleep_until
+from jackd import Play, Receiver, Sender, onset_groups, send_clock, start_clock
 
 from live_rnnrbm.live.clock import swing_pulses
 
@@ -93,10 +93,7 @@ def test_external_clock_swing_in_whole_pulses(jack, weights):
     try:
         jack.connect("lr-swx:out", rx.name)
         jack.connect(tx.name, "lr-swclock:clock")
-        time.sleep(0.1)
-        t_start = time.perf_counter() + 0.05
-        sleep_until(t_start)
-        tx.send([0xFA])                     # Start: the next pulse is frame 0
+        t_start = start_clock(tx)           # Start: the next pulse is frame 0
         send_clock(tx, 120, 10, t_start)
         time.sleep(0.1)
         assert play.signal(signal.SIGTERM) == 0, play.stderr

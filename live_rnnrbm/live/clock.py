@@ -59,17 +59,24 @@ class InternalClock:
 
     With ``swing`` above 50 every odd (off-beat) frame is called ``swing_share(swing) * dt`` late,
     on a deadline still reckoned from the start (no drift); on-beat frames and the pulses stay on
-    the straight grid: the pulses carry the tempo to other gear, the swing is ours."""
+    the straight grid: the pulses carry the tempo to other gear, the swing is ours. ``set_swing``
+    changes it while running (any thread), from the next pair of frames."""
 
     def __init__(self, dt: float, on_frame: Callable[[float], None], on_pulse: Callable[[], None] | None = None,
                  pulses_per_frame: int = 1, swing: float = 50.0):
         self.dt = float(dt)
-        self.delay = swing_share(swing) * self.dt
+        self.swing = float(swing)
+        self.delay = self._next_delay = swing_share(swing) * self.dt
         self.on_frame = on_frame
         self.on_pulse = on_pulse
         self.ppf = max(1, int(pulses_per_frame)) if on_pulse else 1
         self.late = 0           # deadlines already passed when we got to them (> 1 ms late)
         self.started = None
+
+    def set_swing(self, swing: float) -> None:
+        """Swing from the next on-beat frame on (a pair is never swung by half of each)."""
+        self.swing = float(swing)
+        self._next_delay = swing_share(swing) * self.dt
 
     def run(self, stop: threading.Event, start: float | None = None) -> None:
         step = self.dt / self.ppf
@@ -90,6 +97,8 @@ class InternalClock:
             if self.on_pulse is not None:
                 self.on_pulse()
             if n % self.ppf == 0:
+                if (n // self.ppf) % 2 == 0:
+                    self.delay = self._next_delay    # a new swing starts with a pair
                 if self.delay > 0 and (n // self.ppf) % 2:
                     swung = nxt + self.delay
                 else:
@@ -112,7 +121,8 @@ class ClockFollower:
     a pause is not a slow beat.
 
     With ``swing`` above 50, off-beat frames (odd frames of the song position) come
-    ``swing_pulses(swing, ppf)`` pulses late; on-beat frames stay where they were.
+    ``swing_pulses(swing, ppf)`` pulses late; on-beat frames stay where they were. ``set_swing``
+    changes it while following (any thread), from the next pair of frames.
     """
 
     def __init__(self, steps_per_beat: int, on_frame: Callable[[float], None],
@@ -122,7 +132,8 @@ class ClockFollower:
         if ppf is None:
             raise ValueError(f"steps_per_beat must divide 24 to follow a MIDI clock, got {steps_per_beat}")
         self.ppf = ppf
-        self.lag = swing_pulses(swing, ppf)   # < ppf: an off-beat frame stays inside its own step
+        self.swing = float(swing)
+        self.lag = self._next_lag = swing_pulses(swing, ppf)   # < ppf: an off-beat frame stays inside its step
         self.on_frame, self.on_stop, self.on_start, self.on_tempo = on_frame, on_stop, on_start, on_tempo
         self.running = False
         self.position = 0            # pulses since the song start
@@ -134,6 +145,11 @@ class ClockFollower:
         self._last_bpm_report = 0.0
         self.last_pulse: float | None = None
         self.lost = False
+
+    def set_swing(self, swing: float) -> None:
+        """Swing from the next on-beat frame on."""
+        self.swing = float(swing)
+        self._next_lag = swing_pulses(swing, self.ppf)
 
     def lost_after(self) -> float:
         """Seconds without a pulse after which the clock counts as lost."""
@@ -173,6 +189,8 @@ class ClockFollower:
             self._n += 1
             if self.running:
                 p = self.position % (2 * self.ppf)   # where in the (on-beat, off-beat) pair
+                if p == 0:
+                    self.lag = self._next_lag        # a new swing starts with a pair
                 if p == 0 or p == self.ppf + self.lag:
                     self.frames += 1
                     self.on_frame(now)

@@ -31,6 +31,13 @@ Alone (off, or nobody plays), one chain: the model's plain sample.
 Without threads, ``prepare`` then ``tick`` and ``advance`` in turn run the same code a frame at a
 time (the jam evaluation, ``eval/jam_players.py``, drives it so).
 
+A switch of preset (``sound`` then ``switch_to``, from a control thread: switch.py) and the parts
+control (``parts``) take effect at the next frame the worker computes; the tick keeps sending the
+frame that is ready meanwhile, so the beat never gaps. The messages are made for all 16 channels,
+so a note keeps the channel it started on whatever changes while it sounds, and the frame after a
+switch releases (by difference) every sounding note it does not hold. New weights start from
+u_0 = 0 (their n_u may differ); the same weights keep u.
+
 Frames go from the worker to the tick through four preallocated slots and a seqlock: the worker
 never writes the slot the tick has claimed, the tick never uses a slot being written; nothing
 waits on a lock.
@@ -46,68 +53,83 @@ import numpy as np
 from ..model import FrameSampler, RnnRbm
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, NOTE_OFF, NOTE_ON, SUSTAIN
 from .frames import SCHEMES, frame_messages, note_roles, shape_frame, union
-from .settings import Settings
+from .settings import PARTS, Settings
 
 N_SLOTS = 4
 class Slot:
     """One computed frame, ready to send: its messages and the state it came from."""
 
-    def __init__(self, n_v: int, n_u: int, dtype, lowest: int, channels: list[int]):
+    def __init__(self, n_v: int, n_u: int, dtype, lowest: int):
         self.gen = 0                      # odd while the worker writes it
         self.seq = -1                     # the tick this frame is for
         self.v = np.zeros(n_v, dtype)     # the chain's sample (with clamped notes)
         self.pv = np.zeros(n_v, dtype)
         self.v_out = np.zeros(n_v, dtype) # the model's notes to sound
-        self.part = np.zeros(n_v, np.int8)  # the part (index into channels) each note of v_out sounds on
+        self.part = np.zeros(n_v, np.int8)  # the channel (0..15) each note of v_out sounds on
         self.u = np.zeros(n_u, dtype)     # u_{t-1}, the state this frame was sampled from
         self.human = np.zeros(n_v, dtype) # the player's notes it was sampled with (0 when not listening)
         self.ons: list = []
         self.offs: list = []
         self.all_on: list = []            # every note of v_out, to re-sound after a silence
-        # per-slot note-on messages, [part][note]: the velocity byte is written by the worker
-        self.on_msg = [[[NOTE_ON | ch, lowest + i, 80] for i in range(n_v)] for ch in channels]
+        # per-slot note-on messages, [channel][note] for every channel (a switch or the parts control
+        # may move the notes to any of them): the velocity byte is written by the worker
+        self.on_msg = [[[NOTE_ON | ch, lowest + i, 80] for i in range(n_v)] for ch in range(16)]
+
+
+class Sound:
+    """What a preset makes the engine play (its weights and sound keys), with every buffer a new
+    set of weights needs, made off the tick and the worker (``Engine.sound``, from a control
+    thread) and taken by the worker before it computes a frame (``Engine.switch_to``)."""
+
+    def __init__(self, model: RnnRbm, settings: Settings, name: str, lowest: int, n_slots: int):
+        if settings.k is None:
+            raise ValueError("the engine needs k: the settings' own, or the weights' generation_k")
+        self.name = name
+        self.model = model
+        self.sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
+        self.k, self.chains = settings.k, settings.chains
+        self.temperature, self.density, self.mode = settings.temperature, settings.density, settings.mode
+        self.parts = settings.parts
+        self.first_channel = settings.channel - 1
+        self.max_poly = settings.max_polyphony
+        self.max_run = settings.max_note_frames
+        self.vel_fixed = None if settings.velocity == "probability" else int(settings.velocity)
+        self.vel_lo, self.vel_hi = settings.velocity_range
+        lo, hi = settings.note_range
+        notes = np.arange(model.n_visible) + lowest
+        self.in_range = ((notes >= lo) & (notes <= hi)).astype(np.int8)
+        # u_0 for new weights (n_u may differ from the weights playing): the state, and each slot's
+        self.base_u = model.initial_state()
+        self.u_next = model.initial_state()
+        self.slot_u = [model.initial_state() for _ in range(n_slots)]
 
 
 class Engine:
     def __init__(self, model: RnnRbm, send: Callable[[list], None], settings: Settings,
-                 listener=None, recorder=None, clock_t0: float | None = None, realtime: bool = False):
-        self.model = model
+                 listener=None, recorder=None, clock_t0: float | None = None, realtime: bool = False,
+                 preset: str = ""):
         self.send = send
         self._listener = None
         self.recorder = recorder
         self.dtype = model.dtype
         n_v, n_u = model.n_visible, model.n_hidden_recurrent
+        self.n_visible = n_v
         self.lowest = model.lowest_note
-        if settings.k is None:
-            raise ValueError("the engine needs k: the settings' own, or the weights' generation_k")
-        self.scheme = SCHEMES[settings.parts]
-        part_channels = [c - 1 for c in settings.channels]   # part p plays on part_channels[p] (0..15)
-        self.k = settings.k
-        self.chains = settings.chains
-        self.sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
-        self.max_poly = settings.max_polyphony
-        self.max_run = settings.max_note_frames
-        vel = settings.velocity
-        self.vel_fixed = None if vel == "probability" else int(vel)
-        self.vel_lo, self.vel_hi = settings.velocity_range
-        lo, hi = settings.note_range
-        notes = np.arange(n_v) + self.lowest
-        self.in_range = ((notes >= lo) & (notes <= hi)).astype(np.int8)
-        # live controls (written by the control thread or a MIDI callback, read by the worker)
-        self.temperature = settings.temperature
-        self.density = settings.density
-        self.mode = settings.mode
+        self.model = model
+        self.slots = [Slot(n_v, n_u, self.dtype, self.lowest) for _ in range(N_SLOTS)]
+        self._use(self.sound(model, settings, preset))   # the sound keys, the sampler, the live controls
+        self.base_u = model.initial_state()        # u_{t-1} the frame last sent was sampled from
+        self.u_next = model.initial_state()        # u_t: the state the next frame is sampled from
+        self._pending: Sound | None = None         # a switch asked for (control thread) ...
+        self._taken: Sound | None = None           # ... and the last one the worker took
         self.paused = False
         self.panic_requested = False
         # worker-owned buffers
-        self.slots = [Slot(n_v, n_u, self.dtype, self.lowest, part_channels) for _ in range(N_SLOTS)]
         self._density_done = 1.0
         self._temperature_done = self.temperature
         self.base_v = np.zeros(n_v, self.dtype)    # v_t, the frame last sent
-        self.base_u = model.initial_state()        # u_{t-1} it was sampled from
         self.base_human = np.zeros(n_v, self.dtype)  # the player's notes it sounded with
-        self.base_part = np.zeros(n_v, np.int8)      # the part each of its notes sounds on (and keeps)
-        self.u_next = model.initial_state()        # u_t: the state the next frame is sampled from
+        self.base_part = np.zeros(n_v, np.int8)      # the channel each of its notes sounds on (and keeps)
         self.human = np.zeros(n_v, self.dtype)
         self.nobody = np.zeros(n_v, self.dtype)    # the player's notes when not listening
         self.x = np.zeros(n_v, self.dtype)
@@ -115,7 +137,7 @@ class Engine:
         self.no_human = np.zeros(n_v, np.int8)
         self.human_clamped = np.zeros(n_v, np.int8)
         self.runs = np.zeros(n_v, np.int64)
-        self.off_msg = [[[NOTE_OFF | ch, self.lowest + i, 0] for i in range(n_v)] for ch in part_channels]
+        self.off_msg = [[[NOTE_OFF | ch, self.lowest + i, 0] for i in range(n_v)] for ch in range(16)]
         # shared between tick and worker (single Python attribute stores: atomic under the GIL)
         self.published: Slot | None = None
         self.claimed: Slot | None = None     # the slot the tick is reading: the worker leaves it alone
@@ -124,7 +146,8 @@ class Engine:
         self.late = 0               # ticks that found no frame ready (the notes were held)
         self.resync = False         # after a silence: sound every note of the next frame
         self.sounding = bytearray(128)  # per note: the status byte of its note-on (channel too), 0: silent
-        self.channels = set(part_channels)
+        self.channels = set(c - 1 for c in settings.channels)   # every channel used (0..15), for close
+        self._parts_done = self.parts
         self.closed = False
         self.frame_time = 0.0       # seconds the last frame took to compute (status line)
         self.frame_time_max = 0.0
@@ -139,6 +162,41 @@ class Engine:
         self.realtime = realtime                  # ask for SCHED_FIFO in the worker (realtime.py)
         self.worker_realtime = threading.Event()  # set once the worker has tried
         self.worker_realtime_ok = False
+
+    # ------------------------------------------------------------------ switching
+    def sound(self, model: RnnRbm, settings: Settings, name: str = "") -> Sound:
+        """The sound of ``settings`` (its sound keys) on ``model``, ready to switch to. Any thread
+        but the tick's: it allocates. The weights must play the notes the engine's do."""
+        if (model.n_visible, model.lowest_note) != (self.n_visible, self.lowest):
+            raise ValueError(f"weights with {model.n_visible} notes from {model.lowest_note} cannot replace "
+                             f"{self.n_visible} notes from {self.lowest}")
+        return Sound(model, settings, name, self.lowest, N_SLOTS)
+
+    def switch_to(self, sound: Sound) -> None:
+        """Play ``sound`` from the next frame the worker computes (the pending one is computed
+        again): the tick keeps sending what is ready meanwhile, so the beat never gaps. Warm its
+        sampler first (``sound.sampler.warm()``), off the worker."""
+        self._pending = sound
+        self._wake.set()
+
+    def _use(self, sound: Sound) -> None:
+        """The worker takes a sound (and __init__ the first). New weights start from u_0 = 0."""
+        if sound.model is not self.model:
+            self.model = sound.model   # the frames to come go on from u_0, hearing the frame sounding
+            self.base_u, self.u_next = sound.base_u, sound.u_next
+            for s, u in zip(self.slots, sound.slot_u):
+                s.u = u                # a frame of the other weights, sent after this, advances from u_0
+        self.sampler, self.k, self.chains = sound.sampler, sound.k, sound.chains
+        self.max_poly, self.max_run = sound.max_poly, sound.max_run
+        self.vel_fixed, self.vel_lo, self.vel_hi = sound.vel_fixed, sound.vel_lo, sound.vel_hi
+        self.in_range = sound.in_range
+        self.temperature, self.density, self.mode = sound.temperature, sound.density, sound.mode
+        self._temperature_done, self._density_done = sound.temperature, 1.0   # a new sampler's
+        self.first_channel = sound.first_channel
+        self.parts = self.preset_parts = sound.parts   # parts: a live control too (Controls.set_parts)
+        self._parts_done = object()            # work the scheme and its channels out again
+        self.scheme = SCHEMES[sound.parts]
+        self.preset = sound.name
 
     @property
     def listener(self):
@@ -158,6 +216,7 @@ class Engine:
         real model with scratch state, so the first tick costs nothing."""
         s = self.slots[-1]
         self.sampler.warm()
+        np.add(s.part, self.first_channel, out=s.part)
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         note_roles(s.v_out, self.scheme, s.part)
         union(s.v, s.v, self.x)
@@ -177,7 +236,7 @@ class Engine:
         s = self.last_sent
         self.base_v[:] = s.v_out
         self.base_human[:] = s.human
-        self.base_u[:] = s.u
+        self.base_u[:] = s.u         # u_0 when it was the last frame of other weights (_use)
         self.base_part[:] = s.part
         np.multiply(self.runs + 1, self.base_v > 0, out=self.runs)
         self._first = False
@@ -202,6 +261,16 @@ class Engine:
         """Compute the frame for tick sent+1 from u_t (``u_next``) and the player's notes now."""
         t_start = time.perf_counter()
         seq = self.sent + 1          # read before computing: a tick meanwhile makes this frame stale
+        sound = self._pending
+        if sound is not self._taken:   # a switch: its sound from this frame on
+            self._taken = sound
+            self._use(sound)
+        if self.parts != self._parts_done:
+            self._parts_done = parts = self.parts
+            self.scheme = SCHEMES[parts]
+            used = range(self.first_channel, self.first_channel + (len(PARTS[parts]) if parts else 1))
+            if not self.channels.issuperset(used):
+                self.channels = self.channels | set(used)   # a new set: close() may be reading this one
         s = self._free_slot()
         mode = self.mode
         if self.listener is not None:
@@ -237,6 +306,7 @@ class Engine:
             shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run,
                         self.max_poly, s.v_out)
         note_roles(s.v_out, self.scheme, s.part)
+        np.add(s.part, self.first_channel, out=s.part)      # each part's channel
         frame_messages(s.v_out, self.base_v, s.pv, s.part, self.base_part, s.on_msg, self.off_msg,
                        self.vel_fixed, self.vel_lo, self.vel_hi, s.ons, s.offs, s.all_on)
         s.seq = seq
@@ -269,7 +339,7 @@ class Engine:
     _last_controls = None
 
     def _controls_changed(self) -> bool:
-        c = (self.temperature, self.density, self.mode, self.paused)
+        c = (self.temperature, self.density, self.mode, self.paused, self.parts, self._pending)
         if c != self._last_controls:
             self._last_controls = c
             return True

@@ -124,7 +124,8 @@ class LinkClock:
                  swing: float = 50.0):
         self.session = session
         self.spb = int(steps_per_beat)
-        self.delay = swing_share(swing) / self.spb        # beats an off-beat frame starts late
+        self.swing = float(swing)
+        self.delay = self._next_delay = swing_share(swing) / self.spb   # beats an off-beat frame starts late
         self.on_frame, self.on_stop, self.on_start = on_frame, on_stop, on_start
         self.on_pulse, self.on_tempo = on_pulse, on_tempo
         self.frames = 0
@@ -132,6 +133,11 @@ class LinkClock:
         self.late = 0
         self.running = False
         self._reported = 0.0
+
+    def set_swing(self, swing: float) -> None:
+        """Swing from the next on-beat frame on (a pair is never swung by half of each)."""
+        self.swing = float(swing)
+        self._next_delay = swing_share(swing) / self.spb
 
     def frame_beat(self, n: int) -> float:
         return n / self.spb + (self.delay if n % 2 else 0.0)
@@ -185,3 +191,5 @@ class LinkClock:
             self.frames += 1
             self.on_frame(deadline)
             n += 1
+            if n % 2 == 1:
+                self.delay = self._next_delay   # the pair just begun takes the swing as it is now

@@ -12,8 +12,12 @@ knobs and the terminal keys, at fixed addresses, and a status reply.
     /live-rnnrbm/mode s            follow | harmonize | off
     /live-rnnrbm/pause [i]         no argument: toggle; 1 pause, 0 play
     /live-rnnrbm/panic [f]         all notes off now (an argument of 0, a button's release, does nothing)
-    /live-rnnrbm/status [i]        reply /live-rnnrbm/status f f s i i (temperature, density, mode,
-                                   paused, frames sent) to the sender, or to the sender's host at port i
+    /live-rnnrbm/preset s|i        the preset of `switch` of that name, or +1 next / -1 previous
+    /live-rnnrbm/parts s|i         mbc | satb | off, or 1 (the preset's parts, else mbc) / 0 (off)
+    /live-rnnrbm/swing f           50..75 (held to it), from the next pair of frames
+    /live-rnnrbm/status [i]        reply /live-rnnrbm/status f f s i i s s f (temperature, density, mode,
+                                   paused, frames sent, preset, parts or off, swing) to the sender, or to
+                                   the sender's host at port i
 
 Every control goes through ``Controls`` (the one place that applies a control), so OSC, MIDI CC and
 the keys behave alike and none of them touches the tick. A datagram that is not OSC, a message to an
@@ -32,7 +36,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from .settings import MODES
+from .settings import MODES, PARTS
 
 PREFIX = "/live-rnnrbm"
 
@@ -97,7 +101,8 @@ class OscControl:
         self._closed = False
         d = _Dispatcher(self._bad)
         for name, take in (("temperature", self._temperature), ("density", self._density), ("mode", self._mode),
-                           ("pause", self._pause), ("panic", self._panic)):
+                           ("pause", self._pause), ("panic", self._panic), ("preset", self._preset),
+                           ("parts", self._parts), ("swing", self._swing)):
             d.map(f"{PREFIX}/{name}", self._guarded(take))
         d.map(f"{PREFIX}/status", self._guarded(self._status), needs_reply_address=True)
         d.set_default_handler(lambda address, *args: self._bad())   # an address nobody answers
@@ -157,6 +162,31 @@ class OscControl:
             return   # a push button's release
         self.controls.panic()
 
+    def _preset(self, address: str, *args: Any) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            if not self.controls.select_preset(args[0]):
+                raise Invalid
+            return
+        step = _number(args, positive=False)
+        if step not in (1.0, -1.0):
+            raise Invalid
+        self.controls.step_preset(int(step))
+
+    def _parts(self, address: str, *args: Any) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            name = args[0].lower()
+            if name != "off" and name not in PARTS:
+                raise Invalid
+            self.controls.set_parts(None if name == "off" else name)
+            return
+        on = _number(args, positive=False)
+        if on not in (0.0, 1.0):
+            raise Invalid
+        self.controls.set_parts((self.engine.preset_parts or "mbc") if on else None)
+
+    def _swing(self, address: str, *args: Any) -> None:
+        self.controls.set_swing(_number(args))
+
     def _status(self, client: tuple[str, int], address: str, *args: Any) -> None:
         if args:
             if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int) \
@@ -170,4 +200,7 @@ class OscControl:
         reply.add_arg(str(e.mode), "s")
         reply.add_arg(int(bool(e.paused)), "i")
         reply.add_arg(int(e.sent), "i")
+        reply.add_arg(str(e.preset), "s")
+        reply.add_arg(str(e.parts or "off"), "s")
+        reply.add_arg(float(self.controls.swing), "f")
         self._server.socket.sendto(reply.build().dgram, client)

@@ -37,12 +37,16 @@ if TYPE_CHECKING:  # the command line must not wait for numba to say that a flag
     from .ports import Port
     from .record import Recorder
     from .settings import Settings
+    from .switch import SwitchList
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from .settings import add_setting_flags
     p.add_argument("--preset", help="preset name (default, jsb, ...) or a .yaml path; default: the shipped 'default'")
     add_setting_flags(p)  # one flag per preset key: a flag given overrides the preset, one left out does not
+    p.add_argument("--learn", action="store_true",
+                   help="MIDI learn: the terminal asks for each control in turn, the next CC moved on --input "
+                        "becomes it; then it offers to save the map to your preset (key l while playing: the same)")
     p.add_argument("--duration", type=float, default=None,
                    help="stop after this many seconds (default: run until stopped)")
     p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
@@ -65,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from(args)
     except PresetError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.learn and not (settings.input and sys.stdin.isatty()):
+        print("error: --learn listens for CCs on --input and asks in the terminal: give --input and run it "
+              "in a terminal", file=sys.stderr)
         return 2
     if args.duration is not None and not args.duration > 0:
         print("error: --duration must be > 0 seconds", file=sys.stderr)
@@ -97,12 +105,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if settings.k is None:  # the Gibbs steps these weights need to mix from silence
         settings = replace(settings, k=generation_k(model))
+    from .switch import load_switch
+    try:   # every preset to switch to, with its weights: a mistake stops us now, not at the switch
+        switch = load_switch(settings, args.preset, model)
+    except PresetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
-    session = Session(model, settings, realtime=args.realtime)
+    session = Session(model, settings, realtime=args.realtime, switch=switch, preset=args.preset)
     catch_stop_signals(lambda signum, reason: session.stop(reason))
     status = 0
     try:
         session.start()
+        if args.learn:
+            session.controls.start_learning()
         session.play(args.duration)
     except PortError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -144,7 +160,8 @@ class Session:
 
     def __init__(self, model: RnnRbm, settings: Settings, realtime: bool = True,
                  open_output: Callable[..., Port] | None = None,
-                 open_input: Callable[..., Port] | None = None) -> None:
+                 open_input: Callable[..., Port] | None = None, switch: SwitchList | None = None,
+                 preset: str | None = None) -> None:
         if open_output is None or open_input is None:
             from . import ports
             open_output = open_output or ports.open_output
@@ -152,6 +169,8 @@ class Session:
         self.model = model
         self.settings = settings
         self.realtime = realtime
+        self.switch = switch               # the presets to switch between while playing (switch.py)
+        self.preset = preset               # the preset it started with (None: the default)
         self._open_output, self._open_input = open_output, open_input
         self.stopped = threading.Event()   # set by stop(): play() returns, the controls' threads end
         self._why: list[str] = []
@@ -202,7 +221,8 @@ class Session:
         from .engine import Engine
         from .listener import Listener
         from .realtime import CLOCK_PRIORITY, promote
-        settings = self.settings
+        from .switch import Switcher, display_name
+        settings, switch = self.settings, self.switch
         external = settings.external_clock
         out = self.out = self._open_output(settings.port, settings.backend)
         self.ports.append(out)
@@ -212,8 +232,9 @@ class Session:
             from .record import Recorder
             self.recorder = Recorder.from_settings(settings, start=0.0)   # times are seconds since t0
         recorder = self.recorder
+        preset = display_name(switch.names[switch.index] if switch is not None and switch.index >= 0 else self.preset)
         engine = self.engine = Engine(self.model, out.send, settings, recorder=recorder, clock_t0=t0,
-                                      realtime=self.realtime)
+                                      realtime=self.realtime, preset=preset)
         if settings.input:
             self.listener = Listener(self.model.lowest_note, self.model.n_visible, settings.input_channel,
                                      thru=out.send if settings.thru else None, recorder=recorder, t0=t0)
@@ -234,6 +255,10 @@ class Session:
                                           on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
                                           if recorder else None,
                                           swing=settings.swing)
+            controls.clock = self.follower
+        controls.preset = self.preset   # MIDI learn saves there
+        if switch is not None:
+            controls.switcher = Switcher(engine, switch, self.stopped, on_error=say)
         if settings.link_clock:
             from .link import LinkSession
             self.link = LinkSession(settings.bpm, settings.link_quantum, settings.link_start_stop)
@@ -374,6 +399,7 @@ class Session:
                                   on_pulse=(lambda: send(pulse)) if clock_out else None,
                                   pulses_per_frame=max(1, round(PPQN / self.settings.steps_per_beat)),
                                   swing=self.settings.swing)
+            self.controls.clock = clock   # the swing control
             if clock_out:
                 send([START])
             clock.run(self.stopped)
@@ -403,6 +429,7 @@ class Session:
             on_pulse=(lambda: send(pulse)) if clock_out else None,
             on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - self.t0, bpm)) if recorder else None,
             swing=settings.swing)
+        self.controls.clock = clock
         clock.run(self.stopped)
 
     # ------------------------------------------------------------------ ending

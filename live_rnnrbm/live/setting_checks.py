@@ -123,6 +123,16 @@ def pair(lo: int, hi: int) -> Check:
     return parsed_as(check, type=int, nargs=2, metavar=("LO", "HI"))
 
 
+def names(value: Any, plain: str | None) -> list[str]:
+    """A list of one or more names (preset names or paths)."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise Bad()
+    return [text(x, None) for x in value]
+
+
+parsed_as(names, type=str, nargs="+", metavar="PRESET")
+
+
 def or_null(check: Check) -> Check:
     def nullable(value: Any, plain: str | None) -> Any:
         return None if value is None else check(value, plain)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
 from .clock import pulses_per_frame
-from .setting_checks import (Bad, Check, boolean, cc_number, choice, integer, message, number, or_null,
+from .setting_checks import (Bad, Check, boolean, cc_number, choice, integer, message, names, number, or_null,
                              not_null, pair, show, text, unknown, velocity)
 
 
@@ -33,6 +33,10 @@ class CCMap:
     pause: int | None = 23
     panic: int | None = 24
     mode: int | None = 25
+    next_preset: int | None = 26
+    previous_preset: int | None = 27
+    parts: int | None = 28
+    swing: int | None = 29
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Settings:
     record: str | None = None
     osc_port: int | None = None
     osc_host: str = "127.0.0.1"
+    switch: tuple[str, ...] | None = None
     cc: CCMap = field(default_factory=CCMap)
 
     @property
@@ -116,7 +121,8 @@ class Settings:
 
 
 DEFAULTS = Settings()
-CC_KEYS = ("channel", "temperature", "density", "pause", "panic", "mode")
+CC_KEYS = ("channel", "temperature", "density", "pause", "panic", "mode", "next_preset", "previous_preset", "parts",
+           "swing")
 MODES = ("follow", "harmonize", "off")
 # the parts a frame's notes can be split into, each on its own channel from `channel` up, in this order
 PARTS = {"mbc": ("melody", "bass", "chords"), "satb": ("soprano", "alto", "tenor", "bass")}
@@ -195,6 +201,8 @@ SPEC: dict[str, Key] = {
                     "listen for OSC control on this UDP port (docs/playing.md#osc); needs live-rnnrbm[osc]"),
     "osc_host": Key("the address (or host name) to listen for OSC on", not_null(text),
                     "listen for OSC on this address (default 127.0.0.1: this machine only; 0.0.0.0: every network)"),
+    "switch": Key("null (the shipped presets) or a list of preset names or .yaml paths", or_null(names),
+                  "the presets to step through while playing (next/previous: CC, keys ] and [, OSC)"),
     "cc": Key("a mapping with keys " + ", ".join(CC_KEYS), None),  # checked key by key, see CC_SPEC
 }
 CC_SPEC: dict[str, Key] = {
@@ -241,6 +249,7 @@ MEANINGS: dict[str, str] = {
     'record': 'record the session: [playing.md](playing.md#recording)',
     'osc_port': 'OSC control of temperature, density, mode, pause, panic and a status reply, on this UDP port: [playing.md](playing.md#osc); needs `pip install "live-rnnrbm[osc]"`',
     'osc_host': '`127.0.0.1`: only programs on this machine can send OSC; `0.0.0.0` (every network) or one address of this machine lets others on that network control the instrument',
+    'switch': "the presets `next_preset` / `previous_preset` (CC, keys `]` `[`, OSC `/live-rnnrbm/preset`) step through while playing; `null`: the shipped ones (default, jsb, sparse). Their sound keys (weights, k, temperature, density, chains, mode, channel, parts, velocity, velocity_range, note_range, max_polyphony, max_note_frames) take over at the next frame; ports, clock, tempo, swing, seed and controls stay. Every one is loaded at start (a bad name stops `play` there), and their weights must play the notes of the weights playing (the shipped presets, when not listed, are left out if they do not): [playing.md](playing.md#switching-presets-while-playing)",
     'cc': 'MIDI CC controls while playing',
 }
 CC_MEANINGS: dict[str, str] = {
@@ -250,6 +259,10 @@ CC_MEANINGS: dict[str, str] = {
     'pause': 'button: each press (value rising to ≥ 64) pauses / resumes',
     'panic': 'button: value ≥ 64 silences every note at once',
     'mode': 'knob in three zones: 0–42 follow, 43–85 harmonize, 86–127 off',
+    'next_preset': 'button: each press plays the next preset of `switch`',
+    'previous_preset': 'button: each press plays the previous preset of `switch`',
+    'parts': 'button: each press turns the parts on (the preset\'s `parts`, else `mbc`) or off',
+    'swing': 'knob: 0..127 → swing 50..75, from the next pair of frames',
 }
 assert list(MEANINGS) == list(SPEC) and list(CC_MEANINGS) == list(CC_SPEC)
 
