@@ -261,7 +261,11 @@ class Session:
             controls.switcher = Switcher(engine, switch, self.stopped, on_error=say)
         if settings.link_clock:
             from .link import LinkSession
-            self.link = LinkSession(settings.bpm, settings.link_quantum, settings.link_start_stop)
+            from .ports import PortError
+            try:
+                self.link = LinkSession(settings.bpm, settings.link_quantum, settings.link_start_stop)
+            except Exception as e:  # noqa: BLE001 -- the binding's errors are not ours to list: one line
+                raise PortError(f"cannot join the Ableton Link session: {e}") from None
         self._open_inputs(out.backend)
         if settings.osc_port is not None:
             self._start_osc(controls, engine)
