@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,12 @@ class Peer:
         rows = np.array(self.rows)
         return rows[np.searchsorted(rows[:, 0], times).clip(0, len(rows) - 1), 2]
 
+    def __enter__(self) -> "Peer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -68,6 +75,25 @@ class Peer:
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.proc.kill()
         self._reader.join(2)
+
+
+@contextmanager
+def linked_play(jack, weights, port: str, *args: str):
+    """`play --clock link` (eighths, every note allowed) on the output PORT:out, connected to a
+    receiver; yields (play, receiver). At the end a SIGINT that must exit 0; whatever happened, the
+    process is gone and the receiver closed after."""
+    rx = Receiver("rx" + port.removeprefix("lr"))
+    play = None
+    try:
+        play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", port, "--clock", "link",
+                           "--steps-per-beat", "2", "--note-range", "21", "108", *args])
+        jack.connect(f"{port}:out", rx.name)
+        yield play, rx
+        assert play.signal(signal.SIGINT) == 0, play.stderr
+    finally:
+        if play is not None:
+            play.kill()
+        rx.close()
 
 
 def grid_error(peer: Peer, times, steps_per_beat: int) -> np.ndarray:
@@ -84,23 +110,11 @@ def mean_step(times) -> float:
 
 
 def test_frames_and_clock_out_land_on_the_peers_grid_and_follow_its_tempo(jack, weights):
-    peer = Peer(120)
-    rx = Receiver("rx-link")
-    play = None
-    try:
-        play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-link", "--clock", "link",
-                           "--steps-per-beat", "2", "--seed", "1", "--note-range", "21", "108", "--clock-out"])
+    with Peer(120) as peer, linked_play(jack, weights, "lr-link", "--seed", "1", "--clock-out") as (play, rx):
         assert "joined 1 peer(s) at 120.0 BPM" in play.stderr, play.stderr
-        jack.connect("lr-link:out", rx.name)
         time.sleep(5)
         changed = peer.send("tempo 150")
         time.sleep(5)
-        assert play.signal(signal.SIGINT) == 0, play.stderr
-    finally:
-        if play is not None:
-            play.kill()
-        rx.close()
-        peer.close()
     events = arrived(rx)
     onsets = np.array(onset_groups([t for t, _, _ in note_ons(events)]))
     pulses = np.array([t for t, m in events if m == [0xF8]])
@@ -128,31 +142,19 @@ def test_frames_and_clock_out_land_on_the_peers_grid_and_follow_its_tempo(jack, 
 
 
 def test_start_stop_sync_and_our_tempo_published_to_the_session(jack, weights):
-    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-lss", "--clock", "link",
-                       "--bpm", "100", "--link-start-stop", "--steps-per-beat", "2", "--seed", "2",
-                       "--note-range", "21", "108"])
-    rx = Receiver("rx-lss")
-    peer = None
-    try:
+    with linked_play(jack, weights, "lr-lss", "--bpm", "100", "--link-start-stop", "--seed", "2") as (play, rx):
         assert "first in the session, 100.0 BPM" in play.stderr and "waiting for the session's transport" \
             in play.stderr, play.stderr
-        jack.connect("lr-lss:out", rx.name)
-        peer = Peer(120, start_stop=True)
-        time.sleep(1.5)
-        assert peer.last[2] == pytest.approx(100.0) and peer.last[4] == 1   # the session took our tempo
-        silent_until = time.perf_counter()
-        started = peer.send("start")
-        time.sleep(4.5)
-        stopped = peer.send("stop")
-        time.sleep(1.5)
-        restarted = peer.send("start")
-        time.sleep(3.5)
-        assert play.signal(signal.SIGINT) == 0, play.stderr
-    finally:
-        play.kill()
-        rx.close()
-        if peer is not None:
-            peer.close()
+        with Peer(120, start_stop=True) as peer:
+            time.sleep(1.5)
+            assert peer.last[2] == pytest.approx(100.0) and peer.last[4] == 1   # the session took our tempo
+            silent_until = time.perf_counter()
+            started = peer.send("start")
+            time.sleep(4.5)
+            stopped = peer.send("stop")
+            time.sleep(1.5)
+            restarted = peer.send("start")
+            time.sleep(3.5)
     events = arrived(rx)
     ons = [t for t, _, _ in note_ons(events)]
     assert not [t for t in ons if t < silent_until]                        # nothing while stopped
@@ -181,24 +183,12 @@ def test_swing_on_the_link_grid_and_set_while_playing(jack, weights):
     """Off-beat frames a third of a step late on the peer's grid at 66.7, on-beats on it; and the
     swing control moves it while playing (the OSC /swing address, from a real OSC client)."""
     from pythonosc.udp_client import SimpleUDPClient
-    peer = Peer(120)
-    rx = Receiver("rx-lsw")
-    play = None
-    try:
-        play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-lsw", "--clock", "link",
-                           "--steps-per-beat", "2", "--seed", "3", "--note-range", "21", "108", "--swing", "66.7",
-                           "--osc-port", "9123"])
-        jack.connect("lr-lsw:out", rx.name)
+    with Peer(120) as peer, linked_play(jack, weights, "lr-lsw", "--seed", "3", "--swing", "66.7",
+                                        "--osc-port", "9123") as (play, rx):
         time.sleep(5)
         changed = time.perf_counter()
         SimpleUDPClient("127.0.0.1", 9123).send_message("/live-rnnrbm/swing", 50.0)
         time.sleep(4)
-        assert play.signal(signal.SIGINT) == 0, play.stderr
-    finally:
-        if play is not None:
-            play.kill()
-        rx.close()
-        peer.close()
     onsets = np.array(onset_groups([t for t, _, _ in note_ons(arrived(rx))]))
     for part, share in ((onsets[onsets < changed], 1 / 3), (onsets[onsets > changed + 1.0], 0.0)):
         steps = peer.beats_at(part) * 2
