@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=20, help="training epochs of a trial that is not stopped early")
     p.add_argument("--space", metavar="FILE.yaml", help="search space entries in place of the defaults "
                    "(e.g. 'lr: {loguniform: [1.0e-4, 1.0e-2]}', 'hidden: [100, 150]', 'k: 15'; docs/training.md)")
-    p.add_argument("--address", help="a Ray cluster's address (HOST:PORT, or ray://HOST:PORT); default: a "
+    p.add_argument("--address", help="a Ray cluster's address (HOST:PORT of its head); default: a "
                    "Ray instance of its own on this machine")
     p.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (and Numba threads) of each trial")
     p.add_argument("--grace", type=int, default=2,
