@@ -101,6 +101,8 @@ def test_tune_command_errors(tmp_path, capsys):
     assert code == 2 and err == "error: the train flags after --: argument --batch-size: invalid int value: 'two'\n"
     code, err = run(capsys, *base, "--samples", "0", "--grace", "0")
     assert code == 2 and err == "error: --samples must be ≥ 1, not 0; --grace must be ≥ 1, not 0\n", err
+    code, err = run(capsys, "tune", str(tmp_path / "nosuch"), "--out", str(tmp_path / "o"))
+    assert code == 2 and err == f"error: {tmp_path / 'nosuch'}: no such file or folder\n", err
     assert not (tmp_path / "o").exists()  # nothing started
 
 

@@ -73,6 +73,10 @@ def check(args: argparse.Namespace, space: Space, job: Job) -> str | None:
            for d in ("samples", "epochs", "cpus_per_trial", "grace") if getattr(args, d) < 1]
     if bad:
         return "; ".join(bad)
+    # before Ray starts, so that a mistyped path is one line here rather than an error in every trial
+    missing = [d for d in job.data if not any(c in d for c in "*?[") and not Path(d).exists()]
+    if missing:
+        return f"{missing[0]}: no such file or folder"
     for a in job.extra:
         flag = a.partition("=")[0]
         if flag in FLAGS.values():
