@@ -106,6 +106,15 @@ def test_tune_command_errors(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # nothing started
 
 
+def test_paths_after_the_double_dash_are_made_absolute(tmp_path, monkeypatch):
+    from live_rnnrbm.tune.cli import _absolute
+    monkeypatch.chdir(tmp_path)
+    got = _absolute(["--valid", "a", "b", "--k", "5", "--init", "w.npz", "--transpose", "-6", "5",
+                     "--valid=c", "--init=d/w.npz", "--seed", "3"])
+    assert got == ["--valid", str(tmp_path / "a"), str(tmp_path / "b"), "--k", "5", "--init", str(tmp_path / "w.npz"),
+                   "--transpose", "-6", "5", f"--valid={tmp_path / 'c'}", f"--init={tmp_path / 'd/w.npz'}", "--seed", "3"]
+
+
 def test_without_ray_the_extra_is_named(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     code, err = run(capsys, "tune", str(tmp_path), "--out", str(tmp_path / "o"))
