@@ -5,6 +5,7 @@
     live-rnnrbm train DATA... --out weights/mine.npz
     live-rnnrbm eval --weights weights/nottingham.npz DATA
     live-rnnrbm corpus build DATA... --out data.cache       (then train and eval read data.cache)
+    live-rnnrbm tune DATA... --out tuning/ -- --valid-pieces 20   (the tune extra: Ray Tune)
     live-rnnrbm play --port "IAC Bus 1"
     live-rnnrbm ports
 """
@@ -24,7 +25,11 @@ COMMANDS = {
     "train": ("live_rnnrbm.train.cli", "train an RNN-RBM on MIDI files or a benchmark pickle"),
     "eval": ("live_rnnrbm.eval.cli", "log-likelihood and accuracy of weights on data, as in the paper"),
     "corpus": ("live_rnnrbm.data.corpus_cli", "convert MIDI files and pickles into a cache once, for train and eval"),
+    "tune": ("live_rnnrbm.tune.cli", "search the training options with Ray Tune, every trial a train run"),
 }
+# commands that pass what follows "--" on to another command, in this attribute of their args
+# (tune: the train flags of every trial)
+PASS_ON = {"tune": "train_flags"}
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -79,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["play"] + argv  # no command: the instrument, as a musician expects
     parser = build_parser(argv)
+    passed_on: list[str] = []
+    if argv[0] in PASS_ON and "--" in argv:
+        argv, passed_on = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = parser.parse_args(argv)
+    if args.command in PASS_ON:
+        setattr(args, PASS_ON[args.command], passed_on)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)

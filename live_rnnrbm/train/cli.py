@@ -13,7 +13,9 @@ import argparse
 import shlex
 import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any, Callable
 
 from ..data.corpus import DataError
 from ..data.parts import PLAYER_PARTS
@@ -179,7 +181,10 @@ class _StopOnSignal:
         self.signum = 0
 
     def __enter__(self) -> "_StopOnSignal":
-        self.old = catch_stop_signals(self._handle)
+        # signal handlers can only be set from the main thread; a run in another one (a Ray Tune
+        # trial) is stopped by whoever started that thread
+        if threading.current_thread() is threading.main_thread():
+            self.old = catch_stop_signals(self._handle)
         return self
 
     def _handle(self, signum: int, reason: str) -> None:
@@ -195,7 +200,11 @@ class _StopOnSignal:
         restore(self.old)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, command: str | None = None,
+        on_validation: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """``live-rnnrbm train``. ``command``: the command line to record in the weights' metadata
+    (default: ``command_line(args)``); ``on_validation``: the trainer's hook
+    (``Trainer.on_validation``), called with each validated epoch's history record."""
     out = Path(args.out)
     if args.threads:
         import numba
@@ -246,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {len(data.train)} training pieces ({n_frames} frames), {len(data.valid)} validation pieces "
           f"({sum(len(V) for V in data.valid)} frames); {len(data.skipped)} file(s) skipped; "
           f"frames: {', '.join(f'{k}={v}' for k, v in data.resolution.items())}", file=sys.stderr)
-    command = command_line(args)
+    command = command or command_line(args)
     weights_meta = dict(data.resolution, trained_on=data.trained_on, command=command)
     if init_model is not None:
         weights_meta.update(inherited)
@@ -268,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
                 weights_meta["init"] = str(args.init)
             trainer = Trainer(data.train, data.valid, config_from_args(args), weights_meta, model=init_model,
                               progress=not args.no_progress)
+        trainer.on_validation = on_validation
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

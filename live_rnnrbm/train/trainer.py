@@ -79,6 +79,9 @@ class Trainer:
         self.select = c.select if c.select != "auto" else ("ll" if c.ais_every == 1 else "xent")
         self.n_validations = 0
         self._buffers: dict[int, list[np.ndarray]] = {}
+        # called with each validated epoch's history record once its files are written: what a
+        # tuner watches (``live_rnnrbm.tune`` reports the record's score to Ray Tune from here)
+        self.on_validation: Callable[[dict[str, Any]], None] | None = None
 
     # -- the plan of an epoch -------------------------------------------------------------
     def is_pretraining(self, epoch: int | None = None) -> bool:
@@ -344,4 +347,6 @@ class Trainer:
         self.step = 0
         self.acc = {"cost": 0.0, "xent": 0.0, "frames": 0, "seconds": 0.0}
         self.save_latest(latest_path(out))
+        if self.on_validation is not None and "valid" in rec:
+            self.on_validation(rec)
         return True
