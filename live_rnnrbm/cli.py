@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 # sub-command → (module, one-line help); modules are imported only when their command runs
 COMMANDS = {
-    "play": ("live_rnnrbm.live.session", "play the instrument live on a MIDI port"),
+    "play": ("live_rnnrbm.live.cli", "play the instrument live on a MIDI port"),
     "ports": ("live_rnnrbm.live.ports", "list MIDI inputs and outputs with their exact names"),
     "generate": ("live_rnnrbm.generate", "generate a piece offline into a .mid file (and a picture)"),
     "train": ("live_rnnrbm.train.cli", "train an RNN-RBM on MIDI files or a benchmark pickle"),

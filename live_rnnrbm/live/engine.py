@@ -50,59 +50,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..model import FrameSampler, RnnRbm
-from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, NOTE_OFF, NOTE_ON, SUSTAIN
+from ..model import RnnRbm
+from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, NOTE_OFF, SUSTAIN
 from .frames import SCHEMES, frame_messages, note_roles, shape_frame, union
 from .settings import PARTS, Settings
-
-N_SLOTS = 4
-class Slot:
-    """One computed frame, ready to send: its messages and the state it came from."""
-
-    def __init__(self, n_v: int, n_u: int, dtype, lowest: int):
-        self.gen = 0                      # odd while the worker writes it
-        self.seq = -1                     # the tick this frame is for
-        self.v = np.zeros(n_v, dtype)     # the chain's sample (with clamped notes)
-        self.pv = np.zeros(n_v, dtype)
-        self.v_out = np.zeros(n_v, dtype) # the model's notes to sound
-        self.part = np.zeros(n_v, np.int8)  # the channel (0..15) each note of v_out sounds on
-        self.u = np.zeros(n_u, dtype)     # u_{t-1}, the state this frame was sampled from
-        self.human = np.zeros(n_v, dtype) # the player's notes it was sampled with (0 when not listening)
-        self.ons: list = []
-        self.offs: list = []
-        self.all_on: list = []            # every note of v_out, to re-sound after a silence
-        # per-slot note-on messages, [channel][note] for every channel (a switch or the parts control
-        # may move the notes to any of them): the velocity byte is written by the worker
-        self.on_msg = [[[NOTE_ON | ch, lowest + i, 80] for i in range(n_v)] for ch in range(16)]
-
-
-class Sound:
-    """What a preset makes the engine play (its weights and sound keys), with every buffer a new
-    set of weights needs, made off the tick and the worker (``Engine.sound``, from a control
-    thread) and taken by the worker before it computes a frame (``Engine.switch_to``)."""
-
-    def __init__(self, model: RnnRbm, settings: Settings, name: str, lowest: int, n_slots: int):
-        if settings.k is None:
-            raise ValueError("the engine needs k: the settings' own, or the weights' generation_k")
-        self.name = name
-        self.model = model
-        self.sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
-        self.k, self.chains = settings.k, settings.chains
-        self.temperature, self.density, self.mode = settings.temperature, settings.density, settings.mode
-        self.parts = settings.parts
-        self.first_channel = settings.channel - 1
-        self.max_poly = settings.max_polyphony
-        self.max_run = settings.max_note_frames
-        self.vel_fixed = None if settings.velocity == "probability" else int(settings.velocity)
-        self.vel_lo, self.vel_hi = settings.velocity_range
-        lo, hi = settings.note_range
-        notes = np.arange(model.n_visible) + lowest
-        self.in_range = ((notes >= lo) & (notes <= hi)).astype(np.int8)
-        # u_0 for new weights (n_u may differ from the weights playing): the state, and each slot's
-        self.base_u = model.initial_state()
-        self.u_next = model.initial_state()
-        self.slot_u = [model.initial_state() for _ in range(n_slots)]
-
+from .slots import N_SLOTS, Slot, Sound
 
 class Engine:
     def __init__(self, model: RnnRbm, send: Callable[[list], None], settings: Settings,
