@@ -39,7 +39,9 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
 
     The backward pass over time only carries dcost/du_t (a matrix-vector product per frame, the
     part that must be sequential); the weight gradients of the RNN are sums over frames of outer
-    products, accumulated afterwards four frames per pass over each gradient row.
+    products, accumulated afterwards four frames per pass over each gradient row. It is one kernel
+    on purpose: the passes share their per-frame scratch, which smaller Numba functions would have
+    to allocate or hand across calls once per frame of every update.
     """
     T, n_v = V.shape
     n_h = W.shape[1]
@@ -152,7 +154,8 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
     pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
-    (cost, cross-entropy).
+    (cost, cross-entropy). One fused kernel, as ``cost_and_grad``: its buffers are made once per
+    subsequence and shared by the forward pass, the chains and the own-history mix.
 
     ``start`` (an index into CHAIN_STARTS) is where frame t's chain starts: 0, at v_t (CD-k, the
     tutorial); 1, at silence, as generation starts it, so that training meets the states a

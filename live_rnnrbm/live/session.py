@@ -107,7 +107,6 @@ class Session:
     def start(self) -> None:
         """Open the ports, warm the kernels and compute frame 1, then say where it plays. Raises
         ports.PortError when a port cannot be opened (close() still ends what was started)."""
-        from .clock import ClockFollower
         from .controls import Controls
         from .engine import Engine
         from .listener import Listener
@@ -141,22 +140,10 @@ class Session:
             engine.start()   # kernels warm, frame 1 computed: everything below is quick
         finally:
             compiling.cancel()
-        if external:
-            self.follower = ClockFollower(settings.steps_per_beat, engine.tick, on_stop=engine.silence,
-                                          on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
-                                          if recorder else None,
-                                          swing=settings.swing)
-            controls.clock = self.follower
+        self._start_clock()
         controls.preset = self.preset   # MIDI learn saves there
         if switch is not None:
             controls.switcher = Switcher(engine, switch, self.stopped, on_error=say)
-        if settings.link_clock:
-            from .link import LinkSession
-            from .ports import PortError
-            try:
-                self.link = LinkSession(settings.bpm, settings.link_quantum, settings.link_start_stop)
-            except Exception as e:  # noqa: BLE001 -- the binding's errors are not ours to list: one line
-                raise PortError(f"cannot join the Ableton Link session: {e}") from None
         self._open_inputs(out.backend)
         if settings.osc_port is not None:
             self._start_osc(controls, engine)
@@ -164,9 +151,42 @@ class Session:
         if out.backend == "jack":
             from .jackmidi import quiet
             quiet()
+        self._say_ready()
+        rt = engine.worker_realtime.wait(2.0) and engine.worker_realtime_ok
+        if not external and self.realtime:
+            rt = promote(CLOCK_PRIORITY) and rt   # this thread runs the internal clock (play())
+        if self.realtime:
+            say("real-time scheduling: on" if rt else
+                "real-time scheduling: not permitted (timing may suffer on a busy machine; see docs/playing.md)")
+        if settings.status:
+            controls.start_status(*self._tempo_and_clock_label())
+        if controls.start_keys():
+            say(controls.KEYS)
+
+    def _start_clock(self) -> None:
+        """The follower of an external MIDI clock, or our peer in the Link session (the internal
+        clock is made by play(), on its thread)."""
+        from .clock import ClockFollower
+        from .ports import PortError
+        settings, engine, recorder, t0 = self.settings, self.engine, self.recorder, self.t0
+        if settings.external_clock:
+            self.follower = ClockFollower(settings.steps_per_beat, engine.tick, on_stop=engine.silence,
+                                          on_tempo=(lambda bpm: recorder.tempo(time.perf_counter() - t0, bpm))
+                                          if recorder else None,
+                                          swing=settings.swing)
+            self.controls.clock = self.follower
+        elif settings.link_clock:
+            from .link import LinkSession
+            try:
+                self.link = LinkSession(settings.bpm, settings.link_quantum, settings.link_start_stop)
+            except Exception as e:  # noqa: BLE001 -- the binding's errors are not ours to list: one line
+                raise PortError(f"cannot join the Ableton Link session: {e}") from None
+
+    def _say_ready(self) -> None:
+        """The ports, and the clock we play on."""
+        settings, out, link = self.settings, self.out, self.link
         names = ", ".join(f"{'virtual ' if p.virtual else ''}'{p.name}'" for p in self.ports)
-        link = self.link
-        if external:
+        if settings.external_clock:
             say(f"ready on {out.backend} ports {names}; following MIDI clock on '{self.ports[1].name}', "
                 f"{settings.steps_per_beat} frame(s) per beat")
         elif link is not None:
@@ -180,24 +200,15 @@ class Session:
         else:
             say(f"playing on {out.backend} ports {names}; {settings.tempo:.1f} BPM, "
                 f"{settings.frame_period * 1e3:.1f} ms per frame")
-        rt = engine.worker_realtime.wait(2.0) and engine.worker_realtime_ok
-        if not external and self.realtime:
-            rt = promote(CLOCK_PRIORITY) and rt   # this thread runs the internal clock (play())
-        if self.realtime:
-            say("real-time scheduling: on" if rt else
-                "real-time scheduling: not permitted (timing may suffer on a busy machine; see docs/playing.md)")
-        follower = self.follower
-        if settings.status:
-            if external:
-                tempo, label = (lambda: follower.bpm), (lambda: "clock lost" if follower.lost else "external")
-            elif link is not None:
-                tempo = lambda: link.tempo  # noqa: E731
-                label = lambda: f"link, {link.peers} peer(s)" + ("" if link.playing else ", stopped")  # noqa: E731
-            else:
-                tempo, label = (lambda: settings.tempo), (lambda: "internal")
-            controls.start_status(tempo, label)
-        if controls.start_keys():
-            say(controls.KEYS)
+
+    def _tempo_and_clock_label(self) -> tuple[Callable[[], float], Callable[[], str]]:
+        """What the status line shows of the clock: its tempo now, and which clock it is."""
+        settings, follower, link = self.settings, self.follower, self.link
+        if follower is not None:
+            return (lambda: follower.bpm), (lambda: "clock lost" if follower.lost else "external")
+        if link is not None:
+            return (lambda: link.tempo), (lambda: f"link, {link.peers} peer(s)" + ("" if link.playing else ", stopped"))
+        return (lambda: settings.tempo), (lambda: "internal")
 
     def _start_osc(self, controls: Controls, engine: Engine) -> None:
         from .osc import OscControl

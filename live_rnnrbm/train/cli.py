@@ -41,7 +41,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="best-on-validation weights file (latest: NAME.last.npz)")
     p.add_argument("--resume", action="store_true", help="continue from NAME.last.npz exactly")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 50)")
-    g = p.add_argument_group("data")
+    _data_arguments(p.add_argument_group("data"))
+    _model_arguments(p.add_argument_group("model"))
+    o = p.add_argument_group("optimisation (defaults: the tutorial)")
+    _optimisation_arguments(o)
+    _listening_arguments(p.add_argument_group("listening (conditional training)"))
+    # after the listening group, so that command_line() writes the flags in the order they always had
+    o.add_argument("--carry-u", action="store_true",
+                   help="start each subsequence from the u the previous one of the piece ended with")
+    o.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+    _validation_arguments(p.add_argument_group("validation monitor"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--stop-after-steps", type=int, default=0, help=argparse.SUPPRESS)  # tests
+
+
+def _data_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--split", default="train", help="split of a benchmark pickle to train on")
     g.add_argument("--valid", nargs="+", metavar="DATA", help="validation data (default: the pickle's "
                    "'valid' split, or --valid-fraction of the MIDI pieces)")
@@ -57,14 +71,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="lowest MIDI note of the model's piano-roll (21: the piano's A0); notes below are dropped")
     g.add_argument("--highest-note", type=int, default=HIGHEST_NOTE,
                    help="highest MIDI note of the model's piano-roll (108: the piano's C8); notes above are dropped")
-    m = p.add_argument_group("model")
+
+
+def _model_arguments(m: argparse._ArgumentGroup) -> None:
     m.add_argument("--hidden", type=int, default=150, help="n_h, the RBM's hidden units")
     m.add_argument("--recurrent", type=int, default=100, help="n_u, the RNN's units")
     m.add_argument("--seed", type=int, default=0,
                    help="random seed: the initial weights, piece order, transpositions and Gibbs chains")
     m.add_argument("--init", metavar="WEIGHTS", help="start from this weights file (its sizes and note range) "
                    "instead of the tutorial's random initialisation: fine-tuning")
-    o = p.add_argument_group("optimisation (defaults: the tutorial)")
+
+
+def _optimisation_arguments(o: argparse._ArgumentGroup) -> None:
     o.add_argument("--batch-frames", type=int, default=100, help="frames per subsequence")
     o.add_argument("--batch-size", type=int, default=1,
                    help="subsequences per update, computed in parallel (use ≥ 2 on 2 cores)")
@@ -91,7 +109,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--pretrain-rnn-epochs", type=int, default=0,
                    help="before everything, train the RNN alone as a frame predictor (W = 0: exact "
                         "cross-entropy, exact BPTT), so that the RNN-RBM starts from a trained RNN")
-    lis = p.add_argument_group("listening (conditional training)")
+
+
+def _listening_arguments(lis: argparse._ArgumentGroup) -> None:
     lis.add_argument("--player", nargs="+", choices=PLAYER_PARTS, default=[], metavar="PART",
                      help=f"parts a player may play ({', '.join(PLAYER_PARTS)}): in --player-share of the "
                           "subsequences one is drawn and its notes are clamped in the negative chains, so the "
@@ -114,10 +134,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lis.add_argument("--own-negative", action="store_true",
                      help="with --own-history-k: the model's own frame is also the negative sample there, so "
                           "training pushes down the harmonies the instrument itself would play where they are wrong")
-    o.add_argument("--carry-u", action="store_true",
-                   help="start each subsequence from the u the previous one of the piece ended with")
-    o.add_argument("--threads", type=int, default=None, help="Numba threads (default: all cores)")
-    v = p.add_argument_group("validation monitor")
+
+
+def _validation_arguments(v: argparse._ArgumentGroup) -> None:
     v.add_argument("--valid-every", type=int, default=1, help="validate every N epochs")
     v.add_argument("--valid-pieces", type=int, default=0, help="validate on N evenly spread pieces (0: all)")
     v.add_argument("--valid-samples", type=int, default=1, help="sampled frames per frame for accuracy")
@@ -128,8 +147,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--select", choices=("auto", "ll", "xent"), default="auto",
                    help="best weights by AIS log-likelihood (ll) or the cheap cross-entropy (xent); "
                         "auto: ll when AIS runs at every validation")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--stop-after-steps", type=int, default=0, help=argparse.SUPPRESS)  # tests
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -260,27 +277,11 @@ def run(args: argparse.Namespace, command: str | None = None,
     if init_model is not None:
         weights_meta.update(inherited)
     try:
-        if args.resume:
-            given = config_from_args(args)  # the validation options of this command line apply
-            monitor = {k: getattr(given, k) for k in MONITOR_KEYS if k != "valid_k"}
-            trainer = resume(latest_path(out), data.train, data.valid, args.epochs, not args.no_progress,
-                             weights_meta=weights_meta, monitor=monitor)
-            c = trainer.config
-            print(f"resuming {latest_path(out)} at {'pretraining ' if trainer.is_pretraining() else ''}epoch "
-                  f"{trainer.epoch + 1 - (0 if trainer.is_pretraining() else c.pre_epochs)}, "
-                  f"step {trainer.step}", file=sys.stderr)
-        else:
-            if latest_path(out).exists():
-                print(f"note: starting afresh; {latest_path(out)} will be overwritten (use --resume to continue it)",
-                      file=sys.stderr)
-            if init_model is not None:
-                weights_meta["init"] = str(args.init)
-            trainer = Trainer(data.train, data.valid, config_from_args(args), weights_meta, model=init_model,
-                              progress=not args.no_progress)
-        trainer.on_validation = on_validation
+        trainer = _trainer(args, out, data, weights_meta, init_model)
     except (CheckpointError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    trainer.on_validation = on_validation
     if not trainer.valid:
         print(f"note: no validation data: {out} gets the weights of the latest epoch", file=sys.stderr)
     else:
@@ -288,6 +289,34 @@ def run(args: argparse.Namespace, command: str | None = None,
               file=sys.stderr)
     with _StopOnSignal(trainer) as sig:
         outcome = trainer.fit(out)
+    return _report_end(trainer, out, outcome, sig.signum)
+
+
+def _trainer(args: argparse.Namespace, out: Path, data, weights_meta: dict[str, Any],
+             init_model) -> Trainer:
+    """The trainer of this command: resumed from OUT.last.npz, or new (from --init's model)."""
+    if args.resume:
+        given = config_from_args(args)  # the validation options of this command line apply
+        monitor = {k: getattr(given, k) for k in MONITOR_KEYS if k != "valid_k"}
+        trainer = resume(latest_path(out), data.train, data.valid, args.epochs, not args.no_progress,
+                         weights_meta=weights_meta, monitor=monitor)
+        c = trainer.config
+        print(f"resuming {latest_path(out)} at {'pretraining ' if trainer.is_pretraining() else ''}epoch "
+              f"{trainer.epoch + 1 - (0 if trainer.is_pretraining() else c.pre_epochs)}, "
+              f"step {trainer.step}", file=sys.stderr)
+        return trainer
+    if latest_path(out).exists():
+        print(f"note: starting afresh; {latest_path(out)} will be overwritten (use --resume to continue it)",
+              file=sys.stderr)
+    if init_model is not None:
+        weights_meta["init"] = str(args.init)
+    return Trainer(data.train, data.valid, config_from_args(args), weights_meta, model=init_model,
+                   progress=not args.no_progress)
+
+
+def _report_end(trainer: Trainer, out: Path, outcome: str, signum: int) -> int:
+    """The closing lines of a run, and its exit status: done, stopped by a signal (128 + it), or
+    its files written elsewhere because OUT's folder could not take them (1)."""
     best = trainer.best
     if best.get("valid"):
         v = best["valid"]
@@ -309,6 +338,6 @@ def run(args: argparse.Namespace, command: str | None = None,
                  else f"in {where} after step {trainer.step}")
         print(f"stopped {where}: latest state in {latest_path(out)}; "
               f"continue with the same command and --resume", file=sys.stderr)
-        return 128 + sig.signum if sig.signum else 0
+        return 128 + signum if signum else 0
     print(f"done: best weights {out}, latest {latest_path(out)}")
     return 0
