@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -152,29 +152,9 @@ def build_cache(sources: Iterable[str | Path], out_dir: str | Path, dt: float | 
 
 def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, settings: Settings, jobs: int | None,
            progress: bool, executor: Executor | None, start: float) -> CacheInfo:
+    """``build_cache`` in the locked ``folder``: plan, convert on the pool, write, and commit or keep the partial."""
     previous, complete, note = _previous(folder, settings)
-    roots: list[str] = []
-    rows: list[dict] = []  # a file's manifest row (its hash and pieces come with the conversion)
-    plan: list[tuple[str, str | None] | tuple[Cache, int]] = []  # (path, known hash) to convert, or (cache, row)
-    reused = 0
-    for f, root in found:
-        root_abs = os.path.abspath(root)
-        if root_abs not in roots:
-            roots.append(root_abs)
-        rel = Path(os.path.relpath(f, root)).as_posix()
-        try:
-            st = os.stat(f)
-            size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:
-            size = mtime = -1
-        rows.append({"root": roots.index(root_abs), "path": rel, "size": size, "mtime_ns": mtime})
-        old = previous.get((root_abs, rel))
-        if old is not None and old[0].files["size"][old[1]] == size and old[0].files["mtime_ns"][old[1]] == mtime:
-            plan.append(old)
-            reused += 1
-        else:
-            same_size = old is not None and old[0].files["size"][old[1]] == size
-            plan.append((str(f), old[0].files["blake2b"][old[1]] if same_size else None))
+    roots, rows, plan, reused = _plan(found, previous)
     todo = [i for i, p in enumerate(plan) if not isinstance(p[0], Cache)]
     current = previous and next(iter(previous.values()))[0]
     if (not todo and current and current.folder / MANIFEST == current.path and current.n_files == len(plan)
@@ -195,7 +175,6 @@ def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, set
     writer = CacheWriter(folder, settings, [os.path.abspath(s) for s in sources], roots)
     counts = {"converted": 0, "rehashed": 0}
     committed = False
-    last_save = time.monotonic()
 
     def built(done: bool) -> dict:
         source_bytes = sum(r["size"] for r in rows if r["size"] > 0)
@@ -205,40 +184,8 @@ def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, set
 
     try:
         window = 4 * jobs  # chunks in flight: the pool stays busy, and memory holds only these
-        submitted: dict[int, Future] = {}
-        results: dict[int, Converted] = {}
-        next_chunk = 0
-        for i, p in enumerate(plan):
-            row = rows[i]
-            if isinstance(p[0], Cache):
-                cache, k = p
-                row.update(blake2b=cache.files["blake2b"][k], splits=cache.files["splits"][k],
-                           error=cache.files["error"][k])
-                writer.add(row, taken_over(cache, k))
-            else:
-                while i not in results:
-                    while next_chunk < len(chunks) and len(submitted) < window:
-                        submitted[next_chunk] = pool.submit(convert_chunk, [plan[t] for t in chunks[next_chunk]],
-                                                            settings)
-                        next_chunk += 1
-                    done, _ = wait(submitted.values(), return_when=FIRST_COMPLETED)
-                    for c in [c for c, fut in submitted.items() if fut in done]:
-                        results.update(zip(chunks[c], submitted.pop(c).result()))
-                        if bar is not None:
-                            bar.update(len(chunks[c]))
-                conv = results.pop(i)
-                if conv.unchanged:  # same contents: the old rows and frames, with the new mtime
-                    cache, k = previous[(roots[row["root"]], row["path"])]
-                    row.update(blake2b=conv.blake2b, splits=cache.files["splits"][k], error=cache.files["error"][k])
-                    writer.add(row, taken_over(cache, k))
-                    counts["rehashed"] += 1
-                else:
-                    row.update(blake2b=conv.blake2b, splits=conv.splits, error=conv.error)
-                    writer.add(row, conv.pieces)
-                    counts["converted"] += 1
-            if counts["converted"] and time.monotonic() - last_save > PARTIAL_EVERY:
-                writer.save(PARTIAL, built(False))
-                last_save = time.monotonic()
+        conversions = _conversions(pool, plan, chunks, settings, window, bar)
+        _add_files(writer, plan, rows, roots, previous, conversions, counts, lambda: built(False))
         skipped = skipped_files(roots, writer.files, writer.pieces["frames"])
         usable = [n for n in writer.pieces["frames"] if n >= 2]
         if not usable:
@@ -264,3 +211,81 @@ def _build(found: list[tuple[Path, Path]], sources: list[str], folder: Path, set
     return CacheInfo(folder, len(rows), len(usable), sum(usable), counts["converted"], reused,
                      counts["rehashed"], record["removed"], skipped, writer.total * settings.bytes_per_frame,
                      manifest_bytes, record["source_bytes"], record["seconds"], jobs, settings, note)
+
+
+def _plan(found: list[tuple[Path, Path]], previous: dict) -> tuple[list[str], list[dict], list, int]:
+    """The build's roots; each file's manifest row (its hash and pieces come with the conversion);
+    what to do with it: (path, known hash) to convert, or (cache, row) to take over, which a file
+    of the size and mtime that cache knew is; and how many are taken over."""
+    roots: list[str] = []
+    rows: list[dict] = []
+    plan: list[tuple[str, str | None] | tuple[Cache, int]] = []
+    reused = 0
+    for f, root in found:
+        root_abs = os.path.abspath(root)
+        if root_abs not in roots:
+            roots.append(root_abs)
+        rel = Path(os.path.relpath(f, root)).as_posix()
+        try:
+            st = os.stat(f)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size = mtime = -1
+        rows.append({"root": roots.index(root_abs), "path": rel, "size": size, "mtime_ns": mtime})
+        old = previous.get((root_abs, rel))
+        if old is not None and old[0].files["size"][old[1]] == size and old[0].files["mtime_ns"][old[1]] == mtime:
+            plan.append(old)
+            reused += 1
+        else:
+            same_size = old is not None and old[0].files["size"][old[1]] == size
+            plan.append((str(f), old[0].files["blake2b"][old[1]] if same_size else None))
+    return roots, rows, plan, reused
+
+
+def _conversions(pool: Executor, plan: list, chunks: list[list[int]], settings: Settings, window: int,
+                 bar) -> Iterator[Converted]:
+    """The conversions of the files to convert, in plan order: the chunks go to the pool as they
+    are needed, ``window`` at a time, and ``bar`` moves as each comes back."""
+    submitted: dict[int, Future] = {}
+    results: dict[int, Converted] = {}
+    next_chunk = 0
+    for i in (i for chunk in chunks for i in chunk):
+        while i not in results:
+            while next_chunk < len(chunks) and len(submitted) < window:
+                submitted[next_chunk] = pool.submit(convert_chunk, [plan[t] for t in chunks[next_chunk]], settings)
+                next_chunk += 1
+            done, _ = wait(submitted.values(), return_when=FIRST_COMPLETED)
+            for c in [c for c, fut in submitted.items() if fut in done]:
+                results.update(zip(chunks[c], submitted.pop(c).result()))
+                if bar is not None:
+                    bar.update(len(chunks[c]))
+        yield results.pop(i)
+
+
+def _add_files(writer: CacheWriter, plan: list, rows: list[dict], roots: list[str], previous: dict,
+               conversions: Iterator[Converted], counts: dict[str, int], partial: Callable[[], dict]) -> None:
+    """Every file's row and pieces to ``writer``, in plan order: taken over, or from its conversion
+    (taken over after all, with the new mtime, if only the mtime changed); the partial cache saved
+    with ``partial()`` every PARTIAL_EVERY seconds while files are converted."""
+    last_save = time.monotonic()
+    for i, p in enumerate(plan):
+        row = rows[i]
+        if isinstance(p[0], Cache):
+            cache, k = p
+            row.update(blake2b=cache.files["blake2b"][k], splits=cache.files["splits"][k],
+                       error=cache.files["error"][k])
+            writer.add(row, taken_over(cache, k))
+        else:
+            conv = next(conversions)
+            if conv.unchanged:  # same contents: the old rows and frames, with the new mtime
+                cache, k = previous[(roots[row["root"]], row["path"])]
+                row.update(blake2b=conv.blake2b, splits=cache.files["splits"][k], error=cache.files["error"][k])
+                writer.add(row, taken_over(cache, k))
+                counts["rehashed"] += 1
+            else:
+                row.update(blake2b=conv.blake2b, splits=conv.splits, error=conv.error)
+                writer.add(row, conv.pieces)
+                counts["converted"] += 1
+        if counts["converted"] and time.monotonic() - last_save > PARTIAL_EVERY:
+            writer.save(PARTIAL, partial())
+            last_save = time.monotonic()

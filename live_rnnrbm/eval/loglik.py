@@ -133,91 +133,118 @@ def evaluate_model(model: RnnRbm, arrays: Sequence[np.ndarray], ais_chains: int 
                     threads=numba.get_num_threads())
     timings: dict[str, float] = {}
     nan = float("nan")
-    ll = ll_se = a_se = acc = acc_counts = nan
-    ais_se = ais_bias = min_ess = nan
-    impossible = 0
-    ll_plain = nan
+    # a skipped measure's figures stay NaN (the frames with log p > 0 are counted only when AIS ran)
+    figures: dict[str, Any] = dict(log_likelihood=nan, log_likelihood_se=nan, ais_se=nan, ais_bias=nan,
+                                   ais_min_ess=nan, ais_impossible_frames=0, log_likelihood_plain=nan,
+                                   log_likelihood_raise=nan, log_likelihood_raise_se=nan, accuracy=nan,
+                                   accuracy_se=nan, accuracy_pooled_counts=nan)
     betas = anneal.beta_schedule(ais_steps, schedule)  # AIS and RAISE anneal along the same path
+    fitted = base_chains if base == "fitted" else None  # None: the zero base
 
     if ais_chains:
         t1 = time.perf_counter()
-        states = new_states(seed, N)
-        base_states = new_states(seed + 2, N)
-        C = np.zeros((N, model.n_visible))
-        D = np.zeros((N, model.n_hidden))
-        log_z = np.empty(N)
-        log_z_var = np.empty(N)
-        ess = np.empty(N)
-        log_z_jack = np.empty(N)
-
-        def ais_chunk(s: int, e: int) -> None:
-            if base == "fitted":
-                ais.fitted_base(W, WT, BV[s:e], BH[s:e], V[s:e], base_chains, k, BASE_PRIOR, base_states[s:e],
-                                C[s:e], D[s:e])
-            ais.ais_log_z(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, ais_chains, states[s:e],
-                          log_z[s:e], log_z_var[s:e], ess[s:e], log_z_jack[s:e])
-
-        in_chunks(N, progress_label + "log-likelihood (AIS)", progress, ais_chunk, should_stop=should_stop)
-        F = np.empty(N)
-        frame_measures.free_energies(V, W, BV, BH, F)
-        log_p = -F - log_z_jack  # jackknife-corrected log Z: the O(1/chains) bias of logmeanexp removed
-        ll = float(log_p.mean())
-        ll_plain = float((-F - log_z).mean())
-        ll_se = float(log_p.std(ddof=1) / math.sqrt(N)) if N > 1 else nan
-        ais_se = float(math.sqrt(log_z_var.sum()) / N)
-        ais_bias = float(log_z_var.mean() / 2)  # E[log Ẑ] ≈ log Z − Var/2: ll is optimistic by about this
-        min_ess = float(ess.min())
-        impossible = int((log_p > 0.01).sum())  # log p ≤ 0 always; a little noise allowed
+        figures.update(_ais_figures(model, V, BV, BH, W, WT, betas, ais_chains, fitted, k, seed,
+                                    progress_label + "log-likelihood (AIS)", progress, should_stop))
         timings["log_likelihood"] = time.perf_counter() - t1
-
-    ll_raise = ll_raise_se = nan
     if raise_chains:
         t1 = time.perf_counter()
         V_prev = _previous(arrays, model.dtype)
-        states = new_states(seed + 3, N)
-        base_states = new_states(seed + 4, N)
-        C = np.zeros((N, model.n_visible))
-        D = np.zeros((N, model.n_hidden))
-        log_p_r = np.empty(N)
-        log_p_var = np.empty(N)
-
-        def raise_chunk(s: int, e: int) -> None:
-            if base == "fitted":
-                ais.fitted_base(W, WT, BV[s:e], BH[s:e], V_prev[s:e], base_chains, k, BASE_PRIOR,
-                                base_states[s:e], C[s:e], D[s:e])
-            reverse_ais.raise_log_p(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, V[s:e], raise_chains,
-                                    states[s:e], log_p_r[s:e], log_p_var[s:e])
-
-        in_chunks(N, progress_label + "log-likelihood (RAISE)", progress, raise_chunk,
-                  should_stop=should_stop)
-        ll_raise = float(log_p_r.mean())
-        ll_raise_se = float(log_p_r.std(ddof=1) / math.sqrt(N)) if N > 1 else nan
+        figures.update(_raise_figures(model, V, V_prev, BV, BH, W, WT, betas, raise_chains, fitted, k, seed,
+                                      progress_label + "log-likelihood (RAISE)", progress, should_stop))
         settings["raise_chains"] = raise_chains
         timings["log_likelihood_raise"] = time.perf_counter() - t1
-
     if accuracy_samples:
         t1 = time.perf_counter()
-        states = new_states(seed + 1, N)
-        per_frame = np.empty(N)
-        counts = np.zeros((N, 3), np.int64)
-        beta = model.dtype.type(1.0)
-
-        def accuracy_chunk(s: int, e: int) -> None:
-            frame_measures.frame_accuracy(W, WT, BV[s:e], BH[s:e], V[s:e], accuracy_samples, k, beta, states[s:e],
-                               per_frame[s:e], counts[s:e])
-
-        in_chunks(N, progress_label + "accuracy", progress, accuracy_chunk, 4 * CHUNK_FRAMES, should_stop)
-        acc = float(per_frame.mean())
-        a_se = float(per_frame.std(ddof=1) / math.sqrt(N)) if N > 1 else nan
-        tp, fp, fn = counts.sum(axis=0)
-        acc_counts = float(tp / (tp + fp + fn)) if tp + fp + fn else 1.0
+        figures.update(_accuracy_figures(model, V, BV, BH, W, WT, accuracy_samples, k, seed,
+                                         progress_label + "accuracy", progress, should_stop))
         timings["accuracy"] = time.perf_counter() - t1
 
-    return EvalResult(log_likelihood=ll, log_likelihood_se=ll_se, accuracy=acc, accuracy_se=a_se, frames=int(N),
-                      settings=settings, seconds=time.perf_counter() - t0, sequences=len(arrays), ais_se=ais_se,
-                      ais_bias=ais_bias, ais_min_ess=min_ess, ais_impossible_frames=impossible,
-                      log_likelihood_plain=ll_plain, accuracy_pooled_counts=acc_counts, timings=timings,
-                      log_likelihood_raise=ll_raise, log_likelihood_raise_se=ll_raise_se)
+    return EvalResult(frames=int(N), settings=settings, seconds=time.perf_counter() - t0, sequences=len(arrays),
+                      timings=timings, **figures)
+
+
+def _se(x: np.ndarray) -> float:
+    """The standard error of the mean of ``x`` (NaN for a single frame)."""
+    N = len(x)
+    return float(x.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan")
+
+
+def _ais_figures(model: RnnRbm, V: np.ndarray, BV: np.ndarray, BH: np.ndarray, W: np.ndarray, WT: np.ndarray,
+                 betas: np.ndarray, chains: int, base_chains: int | None, k: int, seed: int, label: str, progress: bool,
+                 should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    """``evaluate_model``'s log-likelihood figures from AIS's log Z of every frame's RBM (its base
+    fitted with ``base_chains`` chains, or the zero base for None)."""
+    N = V.shape[0]
+    states = new_states(seed, N)
+    base_states = new_states(seed + 2, N)
+    C = np.zeros((N, model.n_visible))
+    D = np.zeros((N, model.n_hidden))
+    log_z = np.empty(N)
+    log_z_var = np.empty(N)
+    ess = np.empty(N)
+    log_z_jack = np.empty(N)
+
+    def ais_chunk(s: int, e: int) -> None:
+        if base_chains is not None:
+            ais.fitted_base(W, WT, BV[s:e], BH[s:e], V[s:e], base_chains, k, BASE_PRIOR, base_states[s:e],
+                            C[s:e], D[s:e])
+        ais.ais_log_z(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, chains, states[s:e],
+                      log_z[s:e], log_z_var[s:e], ess[s:e], log_z_jack[s:e])
+
+    in_chunks(N, label, progress, ais_chunk, should_stop=should_stop)
+    F = np.empty(N)
+    frame_measures.free_energies(V, W, BV, BH, F)
+    log_p = -F - log_z_jack  # jackknife-corrected log Z: the O(1/chains) bias of logmeanexp removed
+    return dict(log_likelihood=float(log_p.mean()), log_likelihood_plain=float((-F - log_z).mean()),
+                log_likelihood_se=_se(log_p), ais_se=float(math.sqrt(log_z_var.sum()) / N),
+                # E[log Ẑ] ≈ log Z − Var/2: the log-likelihood is optimistic by about this
+                ais_bias=float(log_z_var.mean() / 2), ais_min_ess=float(ess.min()),
+                ais_impossible_frames=int((log_p > 0.01).sum()))  # log p ≤ 0 always; a little noise allowed
+
+
+def _raise_figures(model: RnnRbm, V: np.ndarray, V_prev: np.ndarray, BV: np.ndarray, BH: np.ndarray,
+                   W: np.ndarray, WT: np.ndarray, betas: np.ndarray, chains: int, base_chains: int | None, k: int,
+                   seed: int, label: str, progress: bool,
+                   should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    """``evaluate_model``'s RAISE log-likelihood figures; the base (unless ``base_chains`` is None:
+    the zero base) is fitted from the previous frames ``V_prev``, not from the frames scored."""
+    N = V.shape[0]
+    states = new_states(seed + 3, N)
+    base_states = new_states(seed + 4, N)
+    C = np.zeros((N, model.n_visible))
+    D = np.zeros((N, model.n_hidden))
+    log_p_r = np.empty(N)
+    log_p_var = np.empty(N)
+
+    def raise_chunk(s: int, e: int) -> None:
+        if base_chains is not None:
+            ais.fitted_base(W, WT, BV[s:e], BH[s:e], V_prev[s:e], base_chains, k, BASE_PRIOR,
+                            base_states[s:e], C[s:e], D[s:e])
+        reverse_ais.raise_log_p(W, WT, BV[s:e], BH[s:e], C[s:e], D[s:e], betas, V[s:e], chains,
+                                states[s:e], log_p_r[s:e], log_p_var[s:e])
+
+    in_chunks(N, label, progress, raise_chunk, should_stop=should_stop)
+    return dict(log_likelihood_raise=float(log_p_r.mean()), log_likelihood_raise_se=_se(log_p_r))
+
+
+def _accuracy_figures(model: RnnRbm, V: np.ndarray, BV: np.ndarray, BH: np.ndarray, W: np.ndarray,
+                      WT: np.ndarray, samples: int, k: int, seed: int, label: str, progress: bool,
+                      should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    """``evaluate_model``'s accuracy figures: per frame over ``samples`` k-step samples, and pooled."""
+    N = V.shape[0]
+    states = new_states(seed + 1, N)
+    per_frame = np.empty(N)
+    counts = np.zeros((N, 3), np.int64)
+    beta = model.dtype.type(1.0)
+
+    def accuracy_chunk(s: int, e: int) -> None:
+        frame_measures.frame_accuracy(W, WT, BV[s:e], BH[s:e], V[s:e], samples, k, beta, states[s:e],
+                                      per_frame[s:e], counts[s:e])
+
+    in_chunks(N, label, progress, accuracy_chunk, 4 * CHUNK_FRAMES, should_stop)
+    tp, fp, fn = counts.sum(axis=0)
+    return dict(accuracy=float(per_frame.mean()), accuracy_se=_se(per_frame),
+                accuracy_pooled_counts=float(tp / (tp + fp + fn)) if tp + fp + fn else 1.0)
 
 
 # --------------------------------------------------------------------------- conditional likelihood
