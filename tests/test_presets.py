@@ -296,6 +296,14 @@ def test_relative_weights_are_found_beside_the_preset(tmp_path):
     assert load_preset(str(path)).weights == "jsb"
 
 
+def test_relative_switch_paths_are_found_beside_the_preset(tmp_path, monkeypatch):
+    (tmp_path / "other.yaml").write_text("mode: harmonize\n")
+    path = tmp_path / "p.yaml"
+    path.write_text("switch: [other.yaml, jsb]\n")
+    monkeypatch.chdir(tmp_path.parent)   # not the preset's folder: other.yaml is not here
+    assert load_preset(str(path)).switch == (str(tmp_path / "other.yaml"), "jsb")
+
+
 def test_parse_preset_matches_safe_load_on_the_shipped_files():
     # the node-by-node reading gives what PyYAML itself reads (where PyYAML reads what was meant)
     for name in list_presets():

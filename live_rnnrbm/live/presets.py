@@ -77,8 +77,9 @@ def find_preset(name_or_path: str | os.PathLike | None) -> Path:
 def load_preset(name_or_path: str | os.PathLike | None = None) -> Settings:
     """Every setting: DEFAULTS overlaid with a preset file (see find_preset for how it is found).
 
-    A relative `weights` path is looked up beside the preset file first (so a preset can travel with
-    its weights), then as given (current folder, or a shipped name)."""
+    A relative `weights` path, and a relative path in `switch`, is looked up beside the preset file
+    first (so a preset can travel with its weights and the presets it switches to), then as given
+    (current folder, or a shipped name)."""
     path = find_preset(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -90,6 +91,9 @@ def load_preset(name_or_path: str | os.PathLike | None = None) -> Settings:
     weights = found.get("weights")
     if weights and not Path(weights).is_absolute() and (path.parent / weights).is_file():
         found["weights"] = str(path.parent / weights)
+    if found.get("switch"):
+        found["switch"] = [str(path.parent / e) if not Path(e).is_absolute() and (path.parent / e).is_file() else e
+                           for e in found["switch"]]
     return with_checked(DEFAULTS, found)
 
 
