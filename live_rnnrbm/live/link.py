@@ -31,7 +31,6 @@ from typing import Callable
 from .clock import PPQN, sleep_until, swing_share
 
 SLICE = 0.004        # the longest sleep before the timeline is read again (s)
-LATE = 0.001         # a frame started later than this after its beat counts late
 CATCH = 0.02         # a beat boundary passed less than this ago (s) is still played (a start found late)
 
 
@@ -128,9 +127,6 @@ class LinkClock:
         self.delay = self._next_delay = swing_share(swing) / self.spb   # beats an off-beat frame starts late
         self.on_frame, self.on_stop, self.on_start = on_frame, on_stop, on_start
         self.on_pulse, self.on_tempo = on_pulse, on_tempo
-        self.frames = 0
-        self.pulses = 0
-        self.late = 0
         self.running = False
         self._reported = 0.0
 
@@ -163,11 +159,12 @@ class LinkClock:
             if n is None:                                 # start on the next bar (or one just begun)
                 bar = math.ceil((beat - catch) / session.quantum) * session.quantum
                 n, k = round(bar * self.spb), round(bar * PPQN)
+            fb = self.frame_beat(n)
             # the grid moved under us (a peer re-synced the beat): take it from here
-            if self.frame_beat(n) > beat + 2 * session.quantum or self.frame_beat(n) < beat - catch - 1.0 / self.spb:
+            if fb > beat + 2 * session.quantum or fb < beat - catch - 1.0 / self.spb:
                 n = math.ceil((beat - catch) * self.spb)
                 k = math.ceil((beat - catch) * PPQN)
-            fb = self.frame_beat(n)
+                fb = self.frame_beat(n)
             pb = k / PPQN if self.on_pulse is not None else math.inf
             target = min(fb, pb)
             wait = (target - beat) * spb_s
@@ -176,19 +173,15 @@ class LinkClock:
                 continue
             deadline = now + wait
             sleep_until(deadline)
-            if time.perf_counter() - deadline > LATE:
-                self.late += 1
             if not self.running:
                 self.running = True
                 if self.on_start is not None:
                     self.on_start()
             if pb <= fb:
-                self.pulses += 1
                 self.on_pulse()
                 k += 1
                 if pb < fb:
                     continue
-            self.frames += 1
             self.on_frame(deadline)
             n += 1
             if n % 2 == 1:
