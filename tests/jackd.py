@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -363,6 +364,26 @@ def start_clock(tx: Sender) -> float:
     sleep_until(t_start)
     tx.send([0xFA])
     return t_start
+
+
+@contextmanager
+def following_clock(jack: JackServer, weights: Path, name: str, *args: str):
+    """`play` (random.npz, seed 2, every note allowed, then ``args``) on the output lr-NAME,
+    following the MIDI clock on its input lr-NAME-clock: a receiver rx-NAME on the output and a
+    clock sender tx-NAME on the clock input, both connected; yields (play, rx, tx). The test stops
+    play as it needs (a signal, after what it sends); at the end the receiver and the sender are
+    closed and play is gone whatever happened."""
+    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", f"lr-{name}", "--clock",
+                       f"lr-{name}-clock", "--seed", "2", "--note-range", "21", "108", *args])
+    rx, tx = Receiver(f"rx-{name}"), Sender(f"tx-{name}")
+    try:
+        jack.connect(f"lr-{name}:out", rx.name)
+        jack.connect(tx.name, f"lr-{name}-clock:clock")
+        yield play, rx, tx
+    finally:
+        play.kill()
+        rx.close()
+        tx.close()
 
 
 def heard_at_next_tick(recording, dt: float, played: int = 60, answer: int = 72) -> dict:

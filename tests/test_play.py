@@ -14,8 +14,8 @@ import mido
 import numpy as np
 import pytest
 
-from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, check_parts, have_jack, heard_at_next_tick,
-                   listening_args, note_ons, onset_groups, send_clock, sleep_until, unmatched_notes)
+from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, check_parts, following_clock, have_jack,
+                   heard_at_next_tick, listening_args, note_ons, onset_groups, send_clock, sleep_until, unmatched_notes)
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
 
@@ -135,13 +135,7 @@ def test_parts_each_on_its_channel_and_every_note_off_on_its_own(jack, weights, 
 
 
 def test_external_clock_two_tempi_stop_and_continue(jack, weights):
-    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-ext", "--clock", "lr-clock",
-                       "--steps-per-beat", "4", "--seed", "2", "--note-range", "21", "108"])
-    rx = Receiver("rx-ext")
-    tx = Sender("tx-clock")
-    try:
-        jack.connect("lr-ext:out", rx.name)
-        jack.connect(tx.name, "lr-clock:clock")
+    with following_clock(jack, weights, "ext", "--steps-per-beat", "4") as (play, rx, tx):
         time.sleep(0.1)
         t = time.perf_counter() + 0.05
         t = send_clock(tx, 120, 2, t)          # clock before Start: no notes
@@ -160,9 +154,6 @@ def test_external_clock_two_tempi_stop_and_continue(jack, weights):
         time.sleep(0.1)
         assert play.signal(signal.SIGTERM) == 0, play.stderr
         time.sleep(0.2)
-    finally:
-        rx.close()
-        tx.close()
     # events against this process's clock (arrival times), to compare with the pulses sent
     ev = list(zip(rx.arrivals, [m for _, m in rx.events]))
     on_times = [a for a, m in ev if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]

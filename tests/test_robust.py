@@ -16,8 +16,8 @@ import time
 import mido
 import pytest
 
-from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, have_jack, listening_args, note_ons,
-                   send_clock, sleep_until, unmatched_notes)
+from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, following_clock, have_jack, listening_args,
+                   note_ons, send_clock, sleep_until, unmatched_notes)
 from rawjack import RawSender
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
@@ -217,14 +217,7 @@ def test_a_pause_in_the_session_keeps_the_recording(jack, weights, tmp_path):
 def test_a_vanished_clock_silences_then_plays_on(jack, weights):
     """No Stop, no pulses (the DAW crashed): silent after two beats or 1 s, and playing again on the
     next pulse."""
-    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-lost", "--clock", "lr-lost-c",
-                       "--steps-per-beat", "4", "--seed", "2", "--note-range", "21", "108", "--max-note-frames",
-                       "1000"])
-    rx = Receiver("rx-lost")
-    tx = Sender("tx-lost")
-    try:
-        jack.connect("lr-lost:out", rx.name)
-        jack.connect(tx.name, "lr-lost-c:clock")
+    with following_clock(jack, weights, "lost", "--steps-per-beat", "4", "--max-note-frames", "1000") as (play, rx, tx):
         time.sleep(0.3)
         tx.send([0xFA])
         send_clock(tx, 120, 4, time.perf_counter())   # two beats at 120 = 1 s: lost 1 s after the last pulse
@@ -236,9 +229,6 @@ def test_a_vanished_clock_silences_then_plays_on(jack, weights):
         time.sleep(0.1)
         assert play.signal(signal.SIGTERM) == 0, play.stderr
         time.sleep(0.1)
-    finally:
-        rx.close()
-        tx.close()
     assert lost_line, play.stderr
     events = arrived(rx)
     left = unmatched_notes([(a, m) for a, m in events if a < t_gone + 1.0 + 0.25])

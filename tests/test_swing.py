@@ -10,7 +10,7 @@ import mido
 import numpy as np
 import pytest
 
-from jackd import Play, Receiver, Sender, onset_groups, send_clock, start_clock
+from jackd import Play, Receiver, following_clock, onset_groups, send_clock, start_clock
 
 from live_rnnrbm.live.clock import swing_pulses
 
@@ -86,21 +86,12 @@ def test_external_clock_swing_in_whole_pulses(jack, weights):
     swing, dt = 60, 60 / 120 / 2           # 12 pulses a frame; 60 % → 2.4 pulses, played 2 late
     lag = swing_pulses(swing, 12) * dt / 12
     assert swing_pulses(swing, 12) == 2 and abs(lag - 0.2 * dt) > PERIOD   # rounding is measurable
-    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-swx", "--clock", "lr-swclock",
-                       "--steps-per-beat", "2", "--swing", str(swing), "--seed", "2", "--note-range", "21", "108"])
-    rx = Receiver("rx-swx")
-    tx = Sender("tx-swclock")
-    try:
-        jack.connect("lr-swx:out", rx.name)
-        jack.connect(tx.name, "lr-swclock:clock")
+    with following_clock(jack, weights, "swx", "--steps-per-beat", "2", "--swing", str(swing)) as (play, rx, tx):
         t_start = start_clock(tx)           # Start: the next pulse is frame 0
         send_clock(tx, 120, 10, t_start)
         time.sleep(0.1)
         assert play.signal(signal.SIGTERM) == 0, play.stderr
         time.sleep(0.2)
-    finally:
-        rx.close()
-        tx.close()
     on_times = [a for a, (_, m) in zip(rx.arrivals, rx.events) if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
     ons = onset_groups(on_times)
     assert len(ons) >= 14, len(ons)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from pythonosc.osc_message import OscMessage
 
-from jackd import REPO, Play, Receiver, Sender, arrived, onset_groups, send_clock, start_clock, unmatched_notes
+from jackd import (REPO, Play, Receiver, Sender, arrived, following_clock, onset_groups, send_clock, start_clock,
+                   unmatched_notes)
 from test_play import OscClient, free_udp_port
 from test_swing import frame_numbers, off_beat_lateness
 
@@ -235,23 +236,19 @@ def test_swing_changed_while_following_an_external_clock(jack, weights, udp):
     dt = 60 / 120 / 2
     lag = swing_pulses(66.7, 12) * dt / 12
     port = free_udp_port()
-    play = Play(jack, ["--weights", str(weights / "random.npz"), "--port", "lr-swf", "--clock", "lr-swf-clock",
-                       "--steps-per-beat", "2", "--seed", "2", "--note-range", "21", "108", "--osc-port", str(port)])
-    rx, tx = Receiver("rx-swf"), Sender("tx-swf")
     osc = OscClient(port)
     try:
-        jack.connect("lr-swf:out", rx.name)
-        jack.connect(tx.name, "lr-swf-clock:clock")
-        t_start = start_clock(tx)           # Start: the next pulse is frame 0
-        t = send_clock(tx, 120, 6, t_start)
-        osc.send("/live-rnnrbm/swing", 66.7)
-        t_swing = time.perf_counter()
-        send_clock(tx, 120, 8, t)
-        time.sleep(0.1)
-        reply = status_of(osc, udp)
-        quit_play(play)
+        with following_clock(jack, weights, "swf", "--steps-per-beat", "2", "--osc-port", str(port)) as (play, rx, tx):
+            t_start = start_clock(tx)           # Start: the next pulse is frame 0
+            t = send_clock(tx, 120, 6, t_start)
+            osc.send("/live-rnnrbm/swing", 66.7)
+            t_swing = time.perf_counter()
+            send_clock(tx, 120, 8, t)
+            time.sleep(0.1)
+            reply = status_of(osc, udp)
+            quit_play(play)
     finally:
-        close_all(osc, rx, tx)
+        osc.close()
     assert abs(reply[7] - 66.7) < 1e-4, reply
     on_times = [a for a, m in arrived(rx) if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0]
     ons = onset_groups(on_times)
