@@ -1,9 +1,10 @@
-"""Per-frame generation time, as the live instrument calls it: two calls per frame (the RNN step
-from the frame just played; the biases from u_t and a k=25 Gibbs chain from silence), 88 × 150 × 100.
+"""Per-frame generation time, as the live instrument calls it: two calls per frame (the state step
+from the frame just played: u_t and the player's trace q_t; the biases from them and a k=25 Gibbs
+chain from silence), 88 × 150 × 100.
 
     python benchmarks/bench_generate.py [--frames 3000] [--weights nottingham] [--quick]
 
-Prints median and p99 for the Numba kernels (``rnn_step``, then ``sample_frame`` on packed
+Prints median and p99 for the Numba kernels (``state_step``, then ``sample_frame`` on packed
 parameters, one thread, as the engine's worker calls them) and for a plain-NumPy reference written for the purpose,
 and their ratio; and the frame while listening (``sample_consensus`` over ``--chains`` chains, the
 ``chains`` preset key) against the one-chain frame. The two are measured in interleaved rounds, so that a slow phase of a shared
@@ -19,13 +20,15 @@ add_root_to_path()
 
 from live_rnnrbm.data.weights import load_weights, resolve_weights  # noqa: E402
 from live_rnnrbm.kernels import forward, gibbs, packed  # noqa: E402
-from live_rnnrbm.model import RnnRbm  # noqa: E402
+from live_rnnrbm.model import N_TRACE, RnnRbm  # noqa: E402
 
 
-def numpy_frame(u_prev, p, k, rng):
-    """The same step in plain NumPy, the way one would write it without Numba."""
-    bv_t = p["bv"] + u_prev @ p["Wuv"]
-    bh_t = p["bh"] + u_prev @ p["Wuh"]
+def numpy_frame(u_prev, p, k, rng, q=None):
+    """The same step in plain NumPy, the way one would write it without Numba (the player's
+    trace q, zero when nobody plays, into the biases as the engine adds it)."""
+    q = np.zeros(p["Wqv"].shape[0], p["W"].dtype) if q is None else q
+    bv_t = p["bv"] + u_prev @ p["Wuv"] + q @ p["Wqv"]
+    bh_t = p["bh"] + u_prev @ p["Wuh"] + q @ p["Wqh"]
     W = p["W"]
     v = np.zeros(W.shape[0], W.dtype)
     for _ in range(k):
@@ -69,25 +72,27 @@ def main() -> None:
     n_v, n_h = model.W.shape
     f32 = np.float32
     P = packed.pack(p)    # the parameters packed, as the engine passes them
-    u, u_next = model.initial_state(), model.initial_state()
+    n_s = model.n_hidden_recurrent + N_TRACE  # the engine's state [u | q]
+    u, u_next = np.zeros(n_s, f32), np.zeros(n_s, f32)
+    pc_of = model.pitch_classes
     v, pv = np.zeros(n_v, f32), np.zeros(n_v, f32)
     work, idx = packed.workspace(n_v, n_h, f32)
     clamp, v_clamp = np.zeros(n_v, np.int8), np.zeros(n_v, f32)
     beta = f32(1.0)
     state = model.rng_state
 
-    def numba_frame():  # as the engine's worker: u_t from the frame just sent, then v_{t+1}
+    def numba_frame():  # as the engine's worker: u_t (and q_t) from the frame just sent, then v_{t+1}
         nonlocal u, u_next
-        forward.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
+        forward.state_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], pc_of, u_next)
         gibbs.sample_frame(u_next, P, a.k, beta, clamp, v_clamp, state, v, pv, work, idx)
         u, u_next = u_next, u
 
     V_c, PV_c = np.zeros((a.chains, n_v), f32), np.zeros((a.chains, n_v), f32)
-    sets, pc_of = np.zeros(a.chains, np.int64), (np.arange(n_v) + model.lowest_note) % 12
+    sets = np.zeros(a.chains, np.int64)
 
     def listening_frame():  # the same while a player plays: the consensus of the chains
         nonlocal u, u_next
-        forward.rnn_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_next)
+        forward.state_step(v, v_clamp, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], pc_of, u_next)
         gibbs.sample_consensus(u_next, P, a.k, beta, clamp, v_clamp, state, V_c, PV_c, pc_of, sets, v, pv,
                                  work, idx)
         u, u_next = u_next, u

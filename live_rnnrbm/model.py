@@ -9,7 +9,10 @@
 
 and, when a player plays along holding the notes p_t, the player path:
 
-    bv_t += p_t·Wpv              bh_t += p_t·Wph              u_t = tanh(… + p_t·Wpu)
+    bv_t += p_t·Wpv + q_{t-1}·Wqv     bh_t += p_t·Wph + q_{t-1}·Wqh     u_t = tanh(… + p_t·Wpu)
+
+where q_t, the player's trace, is what the player played lately by pitch class at a few fixed time
+scales (``kernels.forward.trace_step``): a state of the player's notes alone, q_0 = 0.
 
 The numbers live in ``kernels``; this class holds the eight parameters, their sizes and the
 random stream, and offers the operations a caller wants in a form that is hard to misuse.
@@ -28,14 +31,17 @@ from typing import Any
 import numpy as np
 
 from .kernels import bptt, forward, gibbs, packed
+from .kernels.forward import N_TRACE
 from .kernels.rng import new_state, new_states, next_u64
 
 PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu")
 # The player path: the notes a player holds, p_t, into the biases of frame t's RBM,
 # bv_t += p_t·Wpv and bh_t += p_t·Wph, and into the RNN state, u_t = tanh(… + p_t·Wpu), so that
 # what the player played keeps shaping the frames after it. Zero in a file that has none (or
-# part) and whenever nobody plays, so the eight parameters alone are the paper's model.
-PLAYER_PARAM_NAMES = ("Wpv", "Wph", "Wpu")
+# part) and whenever nobody plays, so the eight parameters alone are the paper's model. Wqv and Wqh
+# carry the player's trace q_{t-1}: the player's recent notes, a state the model's own guesses never
+# reach, so what it says about the key and the harmony survives an accompaniment that has wandered.
+PLAYER_PARAM_NAMES = ("Wpv", "Wph", "Wpu", "Wqv", "Wqh")
 ALL_PARAM_NAMES = PARAM_NAMES + PLAYER_PARAM_NAMES
 
 LOWEST_NOTE = 21  # A0: the 88-key piano, as in the paper's benchmarks
@@ -47,7 +53,7 @@ def param_shapes(n_visible: int, n_hidden: int, n_hidden_recurrent: int) -> dict
     n_v, n_h, n_u = n_visible, n_hidden, n_hidden_recurrent
     return {"W": (n_v, n_h), "bv": (n_v,), "bh": (n_h,), "Wuh": (n_u, n_h),
             "Wuv": (n_u, n_v), "Wvu": (n_v, n_u), "Wuu": (n_u, n_u), "bu": (n_u,),
-            "Wpv": (n_v, n_v), "Wph": (n_v, n_h), "Wpu": (n_v, n_u)}
+            "Wpv": (n_v, n_v), "Wph": (n_v, n_h), "Wpu": (n_v, n_u), "Wqv": (N_TRACE, n_v), "Wqh": (N_TRACE, n_h)}
 
 
 @dataclass
@@ -119,6 +125,19 @@ class RnnRbm:
         """u_0 = 0."""
         return np.zeros(self.n_hidden_recurrent, self.dtype)
 
+    @property
+    def pitch_classes(self) -> np.ndarray:
+        """Each note's pitch class (0 = C), as the player's trace folds the notes."""
+        return (np.arange(self.n_visible) + self.lowest_note) % 12
+
+    def trace(self, player: np.ndarray) -> np.ndarray:
+        """The player's trace over the notes a player holds (T × n_v): Q (T+1 × N_TRACE), Q[t] =
+        q_{t-1}, what frame t hears (Q[0] = q_0 = 0, Q[T] the trace after the last frame)."""
+        Pl = self._frames(player)
+        Q = np.empty((len(Pl) + 1, N_TRACE), self.dtype)
+        forward.player_trace(Pl, self.pitch_classes, Q)
+        return Q
+
     def _beta(self, temperature: float) -> Any:
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -138,7 +157,7 @@ class RnnRbm:
 
         Returns (U, BV, BH): U[t] is u_{t-1} for frame t (U[0] = u0, U[T] the state after the
         last frame); BV[t], BH[t] are the biases bv_t, bh_t of frame t's RBM, with the player
-        path's terms.
+        path's terms (the player's trace from q_0 = 0).
         """
         V = self._frames(roll)
         Pl = self._player(player)
@@ -151,8 +170,9 @@ class RnnRbm:
         forward.rnn_forward(V, Pl, u0, p["bv"], p["bh"], p["Wuv"], p["Wuh"], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"],
                             U, BV, BH)
         if len(Pl):
-            BV += Pl @ p["Wpv"]
-            BH += Pl @ p["Wph"]
+            Q = self.trace(Pl)[:T]
+            BV += Pl @ p["Wpv"] + Q @ p["Wqv"]
+            BH += Pl @ p["Wph"] + Q @ p["Wqh"]
         return U, BV, BH
 
     def _player(self, player: np.ndarray | None) -> np.ndarray:
@@ -210,7 +230,7 @@ class RnnRbm:
         gradient for every parameter (BPTT through bv_t, bh_t into the RNN). ``rnn_input``: the
         frames the RNN hears instead of the true ones (held constant too), as when training on
         the model's own history. ``player``: the notes a player holds in each frame, which reach
-        its biases and the RNN through the player path (Wpv, Wph, Wpu)."""
+        its biases and the RNN through the player path (Wpv, Wph, Wpu, and the trace: Wqv, Wqh)."""
         V = self._frames(roll)
         Vt = self._frames(roll_sample)
         X = V if rnn_input is None else self._frames(rnn_input)
@@ -218,8 +238,9 @@ class RnnRbm:
         U, BV, BH = self.run(X, u0, player)
         p = self.params
         grads = {name: np.zeros_like(a) for name, a in self.params.items()}
+        Q = self.trace(Pl) if len(Pl) else np.zeros((0, N_TRACE), self.dtype)
         cost = bptt.cost_and_grad(V, Vt, X, U, BV, BH, p["W"], p["Wuv"], p["Wuh"], p["Wvu"], p["Wuu"],
-                                     *(grads[n] for n in PARAM_NAMES), Pl, *(grads[n] for n in PLAYER_PARAM_NAMES))
+                                     *(grads[n] for n in PARAM_NAMES), Pl, Q, *(grads[n] for n in PLAYER_PARAM_NAMES))
         return float(cost), grads
 
     def cd_grad(self, roll: np.ndarray, k: int = 15, u0: np.ndarray | None = None
@@ -233,7 +254,7 @@ class RnnRbm:
         cost, xent = bptt.subsequence_grad(V, u0, p["W"], self.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                               p["Wvu"], p["Wuu"], p["bu"], int(k), self.rng_state,
                                               *(grads[n] for n in PARAM_NAMES), u_end, 0,
-                                              bptt.NO_CLAMP, bptt.NO_MIX, 0, False,
+                                              bptt.NO_CLAMP, bptt.NO_MIX, 0, False, self.pitch_classes,
                                               *(p[n] for n in PLAYER_PARAM_NAMES),
                                               *(grads[n] for n in PLAYER_PARAM_NAMES))
         return float(cost), float(xent), grads, u_end
@@ -248,8 +269,9 @@ class FrameSampler:
     >>> v, pv = sampler.next_frame()       # v_t sampled given u_{t-1}; pv its mean
     >>> sampler.advance(v)                 # u_t from v_t (and the player's notes, if any)
 
-    ``next_frame``/``advance`` keep u themselves; ``sample``/``rnn_step`` take the state and the
-    output buffers from the caller (the engine keeps a state per precomputed frame). While a
+    ``next_frame``/``advance`` keep the state themselves; ``sample``/``rnn_step`` take it and the
+    output buffers from the caller (the engine keeps a state per precomputed frame). The state is
+    s = [u | q], the RNN's and the player's trace in one buffer (``initial_state``: zeros). While a
     player is heard, ``sample(..., consensus=True)`` plays the consensus of ``chains`` chains.
     """
 
@@ -263,17 +285,22 @@ class FrameSampler:
         self.V_c = np.zeros((self.chains, n_v), dt)  # the chains' draws, for the consensus
         self.PV_c = np.zeros((self.chains, n_v), dt)
         self.sets = np.zeros(self.chains, np.int64)
-        self.pc_of = (np.arange(n_v) + model.lowest_note) % 12
+        self.pc_of = model.pitch_classes
+        self.state_size = model.n_hidden_recurrent + N_TRACE
         self.bias_offset = np.zeros(n_v, dt)  # e.g. density: added to bv (log-odds of every note)
         self.beta = model._beta(temperature)
         # next_frame / advance
-        self.u = model.initial_state()
-        self.u_next = model.initial_state()
+        self.u = self.initial_state()
+        self.u_next = self.initial_state()
         self.v = np.zeros(n_v, dt)
         self.pv = np.zeros(n_v, dt)
         self.clamp = np.zeros(n_v, np.int8)  # harmonize: 1 where the player's note is held
         self.v_clamp = np.zeros(n_v, dt)  # the player's notes
         self.nobody = np.zeros(n_v, dt)
+
+    def initial_state(self) -> np.ndarray:
+        """s_0 = [u_0 | q_0] = 0."""
+        return np.zeros(self.state_size, self.model.dtype)
 
     def set_temperature(self, temperature: float) -> None:
         self.beta = self.model._beta(temperature)
@@ -289,7 +316,8 @@ class FrameSampler:
 
     def sample(self, u_prev: np.ndarray, clamp: np.ndarray, v_clamp: np.ndarray, v_out: np.ndarray,
                pv_out: np.ndarray, consensus: bool = False) -> None:
-        """v_t into v_out (its mean into pv_out) given u_{t-1} = u_prev and the player's notes
+        """v_t into v_out (its mean into pv_out) given the state s_{t-1} = u_prev (or u_{t-1} alone: no
+        trace) and the player's notes
         ``v_clamp`` (through the player path), the notes where ``clamp`` is set held at their value:
         one k-step chain from silence, or with ``consensus`` the draw of ``chains`` chains whose
         pitch classes agree most with the others' (one chain's consensus is its draw)."""
@@ -301,9 +329,10 @@ class FrameSampler:
                                self.work, self.idx)
 
     def rnn_step(self, x: np.ndarray, player: np.ndarray, u_prev: np.ndarray, u_out: np.ndarray) -> None:
-        """u_out = tanh(bu + x·Wvu + player·Wpu + u_prev·Wuu)."""
+        """The state one frame on: u_t = tanh(bu + x·Wvu + player·Wpu + u_{t-1}·Wuu), and the
+        player's trace q_t from ``player`` (``forward.state_step``)."""
         p = self.model.params
-        forward.rnn_step(x, player, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u_out)
+        forward.state_step(x, player, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.pc_of, u_out)
 
     def warm(self) -> None:
         """Compile (or load from Numba's cache) every kernel ``sample`` and ``rnn_step`` call, on
@@ -316,7 +345,7 @@ class FrameSampler:
         self.rnn_step(v, self.nobody, self.u, u)
 
     def reset(self) -> None:
-        """Back to u_0 = 0 (a new piece)."""
+        """Back to s_0 = 0 (a new piece)."""
         self.u[:] = 0.0
 
     def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
@@ -326,6 +355,6 @@ class FrameSampler:
         return self.v, self.pv
 
     def advance(self, v: np.ndarray, player: np.ndarray | None = None) -> None:
-        """u_t = tanh(bu + v_t·Wvu + p_t·Wpu + u_{t-1}·Wuu), p_t the player's notes (none: 0)."""
+        """u_t = tanh(bu + v_t·Wvu + p_t·Wpu + u_{t-1}·Wuu) and q_t, p_t the player's notes (none: 0)."""
         self.rnn_step(v, self.nobody if player is None else player, self.u, self.u_next)
         self.u, self.u_next = self.u_next, self.u

@@ -11,10 +11,10 @@ import pytest
 from live_rnnrbm.data.parts import bottom_notes, player_mask, top_notes
 from live_rnnrbm.data.weights import save_weights
 from live_rnnrbm.eval.jam import evaluate_jam
-from live_rnnrbm.eval.jam_counts import key_counts, match_counts
+from live_rnnrbm.eval.jam_counts import Counts, key_counts, match_counts
 from live_rnnrbm.eval.jam_players import LookupHarmonizer, chord_player, play_along
 from live_rnnrbm.eval.loglik import conditional_log_likelihood
-from live_rnnrbm.kernels.forward import rnn_step
+from live_rnnrbm.kernels.forward import TRACE_TAUS, rnn_step
 from live_rnnrbm.kernels.gibbs import sample_frame
 from live_rnnrbm.kernels.packed import pack, views, workspace
 from live_rnnrbm.live.presets import load_preset
@@ -144,7 +144,8 @@ def test_melody_task_scores_a_copy_one_and_a_silent_model_zero(tmp_path):
 def test_the_rnn_hears_each_frame_as_it_sounded():
     """harmonize: u_t comes from the model's notes of frame t with the player's notes of frame t —
     not the ones the player holds for frame t+1, which the next frame's chain has clamped (as in
-    conditional training). follow: nothing is clamped, so u_t hears the notes held now."""
+    conditional training). follow: nothing is clamped, so u_t hears the notes held now. The
+    player's trace q_t hears the same player's notes, and nothing of the model's."""
     rng = np.random.default_rng(3)
     m = RnnRbm(n_hidden=8, n_hidden_recurrent=5, lowest_note=LO, highest_note=HI, seed=1)
     for a in m.params.values():
@@ -155,10 +156,15 @@ def test_the_rnn_hears_each_frame_as_it_sounded():
         p = m.params
         for t in range(1, len(player)):
             x = np.maximum(out[t - 1], player[t - 1 if mode == "harmonize" else t]).astype(np.float32)
-            expect = np.empty_like(U[t])
+            u, q = U[t - 1, :5], U[t - 1, 5:]
+            expect = np.empty_like(u)
             heard = player[t - 1 if mode == "harmonize" else t].astype(np.float32)
-            rnn_step(x, heard, U[t - 1], p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], expect)
-            np.testing.assert_allclose(U[t], expect, atol=1e-6, err_msg=f"{mode}, frame {t}")
+            rnn_step(x, heard, u, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], expect)
+            np.testing.assert_allclose(U[t, :5], expect, atol=1e-6, err_msg=f"{mode}, frame {t}")
+            # the player's trace: its own notes only, by pitch class, at each time scale
+            a = np.repeat(np.exp(-1.0 / np.array(TRACE_TAUS)), 12)
+            folded = np.tile(np.bincount((np.flatnonzero(heard) + LO) % 12, minlength=12), len(TRACE_TAUS))
+            np.testing.assert_allclose(U[t, 5:], a * q + (1 - a) * folded, atol=1e-6, err_msg=f"{mode}, frame {t}")
 
 
 def test_listening_plays_the_consensus_of_the_chains_and_alone_one_chain():
@@ -275,13 +281,13 @@ def test_training_the_player_path_alone_leaves_the_model_as_it_was(tmp_path):
 
 def test_conditional_log_likelihood_matches_enumeration():
     """log p(rest_t | player_t, u_{t-1}) by AIS on the clamped RBM against the exact sum over every
-    state of the other notes, with a player path (Wpv, Wph) in the biases."""
+    state of the other notes, with a player path (Wpv, Wph, and the trace's Wqv, Wqh) in the biases."""
     rng = np.random.default_rng(7)
     n = 7
     m = RnnRbm(n_hidden=5, n_hidden_recurrent=3, lowest_note=60, highest_note=59 + n, seed=0, dtype=np.float32)
     for a in m.params.values():
         a[...] = rng.normal(0, 0.8, a.shape)
-    assert m.params["Wpv"].any() and m.params["Wph"].any()
+    assert m.params["Wpv"].any() and m.params["Wph"].any() and m.params["Wqv"].any()
     T = 6
     V = (rng.random((T, n)) < 0.45).astype(np.float32)
     V[:, 0] = 1.0
@@ -289,11 +295,12 @@ def test_conditional_log_likelihood_matches_enumeration():
     player[:, 0] = 1.0                      # the player holds the lowest note
     player[2, 3] = V[2, 3] = 1.0            # and a second one in one frame
     U = m.run(V)[0][:-1]
-    got = conditional_log_likelihood(m, U, V, player, ais_chains=200, ais_steps=400, seed=1)
+    Q = m.trace(player)[:-1]                 # the player's trace, as the engine's state carries it
+    got = conditional_log_likelihood(m, np.hstack([U, Q]), V, player, ais_chains=200, ais_steps=400, seed=1)
     W = m.params["W"].astype(np.float64)
     for t in range(T):
-        bv = m.params["bv"] + U[t] @ m.params["Wuv"] + player[t] @ m.params["Wpv"]
-        bh = m.params["bh"] + U[t] @ m.params["Wuh"] + player[t] @ m.params["Wph"]
+        bv = m.params["bv"] + U[t] @ m.params["Wuv"] + player[t] @ m.params["Wpv"] + Q[t] @ m.params["Wqv"]
+        bh = m.params["bh"] + U[t] @ m.params["Wuh"] + player[t] @ m.params["Wph"] + Q[t] @ m.params["Wqh"]
         free = np.flatnonzero(player[t] == 0)
         states = []
         for bits in itertools.product([0.0, 1.0], repeat=len(free)):
@@ -348,6 +355,54 @@ def test_conditional_training_accompanies_a_melody_in_keys_never_shown_at_that_p
     assert min(f["pc_accuracy"] for f in keys.values()) > 0.8, keys
     far = [figures["C only"]["keys"][k]["pc_accuracy"] for k in ("-6", "-5", "+5")]
     assert max(far) < 0.5, figures["C only"]["keys"]
+
+
+def cue_then_hold(n_pieces: int, seed: int = 0) -> list[np.ndarray]:
+    """Pieces of 8-frame phrases: the melody plays a cue for two frames (C5 or B4), then holds F5
+    for six. Under the cue the accompaniment is the cue's own chord; under the held F it is C major
+    after a C, D major after a B. The note held now does not say which: what was played before does."""
+    rng = np.random.default_rng(seed)
+    chords = {72: (48, 52, 55), 71: (50, 54, 57)}
+    pieces = []
+    for _ in range(n_pieces):
+        out = []
+        for _ in range(8):
+            cue = int(rng.choice([72, 71]))
+            out += [chords[cue] + (cue,)] * 2 + [chords[cue] + (77,)] * 6
+        pieces.append(roll(out))
+    return pieces
+
+
+def test_the_players_trace_remembers_what_the_note_held_now_does_not_say(tmp_path):
+    """Trained on the player path alone (the eight parameters stay at their initial, near-zero
+    values, so the RNN carries nothing), the model must harmonize the held F by the cue before it.
+    Only the player's trace remembers the cue: the same model with Wqv, Wqh zeroed (the baseline,
+    same run) can do no better than guess between the two chords."""
+    train, valid = cue_then_hold(24), cue_then_hold(6, seed=1)
+    config = TrainConfig(n_hidden=16, n_hidden_recurrent=8, lowest_note=LO, highest_note=HI, epochs=80,
+                         batch_frames=64, batch_size=4, k=5, optimizer="adam", lr=0.02, seed=1, ais_every=0,
+                         valid_every=80, player_parts=["top"], player_share=1.0, player_path_only=True)
+    t = Trainer(train, valid, config, progress=False, log=lambda s: None)
+    assert t.fit(tmp_path / "cue.npz") == "done"
+    model = t.model
+    settings = engine_settings(max_polyphony=4)
+
+    def held_f_accuracy(m) -> float:
+        counts = Counts()
+        for n, V in enumerate(valid):
+            player = top_notes(V).astype(np.float32)
+            truth = np.where(player > 0, 0.0, V).astype(np.float32)
+            notes, _ = play_along(m, settings, player, "harmonize", seed=n)
+            held = player[:, 77 - LO] > 0
+            counts.add(match_counts(notes[held], truth[held], LO))
+        return counts.figures("harmonize")["pc_accuracy"]
+
+    with_trace = held_f_accuracy(model)
+    forgetful = model.astype(np.float32)
+    forgetful.params["Wqv"][...] = 0.0
+    forgetful.params["Wqh"][...] = 0.0
+    without = held_f_accuracy(forgetful)
+    assert with_trace > 0.9 and without < 0.7, (with_trace, without)
 
 
 def test_eval_task_on_the_command_line_reports_json_and_rejects_bad_input(tmp_path):

@@ -81,13 +81,14 @@ def test_gradient_with_the_models_own_history_matches_finite_differences():
 
 
 def test_gradient_of_the_player_path_matches_finite_differences():
-    """The player's notes p_t reach frame t's biases through Wpv and Wph and the RNN state through
-    Wpu; the gradient of all eleven parameters matches central finite differences (with the RNN
-    hearing its own frames too)."""
-    from live_rnnrbm.model import ALL_PARAM_NAMES
+    """The player's notes p_t reach frame t's biases through Wpv and Wph, the RNN state through
+    Wpu, and frame t+1's biases through the player's trace (Wqv, Wqh); the gradient of all
+    thirteen parameters matches central finite differences (with the RNN hearing its own frames
+    too)."""
+    from live_rnnrbm.model import ALL_PARAM_NAMES, PLAYER_PARAM_NAMES
     m = small_model(seed=7)
     rng = np.random.default_rng(8)
-    for name in ("Wpv", "Wph", "Wpu"):
+    for name in PLAYER_PARAM_NAMES:
         m.params[name][...] = rng.normal(0.0, 0.7, m.params[name].shape)
     T = 5
     V = (rng.random((T, m.n_visible)) < 0.4).astype(np.float64)
@@ -98,10 +99,10 @@ def test_gradient_of_the_player_path_matches_finite_differences():
     fds = central_differences(m, lambda: m.cost_and_grad(V, Vt, rnn_input=X, player=player)[0], names=ALL_PARAM_NAMES)
     for name, fd in fds.items():
         np.testing.assert_allclose(grads[name], fd, rtol=1e-5, atol=1e-8, err_msg=name)
-    assert all(np.abs(fds[n]).max() > 1e-3 for n in ("Wpv", "Wph", "Wpu"))
+    assert all(np.abs(fds[n]).max() > 1e-3 for n in PLAYER_PARAM_NAMES)
     # nobody playing: the player path does nothing, and gets no gradient
     c0, g0 = m.cost_and_grad(V, Vt, rnn_input=X)
-    assert not any(g0[n].any() for n in ("Wpv", "Wph", "Wpu")) and c0 != pytest.approx(cost)
+    assert not any(g0[n].any() for n in PLAYER_PARAM_NAMES) and c0 != pytest.approx(cost)
 
 
 def _bits(*pcs):
@@ -294,32 +295,43 @@ def test_vectorised_tanh_of_the_live_rnn_step_is_close(dtype):
 
 
 def test_live_tick_kernel_equals_its_parts():
-    """sample_frame on packed parameters (the engine's call per frame, after rnn_step) is
-    rbm_biases and a Gibbs chain from silence on the model's own arrays: the same u up to the
-    vectorised tanh, and the same sample and mean from the same stream."""
+    """state_step and sample_frame on packed parameters (the engine's calls per frame) are
+    rnn_step, the player's trace, rbm_biases with the trace's terms and a Gibbs chain from silence
+    on the model's own arrays: the same u up to the vectorised tanh, the same q, and the same
+    sample and mean from the same stream."""
     m = small_model(seed=21, n_notes=10, n_h=7, n_u=5).astype(np.float32)
     p, WT = m.params, m.WT
     f32 = np.float32
-    m.params["Wpu"][...] = np.random.default_rng(2).normal(0, 0.5, m.params["Wpu"].shape)
+    rng = np.random.default_rng(2)
+    for name in ("Wpu", "Wqv", "Wqh"):
+        m.params[name][...] = rng.normal(0, 0.5, m.params[name].shape)
     v_prev = (np.random.default_rng(0).random(10) < 0.4).astype(f32)
     p_prev = v_prev * (np.arange(10) % 2)  # the player's notes among them
     u_prev = np.tanh(np.random.default_rng(1).normal(0, 1, 5)).astype(f32)
+    q_prev = np.random.default_rng(3).random(forward.N_TRACE).astype(f32)
     clamp, v_clamp = np.zeros(10, np.int8), np.zeros(10, f32)
     outs = []
     for fused in (True, False):
         state = new_state(9)
-        u, v, pv, bv_t = np.zeros(5, f32), np.zeros(10, f32), np.zeros(10, f32), np.zeros(10, f32)
+        s, v, pv, bv_t = np.zeros(5 + forward.N_TRACE, f32), np.zeros(10, f32), np.zeros(10, f32), np.zeros(10, f32)
         bh_t = np.zeros(7, f32)
         work, idx = packed.workspace(10, 7, f32)
         if fused:
             P = packed.pack(p)
-            forward.rnn_step(v_prev, p_prev, u_prev, *(packed.views(P)[n] for n in ("bu", "Wvu", "Wpu", "Wuu")), u)
-            gibbs.sample_frame(u, P, 25, f32(1), clamp, v_clamp, state, v, pv, work, idx)
+            forward.state_step(v_prev, p_prev, np.concatenate([u_prev, q_prev]),
+                               *(packed.views(P)[n] for n in ("bu", "Wvu", "Wpu", "Wuu")), m.pitch_classes, s)
+            gibbs.sample_frame(s, P, 25, f32(1), clamp, v_clamp, state, v, pv, work, idx)
         else:
-            forward.rnn_step(v_prev, p_prev, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], u)
-            forward.rbm_biases(u, p["bv"], p["bh"], p["Wuv"], p["Wuh"], bv_t, bh_t)
+            forward.rnn_step(v_prev, p_prev, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], s[:5])
+            a = np.repeat(np.exp(-1.0 / np.array(forward.TRACE_TAUS)), 12)
+            folded = np.tile(np.bincount(m.pitch_classes, weights=p_prev, minlength=12), len(forward.TRACE_TAUS))
+            s[5:] = a * q_prev + (1 - a) * folded
+            forward.rbm_biases(s[:5], p["bv"], p["bh"], p["Wuv"], p["Wuh"], bv_t, bh_t)
+            bv_t += s[5:] @ p["Wqv"]
+            bh_t += s[5:] @ p["Wqh"]
             gibbs.gibbs_chain(p["W"], WT, bv_t, bh_t, v, 25, f32(1), clamp, state, pv, work, idx)
-        outs.append((u, v, pv))
+        outs.append((s, v, pv))
+    assert outs[0][0][5:].any()
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
     np.testing.assert_allclose(outs[0][2], outs[1][2], atol=1e-6)

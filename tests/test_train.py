@@ -231,7 +231,7 @@ def _subsequence(m, V, k, start, C, mix, k_own, own_neg=False):
     cost, _ = bptt.subsequence_grad(V, m.initial_state(), p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                        p["Wvu"], p["Wuu"], p["bu"], k, new_states(1, 1)[0],
                                        *(grads[n] for n in PARAM_NAMES), m.initial_state(),
-                                       bptt.CHAIN_STARTS.index(start), C, mix, k_own, own_neg,
+                                       bptt.CHAIN_STARTS.index(start), C, mix, k_own, own_neg, m.pitch_classes,
                                        *(p[n] for n in PLAYER_PARAM_NAMES), *(grads[n] for n in PLAYER_PARAM_NAMES))
     return cost, grads
 

@@ -14,7 +14,7 @@ from ..data.keys import estimate_key
 from ..data.parts import top_notes
 from ..live.engine import Engine
 from ..live.settings import Settings
-from ..model import FrameSampler
+from ..model import N_TRACE, FrameSampler
 
 CHORD_FRAMES = 4
 CHORD_ROOT_LOW = 48  # triads in root position with the root in C3..B3
@@ -53,14 +53,14 @@ def play_along(model, settings: Settings, player: np.ndarray, mode: str, seed: i
                ) -> tuple[np.ndarray, np.ndarray]:
     """The engine's notes when a player holds ``player[t]`` at frame t (T × n_v): each frame is
     computed with the notes the player holds at its tick, as live when the player plays on the
-    beat. Returns (the model's notes as sounded, T × n_v; U, T × n_u, the u_{t-1} each frame was
-    sampled from). ``mode`` off: the engine does not listen."""
+    beat. Returns (the model's notes as sounded, T × n_v; U, T × (n_u + N_TRACE), the state
+    [u_{t-1} | q_{t-1}] each frame was sampled from). ``mode`` off: the engine does not listen."""
     model.reseed(seed)
     held = HeldNotes(model.n_visible)
     engine = Engine(model, _discard, replace(settings, mode=mode), listener=held if mode != "off" else None)
     T = player.shape[0]
     out = np.zeros(player.shape, np.float32)
-    U = np.zeros((T, model.n_hidden_recurrent), np.float32)
+    U = np.zeros((T, model.n_hidden_recurrent + N_TRACE), np.float32)
     if T == 0:
         return out, U
     held.hold(player[0])
@@ -135,7 +135,7 @@ def true_history_frames(model, settings: Settings, V: np.ndarray, player: np.nda
     shaping — how well the conditional RBM harmonizes when it is not lost. With the preset's
     ``chains`` above 1, each frame is their consensus, as the engine plays while listening."""
     model.reseed(seed)
-    U = model.run(V, player=player)[0]
+    U = np.hstack([model.run(V, player=player)[0], model.trace(player)])  # the true states [u | q]
     sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
     v = np.zeros(model.n_visible, model.dtype)
     pv = np.zeros_like(v)

@@ -252,7 +252,8 @@ def _accuracy_figures(model: RnnRbm, V: np.ndarray, BV: np.ndarray, BH: np.ndarr
 
 def conditional_log_likelihood(model, U: np.ndarray, frames: np.ndarray, player: np.ndarray, ais_chains: int,
                                ais_steps: int, seed: int) -> np.ndarray:
-    """log p(rest_t | player_t, u_{t-1}) for every frame, by AIS: the RBM of frame t with the
+    """log p(rest_t | player_t, u_{t-1}) for every frame, by AIS (U[t]: u_{t-1}, or the live state
+    [u_{t-1} | q_{t-1}] with the player's trace): the RBM of frame t with the
     player's notes clamped on is an RBM over the other notes whose hidden biases carry
     player_t·W (the clamped notes' own biases cancel between the frame and Z), its biases the
     player path's terms too; the clamped notes are ruled out of it by a visible bias of
@@ -261,8 +262,9 @@ def conditional_log_likelihood(model, U: np.ndarray, frames: np.ndarray, player:
     N = len(frames)
     dt = model.dtype  # the types evaluate_model runs the AIS kernels with: their compiled code is reused
     W, WT = p["W"], model.WT
-    BV = np.ascontiguousarray(U @ p["Wuv"] + p["bv"] + player @ p["Wpv"], dt)
-    BH = np.ascontiguousarray(U @ p["Wuh"] + p["bh"] + player @ (W + p["Wph"]), dt)
+    U, Q = U[:, :model.n_hidden_recurrent], U[:, model.n_hidden_recurrent:]
+    BV = np.ascontiguousarray(U @ p["Wuv"] + p["bv"] + player @ p["Wpv"] + Q @ p["Wqv"][:Q.shape[1]], dt)
+    BH = np.ascontiguousarray(U @ p["Wuh"] + p["bh"] + player @ (W + p["Wph"]) + Q @ p["Wqh"][:Q.shape[1]], dt)
     clamped = player > 0
     BV[clamped] = CLAMPED_OFF
     rest = np.ascontiguousarray(np.where(clamped, 0.0, frames), dt)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .forward import hidden_input, rbm_biases, rnn_step
+from .forward import N_TRACE, hidden_input, player_trace, rbm_biases, rnn_step
 from .gibbs import gibbs_chain
 from .jit import JIT, SIMD
 from .packed import chain_work_size, new_index
@@ -28,14 +28,17 @@ def softplus_and_sigmoid(x):
 
 @njit(fastmath=SIMD, **JIT)
 def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
-                  gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph, gWpu):
+                  gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, Q, gWpv, gWph, gWpu, gWqv, gWqh):
     """cost = mean_t [F_t(v_t) − F_t(ṽ_t)] with the CD samples Vt held constant, and its gradient
     with respect to all eight parameters, *added* into the g* arrays (BPTT through bv_t and bh_t
     into the RNN). X holds the RNN's inputs, U, BV, BH come from ``rnn_forward`` over X: X is V
     (teacher forcing), or V with some frames replaced by the model's own (``subsequence_grad``'s
     ``mix``), held constant like Vt. Pl (T × n_v, or 0 rows: nobody plays) holds the player's
     notes, whose path BV, BH and U already carry (p_t·Wpv, p_t·Wph, and p_t·Wpu inside u_t); its
-    gradient goes into gWpv, gWph, gWpu. Returns the cost.
+    gradient goes into gWpv, gWph, gWpu. Q (T+1 × N_TRACE, or 0 rows) holds the player's trace,
+    Q[t] = q_{t-1}, whose terms q_{t-1}·Wqv, q_{t-1}·Wqh BV and BH carry too; it is a function of
+    the player's notes alone, so its gradient (into gWqv, gWqh) needs no backpropagation through
+    time. Returns the cost.
 
     The backward pass over time only carries dcost/du_t (a matrix-vector product per frame, the
     part that must be sequential); the weight gradients of the RNN are sums over frames of outer
@@ -123,6 +126,12 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                     axpy(Pl[t, i], dBV[t], gWpv[i])
                     axpy(Pl[t, i], dBH[t], gWph[i])
                     axpy(Pl[t, i], DA[t], gWpu[i])
+    if Q.shape[0] != 0:  # the player's trace: bv_t, bh_t += q_{t-1}·Wqv, q_{t-1}·Wqh
+        for t in range(T):
+            for a in range(Q.shape[1]):
+                if Q[t, a] != 0.0:
+                    axpy(Q[t, a], dBV[t], gWqv[a])
+                    axpy(Q[t, a], dBH[t], gWqh[a])
     return cost
 
 
@@ -149,8 +158,8 @@ NO_MIX = np.zeros(0, np.int8)  # and its mix when the RNN hears only the true fr
 
 @njit(**JIT)
 def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
-                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own, own_neg,
-                     Wpv, Wph, Wpu, gWpv, gWph, gWpu):
+                     gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, u_end, start, C, mix, k_own, own_neg, pc_of,
+                     Wpv, Wph, Wpu, Wqv, Wqh, gWpv, gWph, gWpu, gWqv, gWqh):
     """One CD-k training step on a subsequence V (T × n_v) starting from RNN state u0: forward
     pass, a k-step chain for every frame, then ``cost_and_grad``. Gradients are added into g*;
     u_end gets u_T (to carry into the next subsequence of the same piece). Returns
@@ -166,7 +175,9 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     that CD follows the gradient of log p(rest_t | player_t, history) — the conditional the live
     ``harmonize`` mode samples from; where C is 2 they are heard but not clamped, as in ``follow``
     (the RNN's own frame then hears them with the model's notes). The player's notes also reach frame t's biases through the player path (Wpv,
-    Wph) and the RNN state u_t (Wpu; gradients into gWpv, gWph, gWpu). mix (T int8, or empty: none) marks the frames whose RNN
+    Wph), the RNN state u_t (Wpu; gradients into gWpv, gWph, gWpu) and the player's trace q_t
+    (``forward.trace_step``, from q_0 = 0 at the subsequence's start; pc_of[i] is note i's pitch
+    class), which frame t+1 hears through Wqv, Wqh (gradients into gWqv, gWqh). mix (T int8, or empty: none) marks the frames whose RNN
     input is the model's own frame instead of v_t: the model's own accompaniment around the
     player's notes, as the live instrument's RNN hears it (scheduled sampling), treated as data,
     not differentiated through. With k_own > 0 it is sampled as the instrument samples it: a k_own-step chain from
@@ -200,6 +211,9 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
                     Pl[t, i] = V[t, i]
                 if C[t, i] == 1:
                     Vt[t, i] = V[t, i]
+    Q = np.zeros((T + 1 if clamped else 0, N_TRACE), dt)  # Q[t] = q_{t-1}, the player's trace
+    if clamped:
+        player_trace(Pl, pc_of, Q)
     mixing = mix.shape[0] != 0
     X = V.copy() if mixing else V  # the RNN's input: written only where the model's own frames go
     PV = np.empty((T, n_v), dt)  # the chains' means, for the cross-entropy
@@ -216,6 +230,8 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
         if clamped:
             add_rows_on(Wpv, Pl[t], BV[t])
             add_rows_on(Wph, Pl[t], BH[t])
+            add_all_rows(Wqv, Q[t], BV[t])
+            add_all_rows(Wqh, Q[t], BH[t])
         if clamped:
             for i in range(n_v):
                 cl[i] = 1 if C[t, i] == 1 else 0
@@ -237,7 +253,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
             X[t] = Vt[t]
         rnn_step(X[t], Pl[t] if clamped else nobody, U[t], bu, Wvu, Wpu, Wuu, U[t + 1])
     cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
-                         gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, gWpv, gWph, gWpu)
+                         gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, Q, gWpv, gWph, gWpu, gWqv, gWqh)
     u_end[:] = U[T]
     return cost, cross_entropy(V, PV)
 
@@ -245,13 +261,13 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
 @njit(parallel=True, **JIT)
 def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states,
                gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, U_end, costs, xents, start, Ccat, mixcat, k_own,
-               own_neg, Wpv, Wph, Wpu, gWpv, gWph, gWpu):
+               own_neg, pc_of, Wpv, Wph, Wpu, Wqv, Wqh, gWpv, gWph, gWpu, gWqv, gWqh):
     """``subsequence_grad`` for a mini-batch of B subsequences in parallel (one per thread).
 
     Subsequence b is Vcat[starts[b] : starts[b] + lengths[b]], starting from U0[b], drawing from
     states[b]. The g* arrays carry a leading batch axis (B, ...) so threads never share a
     buffer; the caller sums over it. U_end[b], costs[b], xents[b] get each subsequence's results;
-    ``start``, ``k_own``, ``own_neg`` as in ``subsequence_grad``; Ccat and mixcat are its C and
+    ``start``, ``k_own``, ``own_neg``, ``pc_of`` as in ``subsequence_grad``; Ccat and mixcat are its C and
     mix for the frames of Vcat (0 rows / empty: none).
     """
     for b in prange(starts.shape[0]):
@@ -261,7 +277,7 @@ def batch_grad(Vcat, starts, lengths, U0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu,
         mix = mixcat[s0:s1] if mixcat.shape[0] != 0 else mixcat
         c, x = subsequence_grad(V, U0[b], W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, states[b],
                                 gW[b], gbv[b], gbh[b], gWuh[b], gWuv[b], gWvu[b], gWuu[b], gbu[b],
-                                U_end[b], start, C, mix, k_own, own_neg, Wpv, Wph, Wpu, gWpv[b], gWph[b],
-                                gWpu[b])
+                                U_end[b], start, C, mix, k_own, own_neg, pc_of, Wpv, Wph, Wpu, Wqv, Wqh,
+                                gWpv[b], gWph[b], gWpu[b], gWqv[b], gWqh[b])
         costs[b] = c
         xents[b] = x

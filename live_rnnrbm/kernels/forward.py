@@ -1,5 +1,5 @@
 """The deterministic forward computations: the RNN step over a frame or a whole sequence, the
-biases of each frame's RBM, its hidden input and free energy.
+player's trace, the biases of each frame's RBM, its hidden input and free energy.
 """
 from __future__ import annotations
 
@@ -34,6 +34,46 @@ def rnn_step(v, p, u_prev, bu, Wvu, Wpu, Wuu, u_out):
     else:  # float64 (the tests against finite differences): exactly
         for b in range(u_out.shape[0]):
             u_out[b] = math.tanh(u_out[b])
+
+
+# The player's trace q_t: what the player has played lately, by pitch class, at a few time scales
+# (in frames). Its dynamics are fixed, so that it is a pure function of the player's notes: the
+# model's own guesses never reach it, and live it sees exactly what training showed it, however far
+# the accompaniment has wandered. Frame t hears q_{t-1} through Wqv, Wqh (the RNN's u_{t-1} likewise).
+TRACE_TAUS = (2.0, 8.0, 32.0, 128.0)
+N_TRACE = 12 * len(TRACE_TAUS)
+TRACE_DECAY = np.exp(-1.0 / np.array(TRACE_TAUS))
+
+
+@njit(**JIT)
+def trace_step(p, q_prev, pc_of, q_out):
+    """q_t = a ⊙ q_{t-1} + (1 − a) ⊙ (p_t folded to pitch classes), one block of 12 per time
+    scale τ (a = e^{−1/τ}); pc_of[i] is note i's pitch class. q_out may be q_prev."""
+    for s in range(TRACE_DECAY.shape[0]):
+        a = TRACE_DECAY[s]
+        for c in range(12):
+            q_out[12 * s + c] = a * q_prev[12 * s + c]
+        for i in range(p.shape[0]):
+            if p[i] != 0.0:
+                q_out[12 * s + pc_of[i]] += (1.0 - a) * p[i]
+
+
+@njit(**JIT)
+def player_trace(Pl, pc_of, Q):
+    """Q[0] = q_0 = 0, Q[t+1] = q_t over the player's notes Pl (T × n_v): Q[t] is what frame t hears."""
+    Q[0] = 0.0
+    for t in range(Pl.shape[0]):
+        trace_step(Pl[t], Q[t], pc_of, Q[t + 1])
+
+
+@njit(**JIT)
+def state_step(v, p, s_prev, bu, Wvu, Wpu, Wuu, pc_of, s_out):
+    """The live recurrent state s = [u | q] one frame on: u_t by ``rnn_step``, and when s has room
+    for it (``N_TRACE`` more entries), the player's trace q_t by ``trace_step``."""
+    n_u = bu.shape[0]
+    rnn_step(v, p, s_prev[:n_u], bu, Wvu, Wpu, Wuu, s_out[:n_u])
+    if s_prev.shape[0] > n_u:
+        trace_step(p, s_prev[n_u:], pc_of, s_out[n_u:])
 
 
 @njit(**JIT)

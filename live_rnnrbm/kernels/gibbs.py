@@ -131,13 +131,14 @@ def sample_frame(u_prev, P, k, beta, clamp, v_clamp, state, v_out, pv_out, work,
 @njit(**JIT)
 def frame_biases(u_prev, P, v_clamp, work):
     """bv_t, bh_t from u_{t-1} and the player's notes ``v_clamp`` (the player path: Wpv, Wph),
-    written into ``work`` after the chain's scratch; returns views of the two."""
+    written into ``work`` after the chain's scratch; returns views of the two. ``u_prev`` is u_{t-1},
+    or the live state [u_{t-1} | q_{t-1}] with the player's trace (heard through Wqv, Wqh)."""
     W, _, Wuvh, bvh, _, _, _, Wpvh, _, o_h = unpack(P)
     n_v, n_h = W.shape
     o_b, _ = work_layout(n_v, n_h)
     b_t = work[o_b:o_b + bvh.shape[0]]      # bv_t | bh_t, laid out as bvh
     b_t[:] = bvh
-    add_all_rows(Wuvh, u_prev, b_t)
+    add_all_rows(Wuvh[:u_prev.shape[0]], u_prev, b_t)
     add_rows_on(Wpvh, v_clamp, b_t)
     return b_t[:n_v], b_t[o_h:o_h + n_h]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .forward import N_TRACE
 from .jit import JIT
 from .rng import LANES
 
@@ -50,7 +51,8 @@ def workspace(n_visible: int, n_hidden: int, dtype=np.float32) -> tuple[np.ndarr
 # the call ~0.06 µs of type checks and unboxing (23 arguments: 1.5 µs of a 25 µs frame): so the
 # parameters travel as one packed array (11 arguments).
 # Packing also puts Wuv and Wuh side by side, so bv_t | bh_t = [bv | bh] + u·[Wuv | Wuh] is one
-# pass over u's rows instead of two.
+# pass over u's rows instead of two; the player's trace's rows [Wqv | Wqh] follow u's, so the live
+# state s = [u | q] feeds the frame's biases in that same pass.
 
 
 @njit(**JIT)
@@ -64,7 +66,7 @@ def live_layout(n_v, n_h, n_u):
     """Where things are in a packed parameter array (after a 16-float header holding n_v, n_h,
     n_u): offsets of W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh (the player path [Wpv | Wph], rows laid
     out as bvh), Wpu (the player path into u), the array's length, and Wuvh's row length and where bh starts in it. Wuvh's rows
-    are [Wuv | Wuh] and bvh is [bv | bh], each bh from a cache line on and the row padded with
+    are [Wuv | Wuh] (n_u rows) then [Wqv | Wqh] (``N_TRACE`` rows), bvh is [bv | bh], each bh from a cache line on and the row padded with
     zeros to a multiple of 8 floats (a 238-float row costs the pass over u's rows a quarter more
     than a 248-float one: the vector loop's tail)."""
     o_h = _line(n_v)
@@ -72,7 +74,7 @@ def live_layout(n_v, n_h, n_u):
     o_W = 16
     o_WT = o_W + _line(n_v * n_h)
     o_Wuvh = o_WT + _line(n_h * n_v)
-    o_bvh = o_Wuvh + _line(n_u * row)
+    o_bvh = o_Wuvh + _line((n_u + N_TRACE) * row)
     o_bu = o_bvh + _line(row)
     o_Wvu = o_bu + _line(n_u)
     o_Wuu = o_Wvu + _line(n_v * n_u)
@@ -97,7 +99,7 @@ def unpack(P):
     o_W, o_WT, o_Wuvh, o_bvh, o_bu, o_Wvu, o_Wuu, o_Wpvh, o_Wpu, _, row, o_h = live_layout(n_v, n_h, n_u)
     return (P[o_W:o_W + n_v * n_h].reshape((n_v, n_h)),
             P[o_WT:o_WT + n_h * n_v].reshape((n_h, n_v)),
-            P[o_Wuvh:o_Wuvh + n_u * row].reshape((n_u, row)),
+            P[o_Wuvh:o_Wuvh + (n_u + N_TRACE) * row].reshape((n_u + N_TRACE, row)),
             P[o_bvh:o_bvh + row],
             P[o_bu:o_bu + n_u],
             P[o_Wvu:o_Wvu + n_v * n_u].reshape((n_v, n_u)),
@@ -124,18 +126,19 @@ def pack(params: dict, dtype=None) -> np.ndarray:
     v = views(P)
     v["W"][...] = W
     v["WT"][...] = W.T
-    for name in ("Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu", "Wpv", "Wph", "Wpu"):
+    for name in ("Wuv", "Wuh", "bv", "bh", "bu", "Wvu", "Wuu", "Wpv", "Wph", "Wpu", "Wqv", "Wqh"):
         if name in params:  # the player path may be absent (zero)
             v[name][...] = params[name]
     return P
 
 
 def views(P: np.ndarray) -> dict[str, np.ndarray]:
-    """Named views into a packed parameter array: the eight parameters and WT (Wuv, Wuh, bv and
-    bh are slices of the concatenated Wuvh and bvh)."""
+    """Named views into a packed parameter array: the eight parameters, the player path and WT
+    (Wuv, Wuh, Wqv, Wqh, bv and bh are slices of the concatenated Wuvh and bvh)."""
     W, WT, Wuvh, bvh, bu, Wvu, Wuu, Wpvh, Wpu, o_h = unpack(P)
     n_v, n_h = W.shape
-    return dict(W=W, WT=WT, Wuv=Wuvh[:, :n_v], Wuh=Wuvh[:, o_h:o_h + n_h], bv=bvh[:n_v],
+    n_u = bu.shape[0]
+    return dict(W=W, WT=WT, Wuv=Wuvh[:n_u, :n_v], Wuh=Wuvh[:n_u, o_h:o_h + n_h], bv=bvh[:n_v],
                 bh=bvh[o_h:o_h + n_h], bu=bu, Wvu=Wvu, Wuu=Wuu, Wpv=Wpvh[:, :n_v], Wph=Wpvh[:, o_h:o_h + n_h],
-                Wpu=Wpu)
+                Wpu=Wpu, Wqv=Wuvh[n_u:, :n_v], Wqh=Wuvh[n_u:, o_h:o_h + n_h])
 

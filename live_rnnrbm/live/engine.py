@@ -7,7 +7,7 @@
 
 A worker thread owns u_t and every buffer. Right after tick t it computes
 u_t = tanh(bu + x_t·Wvu + p_t·Wpu + u_{t-1}·Wuu) (p_t: the player's notes, zero when not
-listening), then samples v_{t+1} through the model's ``FrameSampler`` (the one stepper the
+listening) and the player's trace q_t from p_t, then samples v_{t+1} through the model's ``FrameSampler`` (the one stepper the
 jam evaluation and the tests use too; its kernels are nogil, so the MIDI callbacks keep the GIL
 meanwhile), shapes the notes (``frames.shape_frame``), gives each its part (``note_roles``: with
 ``parts``, the top note is the melody, the lowest the bass, ..., each part on its own channel) and
@@ -50,7 +50,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..model import RnnRbm
+from ..model import N_TRACE, RnnRbm
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, NOTE_OFF, SUSTAIN
 from .frames import SCHEMES, frame_messages, note_roles, shape_frame, union
 from .settings import PARTS, Settings
@@ -68,10 +68,10 @@ class Engine:
         self.n_visible = n_v
         self.lowest = model.lowest_note
         self.model = model
-        self.slots = [Slot(n_v, n_u, self.dtype, self.lowest) for _ in range(N_SLOTS)]
+        self.slots = [Slot(n_v, n_u + N_TRACE, self.dtype, self.lowest) for _ in range(N_SLOTS)]
         self._use(self.sound(model, settings, preset))   # the sound keys, the sampler, the live controls
-        self.base_u = model.initial_state()        # u_{t-1} the frame last sent was sampled from
-        self.u_next = model.initial_state()        # u_t: the state the next frame is sampled from
+        self.base_u = self.sampler.initial_state()  # [u_{t-1} | q_{t-1}], the frame last sent was sampled from
+        self.u_next = self.sampler.initial_state()  # [u_t | q_t]: the state the next frame is sampled from
         self._pending: Sound | None = None         # a switch asked for (control thread) ...
         self._taken: Sound | None = None           # ... and the last one the worker took
         self.paused = False

@@ -26,7 +26,7 @@ class Slot:
         self.pv = np.zeros(n_v, dtype)
         self.v_out = np.zeros(n_v, dtype) # the model's notes to sound
         self.part = np.zeros(n_v, np.int8)  # the channel (0..15) each note of v_out sounds on
-        self.u = np.zeros(n_u, dtype)     # u_{t-1}, the state this frame was sampled from
+        self.u = np.zeros(n_u, dtype)     # [u_{t-1} | q_{t-1}], the state this frame was sampled from
         self.human = np.zeros(n_v, dtype) # the player's notes it was sampled with (0 when not listening)
         self.ons: list = []
         self.offs: list = []
@@ -58,7 +58,7 @@ class Sound:
         lo, hi = settings.note_range
         notes = np.arange(model.n_visible) + lowest
         self.in_range = ((notes >= lo) & (notes <= hi)).astype(np.int8)
-        # u_0 for new weights (n_u may differ from the weights playing): the state, and each slot's
-        self.base_u = model.initial_state()
-        self.u_next = model.initial_state()
-        self.slot_u = [model.initial_state() for _ in range(n_slots)]
+        # s_0 = [u_0 | q_0] for new weights (n_u may differ from the weights playing): the state, and each slot's
+        self.base_u = self.sampler.initial_state()
+        self.u_next = self.sampler.initial_state()
+        self.slot_u = [self.sampler.initial_state() for _ in range(n_slots)]

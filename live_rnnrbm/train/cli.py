@@ -128,7 +128,8 @@ def _listening_arguments(lis: argparse._ArgumentGroup) -> None:
                      help="Gibbs steps from silence for the model's own frames, as the instrument samples them "
                           "(0: the CD chain's sample, started at the true frame)")
     lis.add_argument("--player-path-only", action="store_true",
-                     help="train only the player path (Wpv, Wph, Wpu: the player's notes into the frame's biases and the RNN), "
+                     help="train only the player path (Wpv, Wph, Wpu: the player's notes into the frame's biases and the RNN; "
+                          "Wqv, Wqh: the player's trace into the biases), "
                           "the eight parameters of the model untouched, so its unconditional likelihood stays "
                           "exactly as it was (use with --init)")
     lis.add_argument("--own-negative", action="store_true",

@@ -139,7 +139,8 @@ class Trainer:
             bptt.batch_grad(Vcat, starts, lengths, U0, p["W"], m.WT, p["bv"], p["bh"], p["Wuh"], p["Wuv"],
                                p["Wvu"], p["Wuu"], p["bu"], int(c.k), new_states(seed, B), *views[:8], U_end, costs,
                                xents, bptt.CHAIN_STARTS.index(c.chain_start), C, mix, int(c.own_history_k),
-                               bool(c.own_negative), *(p[n] for n in PLAYER_PARAM_NAMES), *views[8:])
+                               bool(c.own_negative), m.pitch_classes, *(p[n] for n in PLAYER_PARAM_NAMES),
+                               *views[8:])
             # the mean over subsequences of each one's mean-over-frames gradient (B=1: the tutorial)
             grads = {n: a.sum(axis=0) / np.float32(B) for n, a in zip(ALL_PARAM_NAMES, views)}
         if c.carry_u and not self.is_rbm_pretraining():
