@@ -11,7 +11,7 @@ from jackd import check_parts
 from live_rnnrbm.live.engine import Engine
 from live_rnnrbm.live.frames import MBC, NO_PARTS, SATB, frame_messages, note_roles, shape_frame
 from live_rnnrbm.live.settings import DEFAULTS
-from live_rnnrbm.model import RnnRbm
+from live_rnnrbm.model import N_TRACE, RnnRbm
 
 
 def settings(**kw):
@@ -256,7 +256,7 @@ def test_the_recording_holds_the_notes_as_sent_through_silences():
 
 def test_a_switch_plays_the_new_sound_from_the_next_frame_notes_keeping_their_channel():
     """Channel 1 → 2 on the same weights (u kept: the same arrays go on), then to other weights with
-    6 RNN units (u_0 of that size). After each switch every note-on is on the new channel, a note
+    6 RNN units (s_0 = [u_0 | q_0] of that size). After each switch every note-on is on the new channel, a note
     sounding through it keeps its channel until its note-off, and no note sounds on two channels."""
     sent = []
     model = RnnRbm(n_hidden=20, n_hidden_recurrent=10, seed=11)
@@ -273,7 +273,8 @@ def test_a_switch_plays_the_new_sound_from_the_next_frame_notes_keeping_their_ch
     engine.switch_to(engine.sound(other, settings(max_polyphony=6, note_range=(48, 72), channel=3), "c"))
     run(engine, 10)
     engine.close()
-    assert engine.model is other and engine.base_u.shape == (6,) and engine.channels == {0, 1, 2}
+    # the new weights' state from s_0: their 6 RNN units and the player's trace
+    assert engine.model is other and engine.base_u.shape == (6 + N_TRACE,) and engine.channels == {0, 1, 2}
     sounding, carried = {}, 0
     for i, m in enumerate(sent):
         if m[0] & 0xF0 not in (0x80, 0x90):
