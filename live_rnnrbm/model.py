@@ -138,6 +138,11 @@ class RnnRbm:
         forward.player_trace(Pl, self.pitch_classes, Q)
         return Q
 
+    def states(self, roll: np.ndarray, player: np.ndarray) -> np.ndarray:
+        """The live states along a piece's true frames: S (T+1 × n_u + N_TRACE), S[t] = [u_{t-1} |
+        q_{t-1}], what frame t hears when the history is the true one (S[0] = s_0 = 0)."""
+        return np.hstack([self.run(roll, player=player)[0], self.trace(player)])
+
     def _beta(self, temperature: float) -> Any:
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")

@@ -103,7 +103,7 @@ def run_job(job: JamJob) -> dict[str, Counts]:
         if job.ais_chains:
             ll_own = conditional_log_likelihood(model, U, V, player, job.ais_chains, job.ais_steps,
                                                 _seed(job.seed, n, job.shift + 6, 3))
-            U_true = np.hstack([model.run(V, player=player)[0][:-1], model.trace(player)[:-1]])
+            U_true = model.states(V, player)[:-1]
             ll_true = conditional_log_likelihood(model, U_true, V, player, job.ais_chains, job.ais_steps,
                                                  _seed(job.seed, n, job.shift + 6, 4))
             c = out["model"]

@@ -135,7 +135,7 @@ def true_history_frames(model, settings: Settings, V: np.ndarray, player: np.nda
     shaping — how well the conditional RBM harmonizes when it is not lost. With the preset's
     ``chains`` above 1, each frame is their consensus, as the engine plays while listening."""
     model.reseed(seed)
-    U = np.hstack([model.run(V, player=player)[0], model.trace(player)])  # the true states [u | q]
+    U = model.states(V, player)
     sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
     v = np.zeros(model.n_visible, model.dtype)
     pv = np.zeros_like(v)

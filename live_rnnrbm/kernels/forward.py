@@ -50,12 +50,12 @@ def trace_step(p, q_prev, pc_of, q_out):
     """q_t = a ⊙ q_{t-1} + (1 − a) ⊙ (p_t folded to pitch classes), one block of 12 per time
     scale τ (a = e^{−1/τ}); pc_of[i] is note i's pitch class. q_out may be q_prev."""
     for s in range(TRACE_DECAY.shape[0]):
-        a = TRACE_DECAY[s]
         for c in range(12):
-            q_out[12 * s + c] = a * q_prev[12 * s + c]
-        for i in range(p.shape[0]):
-            if p[i] != 0.0:
-                q_out[12 * s + pc_of[i]] += (1.0 - a) * p[i]
+            q_out[12 * s + c] = TRACE_DECAY[s] * q_prev[12 * s + c]
+    for i in range(p.shape[0]):
+        if p[i] != 0.0:
+            for s in range(TRACE_DECAY.shape[0]):
+                q_out[12 * s + pc_of[i]] += (1.0 - TRACE_DECAY[s]) * p[i]
 
 
 @njit(**JIT)
