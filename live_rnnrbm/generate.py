@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.pianoroll import MidiReadError, midi_to_roll, roll_to_midi
-from .data.weights import WeightsError, frame_resolution, generation_k, load_model
+from .data.weights import WeightsError, frame_resolution, generation_settings, load_model
 
 
 def draw_roll(frames: np.ndarray, path: str | Path, lowest_note: int, title: str = "",
@@ -51,7 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="weights file, or a shipped name (nottingham, jsb); default: nottingham")
     p.add_argument("--frames", type=int, default=256, help="frames to generate (default 256)")
     p.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same piece")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1 = the model)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: the weights' generation_temperature, else 1 = the model)")
+    p.add_argument("--density", type=float, default=None,
+                   help="every note's odds × density (default: the weights' generation_density, else 1)")
     p.add_argument("--k", type=int, default=None,
                    help="Gibbs steps per frame (default: the weights' generation_k, else 25 as the tutorial)")
     p.add_argument("--primer", help="a MIDI file to run the RNN over first; the piece continues it")
@@ -64,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .cli import flag_errors
     wrong = flag_errors(args, [("frames", lambda v: v >= 1, "≥ 1"), ("k", lambda v: v >= 1, "≥ 1"),
-                               ("temperature", lambda v: v > 0, "> 0"), ("velocity", lambda v: 1 <= v <= 127, "in 1..127"),
+                               ("temperature", lambda v: v > 0, "> 0"),
+                               ("density", lambda v: v > 0, "> 0"), ("velocity", lambda v: 1 <= v <= 127, "in 1..127"),
                                ("bpm", lambda v: v > 0, "> 0")])
     if wrong:
         print(f"error: {wrong}", file=sys.stderr)
@@ -82,18 +86,21 @@ def run(args: argparse.Namespace) -> int:
     except (WeightsError, MidiReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    k = args.k or generation_k(model)
-    frames = model.generate(args.frames, k=k, temperature=args.temperature, primer=primer)
+    own = generation_settings(model)
+    temperature = args.temperature or own.temperature
+    k, density = args.k or own.k, args.density or own.density
+    frames = model.generate(args.frames, k=k, temperature=temperature, primer=primer, density=density)
     bpm = args.bpm or float(model.meta.get("bpm", 120.0))
     full = frames if primer is None else np.concatenate([primer.astype(frames.dtype), frames])
     mid = roll_to_midi(full, bpm=bpm, lowest_note=model.lowest_note, velocity=args.velocity, **res)
     mid.save(args.out)
     spf = res.get("dt") or 60.0 / bpm / res["steps_per_beat"]
     print(f"wrote {args.out}: {len(full)} frames ({len(full) * spf:.1f} s), "
-          f"{int(frames.sum())} note-frames, {frames.sum(1).mean():.2f} notes per frame on average")
+          f"{int(frames.sum())} note-frames, {frames.sum(1).mean():.2f} notes per frame on average "
+          f"(k {k}, temperature {temperature:g}, density {density:g})")
     if args.png:
         name = Path(str(model.meta.get("trained_on") or "untrained model")).name
-        draw_roll(full, args.png, model.lowest_note, f"live-rnnrbm · {name} · seed {model.seed} · T={args.temperature}",
+        draw_roll(full, args.png, model.lowest_note, f"live-rnnrbm · {name} · seed {model.seed} · T={temperature}",
                   spf, 0 if primer is None else len(primer))
         print(f"wrote {args.png}")
     return 0

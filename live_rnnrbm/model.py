@@ -193,15 +193,16 @@ class RnnRbm:
 
     # -- generation -----------------------------------------------------------------------
     def generate(self, n_frames: int, k: int = 25, temperature: float = 1.0,
-                 primer: np.ndarray | None = None, return_probabilities: bool = False):
+                 primer: np.ndarray | None = None, return_probabilities: bool = False, density: float = 1.0):
         """Generate ``n_frames`` frames (n_frames × n_v, 0/1 float array).
 
         With a ``primer`` piano-roll, the RNN first runs over it and the piece continues it (the
         primer itself is not returned). Each frame is the end of a k-step Gibbs chain started
-        from silence with the biases given by u_{t-1}, as in the tutorial.
+        from silence with the biases given by u_{t-1}, as in the tutorial. ``density`` multiplies
+        every note's odds (bv + log density), as the instrument's density control does.
         """
-        if n_frames < 0 or k < 1:
-            raise ValueError("n_frames must be ≥ 0 and k ≥ 1")
+        if n_frames < 0 or k < 1 or not density > 0:
+            raise ValueError("n_frames must be ≥ 0, k ≥ 1 and density > 0")
         u0 = self.initial_state()
         if primer is not None and len(primer):
             U, _, _ = self.run(primer)
@@ -209,8 +210,9 @@ class RnnRbm:
         V = np.zeros((n_frames, self.n_visible), self.dtype)
         PV = np.zeros_like(V)
         u_end = np.empty_like(u0)
-        gibbs.generate_sequence(u0, packed.pack(self.params), int(k), self._beta(temperature), self.rng_state,
-                                  V, PV, u_end)
+        P = packed.pack(self.params)
+        packed.views(P)["bv"][:] += self.dtype.type(math.log(density))
+        gibbs.generate_sequence(u0, P, int(k), self._beta(temperature), self.rng_state, V, PV, u_end)
         return (V, PV) if return_probabilities else V
 
     def sample_frames(self, BV: np.ndarray, BH: np.ndarray, start: np.ndarray | None = None,

@@ -148,12 +148,18 @@ def test_generate_reports_bad_weights_clearly(tmp_path):
     assert "bad.npz: not an .npz weights file" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_generation_k_comes_from_the_weights_else_the_tutorials_25(tmp_path):
-    from live_rnnrbm.data.weights import generation_k
+def test_generation_settings_come_from_the_weights_else_the_models_own(tmp_path):
+    from live_rnnrbm.data.weights import GenerationSettings, generation_k, generation_settings
     from live_rnnrbm.live.presets import load_preset
-    assert generation_k(tiny()) == 25
-    back = load_weights(save_weights(tiny(), tmp_path / "k.npz", dt=0.3, generation_k=60))
-    assert generation_k(back) == 60
+    assert generation_settings(tiny()) == GenerationSettings(25, 1.0, 1.0)
+    back = load_weights(save_weights(tiny(), tmp_path / "k.npz", dt=0.3, generation_k=60,
+                                     generation_temperature=0.8, generation_density=0.9))
+    assert generation_settings(back) == GenerationSettings(60, 0.8, 0.9) and generation_k(back) == 60
+    r = run_cli("generate", "--weights", str(tmp_path / "k.npz"), "--frames", "4", "--out", str(tmp_path / "k.mid"))
+    assert r.returncode == 0 and "(k 60, temperature 0.8, density 0.9)" in r.stdout, r.stdout + r.stderr
+    r = run_cli("generate", "--weights", str(tmp_path / "k.npz"), "--frames", "4", "--temperature", "1.5",
+                "--density", "2", "--out", str(tmp_path / "k.mid"))
+    assert "(k 60, temperature 1.5, density 2)" in r.stdout, r.stdout + r.stderr  # flags win
     assert load_preset(None).k is None  # the default preset defers to the weights
     # the shipped models mix from silence only with more steps than the tutorial's 25
     from live_rnnrbm.data.weights import shipped_weights
@@ -171,14 +177,41 @@ def test_shipped_weights_play_as_dense_as_their_data(name):
     # A model too sharp for its chains plays mostly silence (the retired likelihood-only Nottingham
     # file: 82 % silent frames at k = 25), a slack one plays clusters: free generation at the
     # file's generation_k must keep the density of the music it learned.
-    from live_rnnrbm.data.weights import generation_k
-    from live_rnnrbm.data.weights import shipped_weights
+    from live_rnnrbm.data.weights import generation_settings, shipped_weights
     m = load_weights(shipped_weights(name))
+    how = generation_settings(m)
     notes, silent = [], []
     for seed in (3, 4, 5):
         m.reseed(seed)
-        R = np.asarray(m.generate(600, k=generation_k(m)))
+        R = np.asarray(m.generate(600, k=how.k, temperature=how.temperature, density=how.density))
         notes.append(R.sum(1).mean())
         silent.append((R.sum(1) == 0).mean())
     assert abs(np.mean(notes) - DATA_NOTES[name]) < 0.4, notes
     assert np.mean(silent) < 0.03, silent
+
+
+# The valid splits' spread of each free-generation statistic (10th and 90th percentile over the
+# pieces) and the pieces' lengths, from ../shared/data (which the tests do not have): made with
+# live_rnnrbm.eval.generation.piece_stats over the pieces `eval --task free` uses by default for
+# JSB (every piece) and with --pieces 60 for Nottingham.
+FREE_SPREAD = json.loads((Path(__file__).parent / "fixtures" / "free_generation_valid.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(FREE_SPREAD))
+def test_shipped_weights_generate_within_their_datas_spread(name):
+    # What `generate --weights NAME` plays, beside its data: the median over as many generated
+    # pieces (piece n from seed n, as long as data piece n, at the file's generation settings, as
+    # `eval --task free` makes them) lies within the data's spread on each statistic. At temperature
+    # 1 the JSB file changed 98.5 % of its frames (the data 81-96 %) and spanned 39 semitones.
+    # Nottingham's pitch range is left out: its pieces reach 40-43 semitones (the data 28-36),
+    # one stray note far from the rest in most pieces; it is open in the issue.
+    from live_rnnrbm.data.weights import generation_settings, shipped_weights
+    from live_rnnrbm.eval.generation import generated_stats
+    m = load_weights(shipped_weights(name))
+    fixture = FREE_SPREAD[name]
+    stats = generated_stats(m, fixture["lengths"], generation_settings(m), seed=0)
+    checked = [s for s in fixture["spread"] if not (name == "nottingham.npz" and s == "pitch_range")]
+    medians = {s: float(np.median([p[s] for p in stats])) for s in checked}
+    outside = {s: (medians[s], fixture["spread"][s]) for s in checked
+               if not fixture["spread"][s][0] <= medians[s] <= fixture["spread"][s][1]}
+    assert not outside, outside

@@ -10,7 +10,7 @@ all of it and says exactly what is wrong.
 >>> model = load_weights("weights/mine.npz")                             # doctest: +SKIP
 
 ``load_model`` is the model a command runs (``--weights``: a file, a shipped name, else an untrained
-model); ``generation_k`` and ``frame_resolution`` read how its metadata says to play it.
+model); ``generation_settings`` and ``frame_resolution`` read how its metadata says to play it.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -253,10 +254,27 @@ def load_model(spec: str | None, seed: int | None = None, warn=None) -> RnnRbm:
 TUTORIAL_K = 25
 
 
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How a model plays on its own, as its weights' metadata asks: Gibbs steps per frame (a
+    trained model may need more than the tutorial's 25 to mix from silence), the temperature and
+    the density (every note's odds × density) at which its free generation matches its data."""
+    k: int = TUTORIAL_K
+    temperature: float = 1.0
+    density: float = 1.0
+
+
+def generation_settings(model: RnnRbm) -> GenerationSettings:
+    """The metadata's ``generation_k``, ``generation_temperature``, ``generation_density``, each
+    else the model's own sampler (25 steps, temperature 1, density 1)."""
+    m = model.meta
+    return GenerationSettings(int(m.get("generation_k") or TUTORIAL_K), float(m.get("generation_temperature") or 1.0),
+                              float(m.get("generation_density") or 1.0))
+
+
 def generation_k(model: RnnRbm) -> int:
-    """Gibbs steps per generated frame: what the weights' metadata asks for (``generation_k``:
-    a trained model may need more than the tutorial's 25 to mix from silence), else 25."""
-    return int(model.meta.get("generation_k") or TUTORIAL_K)
+    """Gibbs steps per generated frame (``generation_settings``)."""
+    return generation_settings(model).k
 
 
 def frame_resolution(model: RnnRbm) -> dict:

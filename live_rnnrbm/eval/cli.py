@@ -154,7 +154,10 @@ def add_jam_arguments(g) -> None:
     --ais-chains, --ais-steps, --k, --json, --quiet — are eval's own)."""
     g.add_argument("--preset", help="the engine's settings (note shaping, temperature, k): a preset name or "
                    "file (default: the shipped preset made for the weights, else 'default')")
-    g.add_argument("--temperature", type=float, help="override the preset's temperature")
+    g.add_argument("--temperature", type=float, help="override the preset's temperature (--task free: the "
+                   "weights' generation_temperature, else 1)")
+    g.add_argument("--density", type=float, help="override the preset's density (--task free: the weights' "
+                   "generation_density, else 1): every note's odds × density")
     g.add_argument("--chains", type=int, help="override the preset's chains (Gibbs chains per frame while listening)")
     g.add_argument("--fit", nargs="+", metavar="DATA", help="training data for the lookup-table baseline "
                    "(default: the 'train' split of the pickle evaluated on; MIDI data: no lookup baseline)")
@@ -180,13 +183,14 @@ def run_free(args) -> int:
     """--task free: the model's free generation beside the data's pieces."""
     from ..cli import flag_errors
     from ..data.corpus import DataError, load_corpus, spread
-    from ..data.weights import WeightsError, generation_k, load_model
+    from ..data.weights import WeightsError, generation_settings, load_model
     from .generation import evaluate_generation, format_generation
 
     if not args.data:
         return _fail("--task free sets generated pieces beside real ones: name the data (MIDI files, folders or a pickle)")
     wrong = flag_errors(args, [("pieces", lambda v: v >= 0, "≥ 0"), ("k", lambda v: v is None or v >= 1, "≥ 1"),
-                               ("temperature", lambda v: v is None or v > 0, "> 0")])
+                               ("temperature", lambda v: v is None or v > 0, "> 0"),
+                               ("density", lambda v: v is None or v > 0, "> 0")])
     if wrong:
         return _fail(wrong)
     try:
@@ -196,14 +200,18 @@ def run_free(args) -> int:
         return _fail(str(e))
     if not pieces:
         return _fail("no pieces to compare with")
-    report = evaluate_generation(model, pieces, args.k or generation_k(model), args.temperature or 1.0, args.seed)
+    own = generation_settings(model)
+    how = replace(own, k=args.k or own.k, temperature=args.temperature or own.temperature,
+                  density=args.density or own.density)
+    report = evaluate_generation(model, pieces, how, args.seed)
     report.settings["weights"] = args.weights or "nottingham"
     if args.json:
         print(json.dumps({"settings": report.settings, "stats": report.stats, "all_within": report.all_within,
                           "seconds": report.seconds}, indent=2))
     else:
         s = report.settings
-        print(f"weights {s['weights']}: k {s['k']}, temperature {s['temperature']}, seed {s['seed']}; "
+        print(f"weights {s['weights']}: k {s['k']}, temperature {s['temperature']}, density {s['density']}, "
+              f"seed {s['seed']}; "
               f"data {' '.join(args.data)} [{args.split}]: {s['pieces']} pieces, {s['frames']:,} frames, "
               f"as many generated")
         print(format_generation(report))
@@ -219,8 +227,8 @@ def run_jam(args) -> int:
 
     try:
         preset = load_preset(args.preset or _preset_for(args.weights))
-        settings = merge(preset, {"temperature": args.temperature, "k": args.k, "chains": args.chains,
-                                  "seed": args.seed})
+        settings = merge(preset, {"temperature": args.temperature, "density": args.density, "k": args.k,
+                                  "chains": args.chains, "seed": args.seed})
     except PresetError as e:
         return _fail(str(e))
     spec = args.weights or settings.weights

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.weights import GenerationSettings
 from .jam_players import MAJOR_SCALE
 
 # the statistics, in the order reported, each with what it measures
@@ -81,16 +82,25 @@ def compare(data: Sequence[dict[str, float]], generated: Sequence[dict[str, floa
     return out
 
 
-def evaluate_generation(model, pieces: Sequence[np.ndarray], k: int, temperature: float = 1.0, seed: int = 0
+def generated_stats(model, lengths: Sequence[int], how: GenerationSettings, seed: int = 0) -> list[dict[str, float]]:
+    """``piece_stats`` of pieces the model generates from u_0, piece n as long as lengths[n] and
+    from seed + n, with the sampler settings ``how``."""
+    out = []
+    for n, length in enumerate(lengths):
+        model.reseed(seed + n)
+        frames = model.generate(int(length), k=how.k, temperature=how.temperature, density=how.density)
+        out.append(piece_stats(frames, model.lowest_note))
+    return out
+
+
+def evaluate_generation(model, pieces: Sequence[np.ndarray], how: GenerationSettings, seed: int = 0
                         ) -> GenerationReport:
-    """Generate one piece per data piece (its length; piece n from seed + n) and compare."""
+    """Generate one piece per data piece (its length; piece n from seed + n) with the sampler
+    settings ``how`` and compare."""
     t0 = time.perf_counter()
     data = [piece_stats(V, model.lowest_note) for V in pieces]
-    generated = []
-    for n, V in enumerate(pieces):
-        model.reseed(seed + n)
-        generated.append(piece_stats(model.generate(len(V), k=k, temperature=temperature), model.lowest_note))
-    settings = {"k": k, "temperature": temperature, "seed": seed, "pieces": len(pieces),
+    generated = generated_stats(model, [len(V) for V in pieces], how, seed)
+    settings = {"k": how.k, "temperature": how.temperature, "density": how.density, "seed": seed, "pieces": len(pieces),
                 "frames": int(sum(len(V) for V in pieces)), "spread_percentiles": list(SPREAD)}
     return GenerationReport(settings, compare(data, generated), time.perf_counter() - t0)
 

@@ -30,7 +30,8 @@ from .resume import resume
 from .trainer import Trainer
 
 
-INHERITED_META = ("generation_k", "generation_k_why")  # what a fine-tune (--init) keeps of its file's metadata
+INHERITED_META = ("generation_k", "generation_k_why", "generation_temperature", "generation_density",
+                  "generation_temperature_why")  # what a fine-tune (--init) keeps of its file's metadata
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
