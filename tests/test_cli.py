@@ -42,6 +42,10 @@ def test_a_bad_flag_value_names_that_flag_only(capsys):
     assert err.strip() == "error: --frames must be ≥ 1, not -5", err
     code, err = run(capsys, "eval", "x.mid", "--ais-steps", "0")
     assert code == 2 and err.strip() == "error: --ais-steps must be ≥ 1, not 0", err
+    code, err = run(capsys, "generate", "--density", "0")
+    assert code == 2 and err.strip() == "error: --density must be > 0, not 0.0", err
+    code, err = run(capsys, "eval", "x.mid", "--task", "free", "--density", "-1")
+    assert code == 2 and err.strip() == "error: --density must be > 0, not -1.0", err
 
 
 def test_play_flags_for_parts_are_checked_before_anything_plays(capsys):
