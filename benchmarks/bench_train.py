@@ -137,6 +137,14 @@ def load_pieces() -> tuple[list[np.ndarray], str]:
 # --------------------------------------------------------------------------- timing
 
 
+def settle() -> None:
+    """Wait for the other side's idle threads to let go of the cores. OpenBLAS's threads
+    busy-wait for a while after a product (about 0.1 s: THREAD_TIMEOUT, 2^28 cycles), and Numba's
+    OpenMP threads spin after a parallel region: measured without this pause, our 2-thread
+    updates right after the reference's ran at half their speed (50k frames/s against 100k)."""
+    time.sleep(0.3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -170,8 +178,8 @@ def main() -> None:
 
         def ours(threads: int, start: int) -> float:
             numba.set_num_threads(threads)
-            # one untimed update first: the thread pool wakes, and NumPy's BLAS threads (which
-            # spin for a while after the reference's matrix products) have let go of the cores
+            settle()
+            # one untimed update first: the thread pool wakes
             trainer.train_step(plan[start % len(plan)], shifts, 0.001, seed=start)
             for n, a in start_params.items():  # every repeat from the same state (lr·grad drifts it)
                 model.params[n][...] = a
@@ -188,6 +196,7 @@ def main() -> None:
                 p_np[n][...] = start_params[n]
             batch = plan[start % len(plan)]
             chunks = [pieces[p][s:s + n] for p, s, n, _ in batch]
+            settle()
             with threadpool_limits(limits=threads, user_api="blas"):
                 t0 = time.perf_counter()
                 numpy_step(chunks, p_np, 15, rng, 0.001)
@@ -205,9 +214,17 @@ def main() -> None:
         print(f"\n{label}:")
         for k, v in med.items():
             print(f"  {k:18s} {v:9.0f} frames/s   (min {min(fps[k]):.0f}, max {max(fps[k]):.0f})")
-        print(f"  ratio ours / NumPy, 1 thread each: {med['ours, 1 thread'] / med['NumPy, 1 thread']:.1f}×;  "
-              f"2 threads each: {med['ours, 2 threads'] / med['NumPy, 2 threads']:.1f}×;  "
-              f"ours, 2 threads / 1 thread: {med['ours, 2 threads'] / med['ours, 1 thread']:.2f}×")
+
+        def ratio(a: str, b: str) -> str:
+            # the median of the rounds' own ratios beside the ratio of the medians: a slow phase of
+            # the shared machine falls on both sides of a round, so the per-round ratios scatter less
+            rounds = sorted(x / y for x, y in zip(fps[a], fps[b]))
+            return (f"{med[a] / med[b]:.2f}× (per round: median {statistics.median(rounds):.2f}×, "
+                    f"{rounds[0]:.2f}–{rounds[-1]:.2f}×)")
+
+        print(f"  ratio ours / NumPy, 1 thread each: {ratio('ours, 1 thread', 'NumPy, 1 thread')}")
+        print(f"  ratio ours / NumPy, 2 threads each: {ratio('ours, 2 threads', 'NumPy, 2 threads')}")
+        print(f"  ours, 2 threads / 1 thread: {ratio('ours, 2 threads', 'ours, 1 thread')}")
         for k in ("ours, 2 threads", "NumPy, 2 threads"):
             print(f"  one Nottingham epoch ({NOTTINGHAM_TRAIN_FRAMES} frames), estimated from the throughput, "
                   f"{k}: {NOTTINGHAM_TRAIN_FRAMES / med[k]:.0f} s")

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from live_rnnrbm.kernels import forward, gibbs, packed, simd
+from live_rnnrbm.kernels import chains, forward, gibbs, packed, simd
 from live_rnnrbm.kernels.rng import new_state, new_states
 from live_rnnrbm.model import PARAM_NAMES, FrameSampler, RnnRbm
 
@@ -208,6 +208,29 @@ def test_gibbs_chain_samples_the_exact_marginal(temperature, dtype):
     # sampling noise alone gives E[TV] ≈ Σ sqrt(p(1-p)/(2πn)) ≈ 0.01 here; a sampler off by a
     # little (one wrong bias sign, T ignored, a step missing) lands far above 0.03
     assert tv < 0.025, f"total variation {tv:.4f}"
+    chi2 = ((freq - p) ** 2 / p).sum() * n
+    assert chi2 < 64 + 5 * np.sqrt(2 * 63), f"chi-square {chi2:.1f} on 63 degrees of freedom"
+
+
+# weights and biases: small, about 45 % of the units flip at every step (above chains.DENSE_SHARE:
+# the dense steps); large and the biases far below 0, 7 % and 17 % (the sparse steps)
+@pytest.mark.parametrize("scale, shift", [(0.5, 0.0), (1.0, -2.5)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lockstep_chains_sample_the_exact_marginal(scale, shift, dtype):
+    """Training's chains, every frame at once: frame t's chain samples p(v) ∝ exp(−F(v)) of its
+    RBM (6 visible × 4 hidden, checked by enumeration), however its steps update the inputs."""
+    rng = np.random.default_rng(11)
+    W = rng.normal(0, scale, (6, 4))
+    bv = rng.normal(0, scale, 6) + shift
+    bh = rng.normal(0, scale, 4) + shift
+    n = 200_000
+    V = (rng.random((n, 6)) < 0.5).astype(dtype)
+    PV = np.empty_like(V)
+    chains.lockstep_chains(W.astype(dtype), np.ascontiguousarray(W.T, dtype), np.tile(bv, (n, 1)).astype(dtype),
+                           np.tile(bh, (n, 1)).astype(dtype), V, 30, new_state(123), PV)
+    freq = np.bincount((V.astype(np.int64) * (1 << np.arange(6)[::-1])).sum(axis=1), minlength=64) / n
+    p = np.exp(exact_log_pv(W, bv, bh)[1])
+    assert 0.5 * np.abs(freq - p).sum() < 0.025
     chi2 = ((freq - p) ** 2 / p).sum() * n
     assert chi2 < 64 + 5 * np.sqrt(2 * 63), f"chi-square {chi2:.1f} on 63 degrees of freedom"
 

@@ -21,5 +21,7 @@ The modules, by job:
 * ``packed``: the packed parameter array of the live tick, and the scratch space of a Gibbs chain.
 * ``gibbs``: block Gibbs sampling: one chain, a frame from silence, the consensus of several
   chains, a whole generated sequence, many frames in parallel.
+* ``chains``: training's negative phase under teacher forcing: every frame's chain in lockstep,
+  each step by matrix products or by the flipped rows, whichever is cheaper.
 * ``bptt``: the training gradients: CD-k over a subsequence with backpropagation through time.
 """

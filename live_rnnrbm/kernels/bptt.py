@@ -9,11 +9,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .forward import N_TRACE, hidden_input, player_trace, rbm_biases, rnn_step
+from .chains import lockstep_chains
+from .forward import N_TRACE, player_trace, rbm_biases, rnn_step
 from .gibbs import gibbs_chain
 from .jit import JIT, SIMD
 from .packed import chain_work_size, new_index
-from .simd import add, add_all_rows, add_rows_on, approx_softplus_sigmoid, axpy
+from .simd import (add, add_all_rows, add_frame_outer, add_frame_products, add_products, add_rows_on,
+                   approx_softplus_sigmoid, approx_tanh, axpy)
 
 
 @njit(**JIT)
@@ -40,25 +42,33 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
     the player's notes alone, so its gradient (into gWqv, gWqh) needs no backpropagation through
     time. Returns the cost.
 
-    The backward pass over time only carries dcost/du_t (a matrix-vector product per frame, the
-    part that must be sequential); the weight gradients of the RNN are sums over frames of outer
-    products, accumulated afterwards four frames per pass over each gradient row. It is one kernel
-    on purpose: the passes share their per-frame scratch, which smaller Numba functions would have
-    to allocate or hand across calls once per frame of every update.
+    The backward pass over time only carries dcost/du_t through Wuu (a vector-matrix product per
+    frame, the part that must be sequential); everything else — the hidden inputs, W's gradient,
+    the part of dcost/du_{t-1} through bv_t and bh_t, the RNN's weight gradients — is a matrix
+    product over all the frames at once (``add_products``: each weight row loaded once for eight
+    frames). It is one kernel on purpose: the passes share their per-frame scratch, which smaller
+    Numba functions would have to allocate or hand across calls once per frame of every update.
     """
     T, n_v = V.shape
     n_h = W.shape[1]
     n_u = U.shape[1]
     dt = W.dtype
     s = 1.0 / T
-    sig_d = np.empty(n_h, dt)
-    sig_m = np.empty(n_h, dt)
+    SD = np.empty((T, n_h), dt)  # the hidden inputs of the data, then their σ
+    SM = np.empty((T, n_h), dt)  # and of the CD samples
+    for t in range(T):
+        SD[t] = BH[t]
+        SM[t] = BH[t]
+    rows = np.empty(max(T, n_v), np.int64)  # scratch of the products with frames
+    coefs = np.empty(max(T, n_v), dt)
+    add_frame_products(V, W, SD, rows, coefs)
+    add_frame_products(Vt, W, SM, rows, coefs)
     dBV = np.empty((T, n_v), dt)
     dBH = np.empty((T, n_h), dt)
     cost = 0.0
     for t in range(T):
-        hidden_input(V[t], W, BH[t], sig_d)
-        hidden_input(Vt[t], W, BH[t], sig_m)
+        sig_d = SD[t]
+        sig_m = SM[t]
         f_d = 0.0
         f_m = 0.0
         for i in range(n_v):
@@ -79,13 +89,17 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
         for j in range(n_h):
             dBH[t, j] = s * (sig_m[j] - sig_d[j])
         cost += s * (f_d - f_m)
-        for i in range(n_v):
-            if Vt[t, i] != 0.0:
-                axpy(s * Vt[t, i], sig_m, gW[i])
-            if V[t, i] != 0.0:
-                axpy(-s * V[t, i], sig_d, gW[i])
+    # gW += Σ_t s·(ṽ_t ⊗ σ_m,t − v_t ⊗ σ_d,t)
+    add_frame_outer(Vt, s, SM, gW, rows, coefs)
+    add_frame_outer(V, -s, SD, gW, rows, coefs)
     # backpropagation through time: du holds dcost/du_t for the frame being processed; DA[t] gets
-    # dcost/da_t, where u_t = tanh(a_t)
+    # dcost/da_t, where u_t = tanh(a_t). The part of dcost/du_{t-1} through bv_t and bh_t,
+    # G[t] = dBV[t]·Wuvᵀ + dBH[t]·Wuhᵀ, does not depend on later frames: one product before the
+    # loop, which is left with the sequential du·Wuuᵀ
+    G = np.zeros((T, n_u), dt)
+    add_products(dBV, np.ascontiguousarray(Wuv.T), G)
+    add_products(dBH, np.ascontiguousarray(Wuh.T), G)
+    WuuT = np.ascontiguousarray(Wuu.T)
     DA = np.empty((T, n_u), dt)
     du = np.zeros(n_u, dt)
     for t in range(T - 1, -1, -1):
@@ -94,24 +108,13 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
         for b in range(n_u):
             ub = U[t + 1, b]
             da[b] = du[b] * (1.0 - ub * ub)
-        for a in range(n_u):
-            acc = 0.0
-            row_uu = Wuu[a]
-            for b in range(n_u):
-                acc += row_uu[b] * da[b]
-            row_uv = Wuv[a]
-            for i in range(n_v):
-                acc += row_uv[i] * dBV[t, i]
-            row_uh = Wuh[a]
-            for j in range(n_h):
-                acc += row_uh[j] * dBH[t, j]
-            du[a] = acc
-    # the weight gradients: g[a] += Σ_t U[t, a]·X[t] for X = DA, dBV, dBH (U[t] = u_{t-1})
+        du[:] = G[t]
+        add_all_rows(WuuT, da, du)
+    # the weight gradients: g += Uᵀ·X for X = DA, dBV, dBH (U[t] = u_{t-1})
     UT = np.ascontiguousarray(U[:T].T)
-    for a in range(n_u):
-        add_all_rows(DA, UT[a], gWuu[a])
-        add_all_rows(dBV, UT[a], gWuv[a])
-        add_all_rows(dBH, UT[a], gWuh[a])
+    add_products(UT, DA, gWuu)
+    add_products(UT, dBV, gWuv)
+    add_products(UT, dBH, gWuh)
     for t in range(T):
         add(DA[t], gbu)
         add(dBV[t], gbv)
@@ -138,17 +141,45 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
 @njit(**JIT)
 def cross_entropy(V, PV):
     """Frame-level cross-entropy −Σ_i [v log p + (1−v) log(1−p)], averaged over frames (the
-    tutorial's monitor, with PV the chain's mean after CD-k)."""
+    tutorial's monitor, with PV the chain's mean after CD-k). The probabilities of 16 notes are
+    multiplied before one log is taken (each is at least 1e-7, so the product stays far above
+    float64's smallest number): a log per note cost a twentieth of a trained model's update."""
     total = 0.0
     eps = 1e-7
+    n = V.shape[1]
     for t in range(V.shape[0]):
-        for i in range(V.shape[1]):
-            p = min(max(PV[t, i], eps), 1.0 - eps)
-            if V[t, i] != 0.0:
-                total -= math.log(p)
-            else:
-                total -= math.log1p(-p)
+        for i0 in range(0, n, 16):
+            prod = 1.0
+            for i in range(i0, min(i0 + 16, n)):
+                p = min(max(float(PV[t, i]), eps), 1.0 - eps)
+                prod *= p if V[t, i] != 0.0 else 1.0 - p
+            total -= math.log(prod)
     return total / V.shape[0]
+
+
+@njit(**JIT)
+def teacher_forced_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH):
+    """``forward.rnn_forward`` with nobody playing (U, BV, BH as it writes them), its sums that do
+    not wait for the previous frame done as matrix products over all the frames
+    (``add_products``): V·Wvu before the loop over time, which is left with u_{t-1}·Wuu, and the
+    biases U·Wuv, U·Wuh after it. The same values up to the order of the sums."""
+    T = V.shape[0]
+    for t in range(T):
+        U[t + 1] = bu
+        BV[t] = bv
+        BH[t] = bh
+    add_products(V, Wvu, U[1:])
+    U[0] = u0
+    for t in range(T):
+        u = U[t + 1]
+        add_all_rows(Wuu, U[t], u)
+        if u.itemsize == 4:  # float32 (training): the vectorised tanh, within 3e-7
+            approx_tanh(u, u)
+        else:  # float64 (the tests against finite differences): exactly
+            for b in range(u.shape[0]):
+                u[b] = math.tanh(u[b])
+    add_products(U[:T], Wuv, BV)
+    add_products(U[:T], Wuh, BH)
 
 
 CHAIN_STARTS = ("data", "silence", "previous")  # where the negative phase's chain of frame t starts
@@ -185,9 +216,10 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     own); with k_own = 0 it is the negative sample of the CD chain. With own_neg (and k_own > 0)
     the own frame is the negative sample too, instead of a CD chain from the data: the gradient of
     the conditional likelihood with the instrument's own sampler as the negative phase, which
-    pushes down the harmonies the instrument would play where they are wrong. Chains run in frame
-    order either way, so with neither C nor mix the draws and the result are those of the
-    teacher-forced step.
+    pushes down the harmonies the instrument would play where they are wrong. With neither C nor
+    mix (absent or all zero: plain teacher forcing, most of training) the frames' chains step
+    together (``chains.lockstep_chains``); else they run frame by frame, since a frame's chain may
+    feed the RNN, and draw in another order.
     """
     T, n_v = V.shape
     n_h = W.shape[1]
@@ -202,7 +234,7 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     elif start == 2:
         Vt[0] = 0.0
         Vt[1:] = V[:-1]
-    clamped = C.shape[0] != 0
+    clamped = C.shape[0] != 0 and C.any()  # a subsequence nobody plays in is plain teacher forcing
     Pl = np.zeros((T if clamped else 0, n_v), dt)  # the player's notes
     if clamped:  # a chain started off the data still holds the player's true notes
         for t in range(T):
@@ -214,44 +246,49 @@ def subsequence_grad(V, u0, W, WT, bv, bh, Wuh, Wuv, Wvu, Wuu, bu, k, state,
     Q = np.zeros((T + 1 if clamped else 0, N_TRACE), dt)  # Q[t] = q_{t-1}, the player's trace
     if clamped:
         player_trace(Pl, pc_of, Q)
-    mixing = mix.shape[0] != 0
+    mixing = mix.shape[0] != 0 and mix.any()
     X = V.copy() if mixing else V  # the RNN's input: written only where the model's own frames go
     PV = np.empty((T, n_v), dt)  # the chains' means, for the cross-entropy
-    work = np.zeros(chain_work_size(n_v, n_h), dt)
-    idx = new_index(n_v, n_h)
-    no_clamp = np.zeros(0, np.int8)
-    cl = np.zeros(n_v, np.int8)  # the notes clamped in frame t's chains (C == 1)
-    nobody = np.zeros(n_v, dt)
-    one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
-    # frame by frame, as rnn_forward steps (the same arithmetic): the RNN's input may be a chain's
-    U[0] = u0
-    for t in range(T):
-        rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
-        if clamped:
-            add_rows_on(Wpv, Pl[t], BV[t])
-            add_rows_on(Wph, Pl[t], BH[t])
-            add_all_rows(Wqv, Q[t], BV[t])
-            add_all_rows(Wqh, Q[t], BH[t])
-        if clamped:
-            for i in range(n_v):
-                cl[i] = 1 if C[t, i] == 1 else 0
-        ct = cl if clamped else no_clamp
-        own = mixing and mix[t] != 0 and k_own > 0
-        if not (own and own_neg):
-            gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, PV[t], work, idx)
-        if own:
-            for i in range(n_v):
-                X[t, i] = V[t, i] if clamped and C[t, i] == 1 else 0.0
-            gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, PV[t], work, idx)
-            if own_neg:
-                Vt[t] = X[t]
-            if clamped:  # follow: the RNN hears the player's notes with the model's
+    if not (clamped or mixing):  # teacher forcing: the biases come from the data alone, so the
+        # frames' chains are independent and step together
+        teacher_forced_forward(V, u0, bv, bh, Wuv, Wuh, bu, Wvu, Wuu, U, BV, BH)
+        lockstep_chains(W, WT, BV, BH, Vt, k, state, PV)
+    else:
+        work = np.zeros(chain_work_size(n_v, n_h), dt)
+        idx = new_index(n_v, n_h)
+        no_clamp = np.zeros(0, np.int8)
+        cl = np.zeros(n_v, np.int8)  # the notes clamped in frame t's chains (C == 1)
+        nobody = np.zeros(n_v, dt)
+        one = np.ones(1, dt)[0]  # beta = 1 in the parameters' float type
+        # frame by frame, as rnn_forward steps (the same arithmetic): the RNN's input may be a chain's
+        U[0] = u0
+        for t in range(T):
+            rbm_biases(U[t], bv, bh, Wuv, Wuh, BV[t], BH[t])
+            if clamped:
+                add_rows_on(Wpv, Pl[t], BV[t])
+                add_rows_on(Wph, Pl[t], BH[t])
+                add_all_rows(Wqv, Q[t], BV[t])
+                add_all_rows(Wqh, Q[t], BH[t])
+            if clamped:
                 for i in range(n_v):
-                    if C[t, i] == 2 and V[t, i] != 0.0:
-                        X[t, i] = V[t, i]
-        elif mixing and mix[t] != 0:
-            X[t] = Vt[t]
-        rnn_step(X[t], Pl[t] if clamped else nobody, U[t], bu, Wvu, Wpu, Wuu, U[t + 1])
+                    cl[i] = 1 if C[t, i] == 1 else 0
+            ct = cl if clamped else no_clamp
+            own = mixing and mix[t] != 0 and k_own > 0
+            if not (own and own_neg):
+                gibbs_chain(W, WT, BV[t], BH[t], Vt[t], k, one, ct, state, PV[t], work, idx)
+            if own:
+                for i in range(n_v):
+                    X[t, i] = V[t, i] if clamped and C[t, i] == 1 else 0.0
+                gibbs_chain(W, WT, BV[t], BH[t], X[t], k_own, one, ct, state, PV[t], work, idx)
+                if own_neg:
+                    Vt[t] = X[t]
+                if clamped:  # follow: the RNN hears the player's notes with the model's
+                    for i in range(n_v):
+                        if C[t, i] == 2 and V[t, i] != 0.0:
+                            X[t, i] = V[t, i]
+            elif mixing and mix[t] != 0:
+                X[t] = Vt[t]
+            rnn_step(X[t], Pl[t] if clamped else nobody, U[t], bu, Wvu, Wpu, Wuu, U[t + 1])
     cost = cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
                          gW, gbv, gbh, gWuh, gWuv, gWvu, gWuu, gbu, Pl, Q, gWpv, gWph, gWpu, gWqv, gWqh)
     u_end[:] = U[T]
