@@ -15,11 +15,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .gibbs import decide, list_flips
 from .jit import JIT
 from .rng import LANES, fill_draws
-from .simd import SURE, add_products, add_rows, approx_sigmoid, sigmoid
-
-_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+from .simd import add_products, add_rows, approx_sigmoid, sigmoid
 
 # Sampling a layer of 100 frames and updating the other layer's inputs by the flipped rows costs
 # about twice as much at half the units flipping as at a twentieth; sampling it and recomputing
@@ -51,48 +50,6 @@ def set_inputs(A, B, X, Mp):
 
 
 @njit(**JIT)
-def decide(a, p, d, n):
-    """The new values (1.0 or 0.0) of a frame's n units into p[:n], from their inputs a, p ≈ σ(a)
-    and the draws d, all over the padded row (no scalar tail: measured a quarter faster), as
-    ``gibbs.bernoulli_layer`` decides them: exactly, a draw within SURE of the approximate σ
-    settled with the exact σ."""
-    unsure = 0
-    for j in range(p.shape[0]):
-        u = d[j] * _TWO_M53
-        close = abs(u - p[j]) <= SURE
-        unsure += close
-        p[j] = 2.0 if close else (1.0 if u < p[j] else 0.0)
-    if unsure:
-        for j in range(n):
-            if p[j] == 2.0:
-                p[j] = 1.0 if d[j] * _TWO_M53 < sigmoid(a[j]) else 0.0
-
-
-@njit(**JIT)
-def list_flips(p, units, flipped, few_flips):
-    """Set units to their new values p[:len(units)]; the indices of the units that changed go to
-    flipped, the signs of their changes to p's first entries (already read). Returns how many.
-    A branch per unit only when ``few_flips`` says it is predictable (a trained model's notes)."""
-    c = 0
-    if few_flips:
-        for j in range(units.shape[0]):
-            new = p[j]
-            if new != units[j]:
-                flipped[c] = j
-                p[c] = new - units[j]
-                units[j] = new
-                c += 1
-        return c
-    for j in range(units.shape[0]):
-        new = p[j]
-        flipped[c] = j
-        p[c] = new - units[j]
-        c += new != units[j]
-        units[j] = new
-    return c
-
-
-@njit(**JIT)
 def sample_sparse(state, A, P, units, draws, flipped, Mp, A_other, few_flips):
     """Sample one layer (``units``) of every frame from its inputs A (P and draws: scratch) and
     update the other layer's inputs A_other (= its biases + units·Mp) by the rows of the units
@@ -103,7 +60,7 @@ def sample_sparse(state, A, P, units, draws, flipped, Mp, A_other, few_flips):
     total = 0
     for t in range(T):
         approx_sigmoid(A[t], one, P[t])
-        decide(A[t], P[t], draws[t * m:(t + 1) * m], units.shape[1])
+        decide(A[t], one, P[t], draws[t * m:(t + 1) * m], units.shape[1])
         c = list_flips(P[t], units[t], flipped, few_flips)
         add_rows(Mp, flipped, P[t], c, A_other[t])
         total += c
@@ -123,7 +80,7 @@ def sample_dense(state, A, P, units, draws):
     for t in range(T):
         p = P[t]
         approx_sigmoid(A[t], one, p)
-        decide(A[t], p, draws[t * m:(t + 1) * m], n)
+        decide(A[t], one, p, draws[t * m:(t + 1) * m], n)
         for j in range(n):
             total += p[j] != units[t, j]
             units[t, j] = p[j]

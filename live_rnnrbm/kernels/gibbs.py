@@ -19,24 +19,16 @@ _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @njit(**JIT)
-def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx, few_flips=False):
-    """Sample every unit: units[j] = 1 with probability σ(beta · inputs[j]), given ``probs`` ≈
-    that σ (see SURE); probs is overwritten. Units with clamp[j] != 0 keep their value (clamp
-    may be empty: none). Writes the indices of the units that changed into idx and returns how
-    many there are; the tail of idx (``new_index``) holds the layer's draws.
-
-    Three passes, so that nothing in the hot ones branches on a draw (a third of a trained
-    model's hidden units are unsure at every step: branches on them mispredict): decide every
-    unit into probs (SIMD; 2 marks a draw within SURE of the approximation), settle the marked
-    ones with the exact σ (rare), then apply the decisions and list the flips — with a branch
-    per unit only when ``few_flips`` says the layer rarely flips (the visible layer).
-    """
-    n = units.shape[0]
-    lanes = state.shape[1]
-    draws = idx[idx.shape[0] - (n + lanes - 1) // lanes * lanes:]
-    fill_draws(state, draws, n)
+def decide(inputs, beta, probs, draws, n):
+    """Decide units from their inputs, probs ≈ σ(beta · inputs) (see SURE) and their draws:
+    probs[j] becomes the new value, 1.0 or 0.0, over all of probs (a padded row has no scalar
+    tail: measured a quarter faster in training's chains),
+    exactly — the draws within SURE of the approximation are settled with the exact σ, for the
+    first n (the real units). Two passes, so that the hot one does not branch on a draw (a third
+    of a trained model's hidden units are unsure at every step: branches on them mispredict): mark
+    (2.0) while deciding, in SIMD; then settle the marked ones (rare)."""
     unsure = 0
-    for j in range(n):
+    for j in range(probs.shape[0]):
         u = draws[j] * _TWO_M53
         p = probs[j]
         close = abs(u - p) <= SURE
@@ -46,27 +38,53 @@ def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx, few_flips=Fal
         for j in range(n):
             if probs[j] == 2.0:
                 probs[j] = 1.0 if draws[j] * _TWO_M53 < sigmoid(beta * inputs[j]) else 0.0
-    if clamp.shape[0] != 0:
-        for j in range(n):
-            if clamp[j] != 0:
-                probs[j] = units[j]
+
+
+@njit(**JIT)
+def list_flips(probs, units, idx, few_flips):
+    """Set units to their new values probs[:len(units)] (from ``decide``); the indices of the
+    units that changed go to idx, the signs of their changes to probs' first entries (each already
+    read when overwritten). Returns how many. A branch per unit only when ``few_flips`` says the
+    layer rarely flips (a trained model's notes): then the branch is predictable."""
     n_changed = 0
-    if few_flips:  # a trained model's visible units rarely flip: this branch is predictable
-        for j in range(n):
+    if few_flips:
+        for j in range(units.shape[0]):
             new = probs[j]
             if new != units[j]:
                 idx[n_changed] = j
-                probs[n_changed] = new - units[j]  # already read (n_changed <= j): the flip's sign
+                probs[n_changed] = new - units[j]
                 units[j] = new
                 n_changed += 1
         return n_changed
-    for j in range(n):  # the same without branches, for layers whose flips are unpredictable
+    for j in range(units.shape[0]):  # the same without branches, for layers whose flips are unpredictable
         new = probs[j]
         idx[n_changed] = j
         probs[n_changed] = new - units[j]
         n_changed += new != units[j]
         units[j] = new
     return n_changed
+
+
+@njit(**JIT)
+def bernoulli_layer(state, probs, inputs, beta, units, clamp, idx, few_flips=False):
+    """Sample every unit: units[j] = 1 with probability σ(beta · inputs[j]), given ``probs`` ≈
+    that σ (see SURE); probs is overwritten. Units with clamp[j] != 0 keep their value (clamp
+    may be empty: none). Writes the indices of the units that changed into idx and returns how
+    many there are; the tail of idx (``new_index``) holds the layer's draws.
+
+    Three passes (``decide``, then ``list_flips``), so that nothing in the hot ones branches on a
+    draw.
+    """
+    n = units.shape[0]
+    lanes = state.shape[1]
+    draws = idx[idx.shape[0] - (n + lanes - 1) // lanes * lanes:]
+    fill_draws(state, draws, n)
+    decide(inputs, beta, probs[:n], draws, n)
+    if clamp.shape[0] != 0:
+        for j in range(n):
+            if clamp[j] != 0:
+                probs[j] = units[j]
+    return list_flips(probs, units, idx, few_flips)
 
 
 @njit(**JIT)
