@@ -86,10 +86,8 @@ def run(args: argparse.Namespace) -> int:
     except (WeightsError, MidiReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    own = generation_settings(model)
-    temperature = args.temperature or own.temperature
-    k, density = args.k or own.k, args.density or own.density
-    frames = model.generate(args.frames, k=k, temperature=temperature, primer=primer, density=density)
+    how = generation_settings(model, args.k, args.temperature, args.density)
+    frames = model.generate(args.frames, k=how.k, temperature=how.temperature, primer=primer, density=how.density)
     bpm = args.bpm or float(model.meta.get("bpm", 120.0))
     full = frames if primer is None else np.concatenate([primer.astype(frames.dtype), frames])
     mid = roll_to_midi(full, bpm=bpm, lowest_note=model.lowest_note, velocity=args.velocity, **res)
@@ -97,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
     spf = res.get("dt") or 60.0 / bpm / res["steps_per_beat"]
     print(f"wrote {args.out}: {len(full)} frames ({len(full) * spf:.1f} s), "
           f"{int(frames.sum())} note-frames, {frames.sum(1).mean():.2f} notes per frame on average "
-          f"(k {k}, temperature {temperature:g}, density {density:g})")
+          f"(k {how.k}, temperature {how.temperature:g}, density {how.density:g})")
     if args.png:
         name = Path(str(model.meta.get("trained_on") or "untrained model")).name
-        draw_roll(full, args.png, model.lowest_note, f"live-rnnrbm · {name} · seed {model.seed} · T={temperature}",
+        draw_roll(full, args.png, model.lowest_note, f"live-rnnrbm · {name} · seed {model.seed} · T={how.temperature}",
                   spf, 0 if primer is None else len(primer))
         print(f"wrote {args.png}")
     return 0

@@ -264,12 +264,15 @@ class GenerationSettings:
     density: float = 1.0
 
 
-def generation_settings(model: RnnRbm) -> GenerationSettings:
-    """The metadata's ``generation_k``, ``generation_temperature``, ``generation_density``, each
-    else the model's own sampler (25 steps, temperature 1, density 1)."""
+def generation_settings(model: RnnRbm, k: int | None = None, temperature: float | None = None,
+                        density: float | None = None) -> GenerationSettings:
+    """How ``generate`` and ``eval --task free`` play the model: each of k, temperature, density
+    as given (a command's flag), else the metadata's ``generation_k``, ``generation_temperature``,
+    ``generation_density``, else the model's own sampler (25 steps, temperature 1, density 1)."""
     m = model.meta
-    return GenerationSettings(int(m.get("generation_k") or TUTORIAL_K), float(m.get("generation_temperature") or 1.0),
-                              float(m.get("generation_density") or 1.0))
+    return GenerationSettings(int(k or m.get("generation_k") or TUTORIAL_K),
+                              float(temperature or m.get("generation_temperature") or 1.0),
+                              float(density or m.get("generation_density") or 1.0))
 
 
 def generation_k(model: RnnRbm) -> int:

@@ -200,10 +200,8 @@ def run_free(args) -> int:
         return _fail(str(e))
     if not pieces:
         return _fail("no pieces to compare with")
-    own = generation_settings(model)
-    how = replace(own, k=args.k or own.k, temperature=args.temperature or own.temperature,
-                  density=args.density or own.density)
-    report = evaluate_generation(model, pieces, how, args.seed)
+    report = evaluate_generation(model, pieces, generation_settings(model, args.k, args.temperature, args.density),
+                                 args.seed)
     report.settings["weights"] = args.weights or "nottingham"
     if args.json:
         print(json.dumps({"settings": report.settings, "stats": report.stats, "all_within": report.all_within,
