@@ -15,7 +15,7 @@ from .gibbs import gibbs_chain
 from .jit import JIT, SIMD
 from .packed import chain_work_size, new_index
 from .simd import (add, add_all_rows, add_frame_outer, add_frame_products, add_products, add_rows_on,
-                   approx_softplus_sigmoid, approx_tanh, axpy)
+                   approx_softplus_sigmoid, approx_tanh, axpy, is_sparse)
 
 
 @njit(**JIT)
@@ -61,8 +61,9 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
         SM[t] = BH[t]
     rows = np.empty(max(T, n_v), np.int64)  # scratch of the products with frames
     coefs = np.empty(max(T, n_v), dt)
-    add_frame_products(V, W, SD, rows, coefs)
-    add_frame_products(Vt, W, SM, rows, coefs)
+    v_sparse, vt_sparse = is_sparse(V), is_sparse(Vt)  # decided once for both products of each
+    add_frame_products(V, W, SD, v_sparse, rows, coefs)
+    add_frame_products(Vt, W, SM, vt_sparse, rows, coefs)
     dBV = np.empty((T, n_v), dt)
     dBH = np.empty((T, n_h), dt)
     cost = 0.0
@@ -90,8 +91,8 @@ def cost_and_grad(V, Vt, X, U, BV, BH, W, Wuv, Wuh, Wvu, Wuu,
             dBH[t, j] = s * (sig_m[j] - sig_d[j])
         cost += s * (f_d - f_m)
     # gW += Σ_t s·(ṽ_t ⊗ σ_m,t − v_t ⊗ σ_d,t)
-    add_frame_outer(Vt, s, SM, gW, rows, coefs)
-    add_frame_outer(V, -s, SD, gW, rows, coefs)
+    add_frame_outer(Vt, s, SM, gW, vt_sparse, rows, coefs)
+    add_frame_outer(V, -s, SD, gW, v_sparse, rows, coefs)
     # backpropagation through time: du holds dcost/du_t for the frame being processed; DA[t] gets
     # dcost/da_t, where u_t = tanh(a_t). The part of dcost/du_{t-1} through bv_t and bh_t,
     # G[t] = dBV[t]·Wuvᵀ + dBH[t]·Wuhᵀ, does not depend on later frames: one product before the

@@ -119,10 +119,10 @@ def is_sparse(X):
 
 
 @njit(**JIT)
-def add_frame_products(X, M, Y, rows, coefs):
-    """Y += X·M: by ``add_rows`` over each row's nonzeros when X ``is_sparse``, else by
-    ``add_products``; rows and coefs (X.shape[1] each) are scratch."""
-    if not is_sparse(X):
+def add_frame_products(X, M, Y, sparse, rows, coefs):
+    """Y += X·M: by ``add_rows`` over each row's nonzeros when X is ``sparse`` (``is_sparse``),
+    else by ``add_products``; rows and coefs (X.shape[1] each) are scratch."""
+    if not sparse:
         add_products(X, M, Y)
         return
     for t in range(X.shape[0]):
@@ -136,12 +136,12 @@ def add_frame_products(X, M, Y, rows, coefs):
 
 
 @njit(**JIT)
-def add_frame_outer(X, a, S, G, rows, coefs):
+def add_frame_outer(X, a, S, G, sparse, rows, coefs):
     """G += a·Xᵀ·S (a weight gradient: Σ_t a·x_t ⊗ s_t): G[i] gets the rows of S of the frames
-    where note i is on, by ``add_rows``, when X ``is_sparse``; else a product with X transposed.
-    rows and coefs (X.shape[0] each) are scratch."""
+    where note i is on, by ``add_rows``, when X is ``sparse`` (``is_sparse``); else a product
+    with X transposed. rows and coefs (X.shape[0] each) are scratch."""
     T, n = X.shape
-    if not is_sparse(X):
+    if not sparse:
         XT = np.empty((n, T), X.dtype)
         for t in range(T):
             for i in range(n):
