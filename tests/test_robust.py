@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import mido
@@ -19,6 +20,8 @@ import pytest
 from jackd import (REPO, JackServer, Play, Receiver, Sender, arrived, following_clock, have_jack, listening_args,
                    note_ons, send_clock, sleep_until, unmatched_notes)
 from rawjack import RawSender
+
+from live_rnnrbm.live.jackmidi import JackMidiIn
 
 pytestmark = pytest.mark.skipif(not have_jack(), reason="needs jackd (Debian jackd2)")
 
@@ -297,3 +300,75 @@ def test_the_jack_output_and_its_watch_client_close_promptly(jack):
     except subprocess.TimeoutExpired:
         pytest.fail("closing the JACK output hung")
     assert r.returncode == 0, r.stderr
+
+
+def test_an_input_whose_process_holds_the_gil_loses_no_event(jack):
+    """The input's JACK callback never waits for Python: while another thread keeps the GIL for
+    100 ms at a time (a long switch interval, a pure-Python loop), 400 events sent one per period
+    all arrive, in order."""
+    inp = JackMidiIn("lr-gil", "in")
+    got: list[bytes] = []
+    inp.set_callback(lambda event, data=None: got.append(event[0]))
+    tx = RawSender("tx-gil")
+    stop = threading.Event()
+
+    def hog():
+        while not stop.is_set():
+            sum(range(1000))
+
+    old = sys.getswitchinterval()
+    try:
+        jack.connect(tx.name, inp.name)
+        time.sleep(0.2)
+        sys.setswitchinterval(0.1)
+        th = threading.Thread(target=hog, daemon=True)
+        th.start()
+        sent = [bytes([0x90, i % 128, 1 + i // 128]) for i in range(400)]
+        period = 256 / 48000
+        t = time.perf_counter()
+        for m in sent:              # this thread too waits for the GIL: the sender's ring absorbs it
+            sleep_until(t)
+            tx.send(m)
+            t += period
+        tx.flush(5)
+        stop.set()
+        th.join()
+        sys.setswitchinterval(old)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        sys.setswitchinterval(old)
+        tx.close()
+        inp.delete()
+    assert got == sent, f"{len(got)} of {len(sent)} arrived, lost: {inp.lost}"
+
+
+def test_an_input_that_falls_behind_counts_what_it_could_not_keep(jack):
+    """A reader stalled for seconds: every event is either handed on or counted as lost."""
+    inp = JackMidiIn("lr-stall", "in")
+    release = threading.Event()
+    got: list[bytes] = []
+
+    def stalled(event, data=None):
+        release.wait(30)
+        got.append(event[0])
+    inp.set_callback(stalled)
+    tx = RawSender("tx-stall")
+    try:
+        jack.connect(tx.name, inp.name)
+        time.sleep(0.2)
+        n = 8000
+        for i in range(0, n, 200):      # 200 a period: more than the ring holds, in 40 periods
+            for j in range(i, i + 200):
+                tx.send(bytes([0x90, j % 128, 1]))
+            tx.flush()
+        time.sleep(0.1)
+        lost = inp.lost
+        release.set()
+        time.sleep(0.5)
+    finally:
+        release.set()
+        tx.close()
+        inp.delete()
+    assert lost > 0
+    assert len(got) + lost == n, (len(got), lost)

@@ -40,6 +40,7 @@ class Out:
 class In:
     """An input port the test plays into (what Port.listen's guard passes on)."""
     name, virtual, backend = "test-in", True, "test"
+    lost = 0
 
     def __init__(self) -> None:
         self.guard = MessageGuard()
@@ -124,6 +125,17 @@ def test_close_ends_the_players_echoed_notes_too():
     assert (NOTE_OFF | 1, 60, 0) in out.sent
     assert_ended(out.sent, {0, 1})
     assert inp.handler is None and inp.closed == 1 and out.closed == 1
+
+
+def test_the_closing_line_counts_what_the_inputs_dropped_and_lost(capsys):
+    s, out, inp = session(input="test-in")
+    s.start()
+    run(s.engine, 2)
+    inp.lost = 5                            # a JACK input whose reader stalled (jackmidi.JackMidiIn)
+    assert not inp.guard.accept([NOTE_ON, 200, 1])   # Port.listen's guard refuses a malformed message
+    s.close()
+    assert ("stopped (done): 2 frames, 0 late, 1 malformed message(s) dropped, 5 message(s) lost (the "
+            "input's queue was full); all notes off") in capsys.readouterr().err
 
 
 def test_the_recording_is_written_with_every_note_ended(tmp_path, capsys):

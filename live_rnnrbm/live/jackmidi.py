@@ -10,13 +10,17 @@ Why not python-rtmidi's JACK input: RtMidi glues JACK events back together as if
 stream. After a SysEx start without its F7 (``f0 01 02``), it treats every following event as part
 of that SysEx and swallows it until some event ends in F7, so a player's notes go unheard, and
 nothing reaches Python to notice. In JACK each event is one message; here each is handed on as it
-came (malformed or not: the port's MessageGuard judges it). RtMidi also never asks JACK to say
-when the server goes away, so a dead server went unnoticed; ``set_error_callback`` hears it.
+came (malformed or not: the port's MessageGuard judges it), on a reader thread of ours, while
+JACK's own thread runs machine code that never waits for Python (see JackMidiIn). RtMidi also never
+asks JACK to say when the server goes away, so a dead server went unnoticed; ``set_error_callback``
+hears it.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import threading
 from typing import Callable
 
 MIDI_TYPE = b"8 bit raw midi"
@@ -26,10 +30,6 @@ JACK_PORT_IS_INPUT, JACK_PORT_IS_OUTPUT = 0x1, 0x2
 PROCESS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p)
 INFO_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-
-
-class MidiEvent(ctypes.Structure):
-    _fields_ = [("time", ctypes.c_uint32), ("size", ctypes.c_size_t), ("buffer", ctypes.c_void_p)]
 
 
 _LIB = None
@@ -50,11 +50,15 @@ def lib() -> ctypes.CDLL:
             ("jack_set_process_callback", i, [vp, PROCESS, vp]),
             ("jack_on_info_shutdown", None, [vp, INFO_SHUTDOWN, vp]),
             ("jack_port_get_buffer", vp, [vp, u32]),
-            ("jack_midi_get_event_count", u32, [vp]),
-            ("jack_midi_event_get", i, [ctypes.POINTER(MidiEvent), vp, u32]),
             ("jack_connect", i, [vp, cp, cp]),
             ("jack_get_ports", ctypes.POINTER(cp), [vp, cp, cp, ctypes.c_ulong]),
             ("jack_free", None, [vp]),
+            ("jack_ringbuffer_create", vp, [ctypes.c_size_t]),
+            ("jack_ringbuffer_free", None, [vp]),
+            ("jack_ringbuffer_read_space", ctypes.c_size_t, [vp]),
+            ("jack_ringbuffer_read", ctypes.c_size_t, [vp, ctypes.c_char_p, ctypes.c_size_t]),
+            ("jack_ringbuffer_write_space", ctypes.c_size_t, [vp]),
+            ("jack_ringbuffer_write", ctypes.c_size_t, [vp, ctypes.c_char_p, ctypes.c_size_t]),
         ]:
             f = getattr(L, name)
             f.restype, f.argtypes = res, args
@@ -158,8 +162,74 @@ class JackClient:
             self.client = None
 
 
+# The input's process callback is machine code (a Numba cfunc), so JACK's thread never waits for
+# Python's GIL: a callback in Python waits for whichever thread holds the GIL, and when that thread
+# has been set aside by the OS for longer than a period, the sender's next period replaces the
+# events not yet read and they are gone. Each event is copied into a JACK ring buffer as one fixed
+# record (its size, its first RECORD_BYTES bytes), and a byte on a pipe wakes a thread of ours that
+# hands the records on. Longer events are SysEx or malformed, which MessageGuard drops whole or cut
+# alike, so their tails are not kept.
+RECORD_BYTES = 16
+RECORD = 8 + RECORD_BYTES            # little-endian u64 size, then the bytes
+RING_RECORDS = 4096                  # seconds of a dense stream, should the reader stall
+INPUT_PRIORITY = 7                   # the reader: above the clock and the frame worker, below JACK
+
+# The callback's state, one uint64 block; its address is the callback's argument.
+_SELF, _PORT, _RING, _WAKE_FD, _LOST, _EVENT, _REC, _ONE = 0, 1, 2, 3, 4, 5, 8, 11
+_STATE_WORDS = 12
+
+_PROCESS_IN: list = []
+
+
+def _native(lib_: ctypes.CDLL, name: str, restype, *argtypes):
+    """A C function of ``lib_`` with integer-typed pointers (same ABI), callable from Numba."""
+    return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(getattr(lib_, name), ctypes.c_void_p).value)
+
+
+def _input_process():
+    """The compiled process callback (once per process, ~0.2 s). Not cached: it calls libjack at
+    addresses that are only known in this process."""
+    if not _PROCESS_IN:
+        import numpy as np
+        from numba import carray, cfunc, types
+
+        u64, u32, i32, sz = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_int, ctypes.c_size_t
+        L, libc = lib(), ctypes.CDLL(None)
+        get_buffer = _native(L, "jack_port_get_buffer", u64, u64, u32)
+        event_count = _native(L, "jack_midi_get_event_count", u32, u64)
+        event_get = _native(L, "jack_midi_event_get", i32, u64, u64, u32)
+        write_space = _native(L, "jack_ringbuffer_write_space", sz, u64)
+        ring_write = _native(L, "jack_ringbuffer_write", sz, u64, u64, sz)
+        memcpy = _native(libc, "memcpy", u64, u64, u64, sz)
+        write = _native(libc, "write", ctypes.c_ssize_t, i32, u64, sz)
+
+        @cfunc(types.intc(types.uint32, types.voidptr))
+        def process(nframes, arg):  # pragma: no cover - runs as machine code on JACK's thread
+            st = carray(arg, (_STATE_WORDS,), np.uint64)
+            base = st[_SELF]
+            buf = get_buffer(st[_PORT], nframes)
+            n = event_count(buf)
+            for j in range(n):
+                if event_get(base + 8 * _EVENT, buf, j) != 0:   # not 0: the event is gone
+                    continue
+                size = st[_EVENT + 1]
+                st[_REC] = size
+                memcpy(base + 8 * (_REC + 1), st[_EVENT + 2], min(size, RECORD_BYTES))
+                if write_space(st[_RING]) >= RECORD:
+                    ring_write(st[_RING], base + 8 * _REC, RECORD)
+                else:
+                    st[_LOST] += 1
+            if n:
+                write(np.int32(st[_WAKE_FD]), base + 8 * _ONE, 1)
+            return 0
+        _PROCESS_IN.append(PROCESS(process.address))
+    return _PROCESS_IN[0]
+
+
 class JackMidiIn(JackClient):
-    """One JACK MIDI input port on its own client; every event goes to the callback as it came."""
+    """One JACK MIDI input port on its own client; every event goes to the callback as it came,
+    from a reader thread of ours (JACK's own thread only copies events out, in machine code).
+    ``lost`` counts events that found the ring buffer full (a reader stalled for seconds)."""
 
     def __init__(self, client_name: str, port_name: str):
         super().__init__(client_name)
@@ -170,36 +240,60 @@ class JackMidiIn(JackClient):
             raise JackError(f"cannot register the JACK port '{client_name}:{port_name}'")
         self.name = self._lib.jack_port_name(self.port).decode()
         self._callback: Callable | None = None
-        self._event_ref = ctypes.pointer(MidiEvent())
-        self._got: list[bytes] = []
-        self._process = PROCESS(self._run)
-        self._lib.jack_set_process_callback(self.client, self._process, None)
+        self._ring = self._lib.jack_ringbuffer_create(RING_RECORDS * RECORD)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)   # a full pipe already means "wake up"
+        import numpy as np
+        self._state = np.zeros(_STATE_WORDS, np.uint64)
+        self._state[[_SELF, _PORT, _RING, _WAKE_FD, _ONE]] = [self._state.ctypes.data, self.port, self._ring,
+                                                              self._wake_w, 1]
+        self._closing = False
+        self._reader = threading.Thread(target=self._read, name=f"jack input {self.name}", daemon=True)
+        self._reader.start()
+        self._lib.jack_set_process_callback(self.client, _input_process(), self._state.ctypes.data)
         try:
             self.activate()
         except JackError:
             self.delete()
             raise
 
-    def _run(self, nframes: int, arg) -> int:
-        # JACK's process thread. The period's events are copied out first, then handed on: the
-        # sender's buffer is only ours until its next period, and handing on takes the GIL, which
-        # other threads may hold for a while.
-        cb = self._callback
-        if cb is None:
-            return 0
-        L, ev, got = self._lib, self._event_ref, self._got
-        buf = L.jack_port_get_buffer(self.port, nframes)
-        for j in range(L.jack_midi_get_event_count(buf)):
-            if L.jack_midi_event_get(ev, buf, j) == 0:   # not 0: the event is gone, never re-read the last
-                e = ev.contents
-                got.append(ctypes.string_at(e.buffer, e.size) if e.size else b"")
-        for msg in got:
+    @property
+    def lost(self) -> int:
+        return int(self._state[_LOST])
+
+    def _read(self) -> None:
+        from .realtime import promote
+        promote(INPUT_PRIORITY)
+        L, ring = self._lib, self._ring
+        rec = ctypes.create_string_buffer(RECORD)
+        while True:
             try:
-                cb((msg, 0.0), None)
-            except Exception:   # noqa: BLE001 - the callback reports its own errors; JACK's thread must live
-                pass
-        got.clear()
-        return 0
+                os.read(self._wake_r, 4096)
+            except OSError:
+                return
+            if self._closing:
+                return
+            while L.jack_ringbuffer_read_space(ring) >= RECORD:
+                L.jack_ringbuffer_read(ring, rec, RECORD)
+                raw = rec.raw
+                msg = raw[8:8 + min(int.from_bytes(raw[:8], "little"), RECORD_BYTES)]
+                cb = self._callback
+                if cb is not None:
+                    try:
+                        cb((msg, 0.0), None)
+                    except Exception:   # noqa: BLE001 - the callback reports its own errors; the reader must live
+                        pass
+
+    def delete(self) -> None:
+        super().delete()           # the process callback has stopped: the ring and the pipe are ours
+        if getattr(self, "_reader", None) is not None:
+            self._closing = True
+            os.write(self._wake_w, b"\0")
+            self._reader.join(2)
+            self._reader = None
+            self._lib.jack_ringbuffer_free(self._ring)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def connect_from(self, source: str) -> None:
         if self._lib.jack_connect(self.client, source.encode(), self.name.encode()) not in (0, 17):  # 17: EEXIST

@@ -17,8 +17,9 @@ raw bytes on the backend's thread, without a mido.Message allocated per clock pu
 
 Every input goes through ``Port.listen``, which hands on only messages a MessageGuard (midi.py)
 accepts: nothing malformed reaches the listener, the clock follower or --thru. On JACK, inputs are
-read with libjack directly (jackmidi.py: RtMidi's JACK input goes deaf after a truncated SysEx),
-and the output port comes with a port-less client that hears the server shut down.
+read with libjack directly (jackmidi.py: RtMidi's JACK input goes deaf after a truncated SysEx,
+and a JACK callback in Python loses events whenever Python's GIL is busy), and the output port comes
+with a port-less client that hears the server shut down.
 
 JACK: python-rtmidi makes every port its own JACK client, and a client activated while others
 come and go can hang in its first cycle; opening therefore runs in a helper thread with a time
@@ -134,6 +135,11 @@ class Port:
         for obj in (self.rt, self.watch):
             if obj is not None:
                 obj.set_error_callback(lambda kind, msg, data=None: fn(msg))
+
+    @property
+    def lost(self) -> int:
+        """Messages an input could not keep (its queue full: the reader stalled for seconds)."""
+        return getattr(self.rt, "lost", 0)
 
     @property
     def dead(self) -> bool:

@@ -373,6 +373,9 @@ class Session:
             pulses = f", {self.follower.pulses} clock pulses" if self.follower is not None else ""
             dropped = sum(p.guard.dropped for p in inputs)
             bad = f", {dropped} malformed message(s) dropped" if dropped else ""
+            lost = sum(p.lost for p in inputs)
+            if lost:
+                bad += f", {lost} message(s) lost (the input's queue was full)"
             if self.osc is not None and self.osc.dropped:
                 bad += f", {self.osc.dropped} bad OSC message(s) dropped"
             say(f"stopped ({self._why[0] if self._why else 'done'}): {engine.sent} frames, {engine.late} late"
