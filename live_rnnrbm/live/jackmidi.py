@@ -288,12 +288,16 @@ class JackMidiIn(JackClient):
         super().delete()           # the process callback has stopped: the ring and the pipe are ours
         if getattr(self, "_reader", None) is not None:
             self._closing = True
-            os.write(self._wake_w, b"\0")
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:   # full: the reader has wake-ups waiting already
+                pass
             self._reader.join(2)
+            if not self._reader.is_alive():   # else it is stuck in a callback: leave it its ring
+                self._lib.jack_ringbuffer_free(self._ring)
+                os.close(self._wake_r)
+                os.close(self._wake_w)
             self._reader = None
-            self._lib.jack_ringbuffer_free(self._ring)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
 
     def connect_from(self, source: str) -> None:
         if self._lib.jack_connect(self.client, source.encode(), self.name.encode()) not in (0, 17):  # 17: EEXIST
