@@ -333,7 +333,6 @@ def test_an_input_whose_process_holds_the_gil_loses_no_event(jack):
         tx.flush(5)
         stop.set()
         th.join()
-        sys.setswitchinterval(old)
         time.sleep(0.2)
     finally:
         stop.set()

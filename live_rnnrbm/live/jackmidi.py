@@ -40,7 +40,7 @@ def lib() -> ctypes.CDLL:
     global _LIB
     if _LIB is None:
         L = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
-        vp, cp, u32, i = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_int
+        vp, cp, i = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
         for name, res, args in [
             ("jack_client_open", vp, [cp, i, ctypes.POINTER(i)]),
             ("jack_client_close", i, [vp]),
@@ -49,7 +49,6 @@ def lib() -> ctypes.CDLL:
             ("jack_port_name", cp, [vp]),
             ("jack_set_process_callback", i, [vp, PROCESS, vp]),
             ("jack_on_info_shutdown", None, [vp, INFO_SHUTDOWN, vp]),
-            ("jack_port_get_buffer", vp, [vp, u32]),
             ("jack_connect", i, [vp, cp, cp]),
             ("jack_get_ports", ctypes.POINTER(cp), [vp, cp, cp, ctypes.c_ulong]),
             ("jack_free", None, [vp]),
@@ -57,7 +56,6 @@ def lib() -> ctypes.CDLL:
             ("jack_ringbuffer_free", None, [vp]),
             ("jack_ringbuffer_read_space", ctypes.c_size_t, [vp]),
             ("jack_ringbuffer_read", ctypes.c_size_t, [vp, ctypes.c_char_p, ctypes.c_size_t]),
-            ("jack_ringbuffer_write_space", ctypes.c_size_t, [vp]),
             ("jack_ringbuffer_write", ctypes.c_size_t, [vp, ctypes.c_char_p, ctypes.c_size_t]),
         ]:
             f = getattr(L, name)
