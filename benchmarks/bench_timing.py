@@ -31,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
-from jackd import JackServer, Play, Receiver, Sender, heard_at_next_tick, sleep_until  # noqa: E402
+from jackd import JackServer, Play, Receiver, Sender, heard_at_next_tick  # noqa: E402
 from live_rnnrbm.live.midi import NOTE_OFF, NOTE_ON  # noqa: E402
 
 RATE, PERIOD = 48000, 256

@@ -339,7 +339,6 @@ def test_terminal_keys_space_pauses_and_q_quits_with_every_note_off(jack, weight
         t_pause = time.perf_counter()
         os.write(master, b" ")
         time.sleep(1.0)
-        t_quit = time.perf_counter()
         os.write(master, b"q")
         assert play.proc.wait(10) == 0, play.stderr
         time.sleep(0.2)
