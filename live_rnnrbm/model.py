@@ -43,6 +43,10 @@ PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu")
 # reach, so what it says about the key and the harmony survives an accompaniment that has wandered.
 PLAYER_PARAM_NAMES = ("Wpv", "Wph", "Wpu", "Wqv", "Wqh")
 ALL_PARAM_NAMES = PARAM_NAMES + PLAYER_PARAM_NAMES
+# A second player path, learned with every piece in C (``train --keyed-path``): the one the
+# instrument plays with when told the key (live/keyed.py moves the notes into C), where a path
+# learned in every key would spend itself on telling the keys apart. Absent from most files.
+KEYED_PARAM_NAMES = tuple("keyed." + n for n in PLAYER_PARAM_NAMES)
 
 LOWEST_NOTE = 21  # A0: the 88-key piano, as in the paper's benchmarks
 HIGHEST_NOTE = 108  # C8
@@ -54,6 +58,12 @@ def param_shapes(n_visible: int, n_hidden: int, n_hidden_recurrent: int) -> dict
     return {"W": (n_v, n_h), "bv": (n_v,), "bh": (n_h,), "Wuh": (n_u, n_h),
             "Wuv": (n_u, n_v), "Wvu": (n_v, n_u), "Wuu": (n_u, n_u), "bu": (n_u,),
             "Wpv": (n_v, n_v), "Wph": (n_v, n_h), "Wpu": (n_v, n_u), "Wqv": (N_TRACE, n_v), "Wqh": (N_TRACE, n_h)}
+
+
+def keyed_shapes(n_visible: int, n_hidden: int, n_hidden_recurrent: int) -> dict[str, tuple]:
+    """The shapes of the keyed player path's parameters (``KEYED_PARAM_NAMES``)."""
+    shapes = param_shapes(n_visible, n_hidden, n_hidden_recurrent)
+    return {k: shapes[n] for k, n in zip(KEYED_PARAM_NAMES, PLAYER_PARAM_NAMES)}
 
 
 @dataclass
@@ -88,6 +98,8 @@ class RnnRbm:
                            for name, shape in shapes.items()}
         for name in PLAYER_PARAM_NAMES:  # a model (or file) from before the player path: none
             self.params.setdefault(name, np.zeros(shapes[name]))
+        shapes.update({k: v for k, v in keyed_shapes(self.n_visible, self.n_hidden, self.n_hidden_recurrent).items()
+                       if k in self.params})
         for name, shape in shapes.items():
             self.params[name] = packed.aligned(np.asarray(self.params[name], dtype=self.dtype))
             if self.params[name].shape != shape:
@@ -115,6 +127,20 @@ class RnnRbm:
         """A copy with parameters in another float type (same seed and metadata)."""
         return RnnRbm(self.n_hidden, self.n_hidden_recurrent, self.lowest_note, self.highest_note,
                       self.seed, dtype, {k: v.copy() for k, v in self.params.items()}, dict(self.meta))
+
+    @property
+    def has_keyed_path(self) -> bool:
+        return KEYED_PARAM_NAMES[0] in self.params
+
+    def keyed(self) -> "RnnRbm":
+        """The model the instrument plays told the key: the keyed player path in place of the
+        player path, the eight parameters shared (this model itself when it has no keyed path)."""
+        if not self.has_keyed_path:
+            return self
+        params = {n: self.params[n] for n in PARAM_NAMES}
+        params.update({n: self.params[k] for n, k in zip(PLAYER_PARAM_NAMES, KEYED_PARAM_NAMES)})
+        return RnnRbm(self.n_hidden, self.n_hidden_recurrent, self.lowest_note, self.highest_note, self.seed,
+                      self.dtype, params, self.meta)
 
     def reseed(self, seed: int) -> None:
         """Restart the sampling stream (parameters untouched)."""

@@ -173,8 +173,8 @@ def test_external_clock_two_tempi_stop_and_continue(jack, weights):
     assert unmatched_notes(rx.events) == []
 
 
-def play_notes_in(jack, weights, mode: str, name: str):
-    play = Play(jack, listening_args(weights, name, mode))
+def play_notes_in(jack, weights, mode: str, name: str, note: int = 60, extra: tuple[str, ...] = ()):
+    play = Play(jack, listening_args(weights, name, mode) + list(extra))
     rx = Receiver("rx-" + name)
     tx = Sender("tx-" + name)
     try:
@@ -182,10 +182,10 @@ def play_notes_in(jack, weights, mode: str, name: str):
         jack.connect(tx.name, f"{name}-in:in")
         time.sleep(1.0)                         # the model alone: silent
         t_on = time.perf_counter()
-        tx.send([0x90, 60, 100])
+        tx.send([0x90, note, 100])
         time.sleep(1.0)
         t_off = time.perf_counter()
-        tx.send([0x80, 60, 0])
+        tx.send([0x80, note, 0])
         time.sleep(0.6)
         assert play.signal(signal.SIGINT) == 0, play.stderr
         time.sleep(0.2)
@@ -194,11 +194,11 @@ def play_notes_in(jack, weights, mode: str, name: str):
         tx.close()
     ons = [(a, note) for a, note, _ in note_ons(arrived(rx))]
     assert unmatched_notes(rx.events) == []
-    return ons, t_on, t_off
+    return ons, t_on, t_off, play.stderr
 
 
 def test_follow_player_note_changes_what_the_model_plays(jack, weights):
-    ons, t_on, t_off = play_notes_in(jack, weights, "follow", "lr-follow")
+    ons, t_on, t_off, _ = play_notes_in(jack, weights, "follow", "lr-follow")
     assert not [n for a, n in ons if a < t_on], "the model should be silent before the player plays"
     heard = [a for a, n in ons if n == 72]
     assert heard, ons
@@ -209,12 +209,22 @@ def test_follow_player_note_changes_what_the_model_plays(jack, weights):
 
 
 def test_harmonize_fills_in_around_the_player(jack, weights):
-    ons, t_on, t_off = play_notes_in(jack, weights, "harmonize", "lr-harm")
+    ons, t_on, t_off, _ = play_notes_in(jack, weights, "harmonize", "lr-harm")
     assert not [n for a, n in ons if a < t_on]
     first = {n: a for a, n in reversed(ons)}
     assert 64 in first and 67 in first, ons     # the chord around the clamped 60 ...
     assert first[64] - t_on < 0.125 + 0.03
     assert 60 not in first, "the player's own note is not echoed without --thru"
+
+
+def test_told_the_key_it_harmonizes_in_that_key(jack, weights):
+    """--key D: the player's D4 reaches the model as C4, and the model's C-E-G comes back as D-F#-A."""
+    ons, t_on, _, stderr = play_notes_in(jack, weights, "harmonize", "lr-key", note=62, extra=("--key", "D"))
+    assert "in D major: the model hears and plays in C, 2 semitone(s) down from here" in stderr, stderr
+    first = {n: a for a, n in reversed(ons)}
+    assert 66 in first and 69 in first, ons
+    assert not {60, 64, 67} & set(first), ons
+    assert first[66] - t_on < 0.125 + 0.03
 
 
 def test_every_played_note_is_heard_at_the_next_tick(jack, weights, tmp_path):

@@ -18,6 +18,35 @@ _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2
 _MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_MODE_WORDS = {"": "major", "major": "major", "maj": "major", "minor": "minor", "min": "minor", "m": "minor"}
+
+
+def parse_key(text: str) -> tuple[int, str]:
+    """(tonic pitch class, 'major'|'minor') of a key written as a musician writes it: a letter A–G,
+    then # or b (or ♯, ♭), then major / minor (or maj, min, m; major when left out): "D", "Bb minor",
+    "f#m", "Eb major". ValueError saying what is allowed for anything else."""
+    t = text.strip().replace("♯", "#").replace("♭", "b")
+    letter, rest = t[:1].upper(), t[1:]
+    accidental = rest[:1] if rest[:1] in ("#", "b") else ""
+    mode = _MODE_WORDS.get(rest[len(accidental):].strip().lower())
+    if letter not in _LETTERS or mode is None:
+        raise ValueError(f"{text!r} is not a key: write a note A-G, then # or b if any, then major or minor "
+                         f"(major when left out), e.g. D, Bb minor, F#m")
+    return (_LETTERS[letter] + {"#": 1, "b": -1, "": 0}[accidental]) % 12, mode
+
+
+def key_name(tonic: int, mode: str) -> str:
+    """The key's name as ``parse_key`` reads it back: "Eb major", "F# minor"."""
+    return f"{PITCH_NAMES[tonic % 12]} {mode}"
+
+
+def to_c_shift(tonic: int) -> int:
+    """The shift (−6..5 semitones) that moves a key with this tonic to C: the benchmark pickles'
+    key (C major and C minor), where the shipped models learned to listen."""
+    return (-tonic + 6) % 12 - 6
+
+
 _KEYS = [(tonic, mode) for tonic in range(12) for mode in ("major", "minor")]
 _PROFILES = np.array([np.roll(profile, tonic) for tonic in range(12) for profile in (_MAJOR, _MINOR)])
 _CENTRED = _PROFILES - _PROFILES.mean(axis=1, keepdims=True)
@@ -78,7 +107,7 @@ def to_common_key(roll: PianoRoll) -> tuple[PianoRoll, int]:
     """Transpose a piece to C major or C minor (as the benchmark pickles are), by the nearest
     shift in −6..5 that keeps it in range. Returns (roll, shift)."""
     tonic, _ = estimate_key(roll.frames, roll.lowest_note)
-    s = key_shift((-tonic + 6) % 12 - 6, *shift_range(roll.frames))  # −6..5, or an octave away
+    s = key_shift(to_c_shift(tonic), *shift_range(roll.frames))  # −6..5, or an octave away
     if s is None:
         return roll, 0
     return dataclasses.replace(roll, frames=shift_frames(roll.frames, s)), s

@@ -9,7 +9,9 @@ seed:
   Frame accuracy TP/(TP+FP+FN) of the model's notes against it, and the same on pitch classes
   (counts pooled over all frames). With ``ais_chains``, the conditional log-likelihood of the
   true accompaniment given the player's notes, log p(rest_t | player_t, history), by AIS on the
-  clamped RBM, with the true history and with the model's own (the u_t the engine built).
+  clamped RBM, with the true history and with the model's own (the u_t the engine built). The
+  same again with the engine told the piece's key (the ``key`` setting, ``live/keyed.py``), as a
+  musician would set it and as the lookup table below is told it.
 * **chords**: the player holds triads I–IV–V–I (i–iv–V–i in minor), ``CHORD_FRAMES`` frames each,
   in all 24 major and minor keys; the share of the model's notes in the key's scale, the share
   that are tones of the chord held now, and notes per frame, in follow and in harmonize.
@@ -29,12 +31,12 @@ import sys
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.keys import PITCH_NAMES, estimate_key, key_shift, shift_frames, shift_range
+from ..data.keys import PITCH_NAMES, estimate_key, key_name, key_shift, shift_frames, shift_range
 from ..data.parts import top_notes
 from ..live.settings import Settings
 from .jam_counts import Counts, key_counts, match_counts
@@ -43,6 +45,7 @@ from .loglik import conditional_log_likelihood
 
 SHIFTS = tuple(range(-6, 6))  # the 12 transpositions, from the piece's own key
 MELODY_TASKS = ("harmonize", "follow")
+TOLD = "model, told the key"
 TASKS = MELODY_TASKS + ("chords",)
 
 
@@ -100,6 +103,12 @@ def run_job(job: JamJob) -> dict[str, Counts]:
         truth = np.where(player > 0, 0.0, V).astype(np.float32)
         notes, U = play_along(model, job.settings, player, job.task, _seed(job.seed, n, job.shift + 6, 1))
         out["model"].add(match_counts(notes, truth, lo))
+        # the musician names the key (the piece's, as the lookup table is told it): the model
+        # hears and plays in C, moved to it (live/keyed.py); the same draws as "model" where that
+        # changes nothing (a piece in C, a model without a keyed path)
+        told = replace(job.settings, key=key_name(*estimate_key(V, lo)))
+        notes_k, _ = play_along(model, told, player, job.task, _seed(job.seed, n, job.shift + 6, 1))
+        out[TOLD].add(match_counts(notes_k, truth, lo))
         if job.ais_chains:
             ll_own = conditional_log_likelihood(model, U, V, player, job.ais_chains, job.ais_steps,
                                                 _seed(job.seed, n, job.shift + 6, 3))
@@ -149,6 +158,7 @@ def evaluate_jam(weights: str, settings: Settings, tasks: Sequence[str], pieces:
     with ``k`` set) on ``pieces`` (piano-rolls in their own key). ``fit_pieces``: the training
     pieces the lookup baseline is fitted on (None: no lookup baseline)."""
     t0 = time.perf_counter()
+    settings = replace(settings, key=None)  # each piece has its own: the engine is told it in TOLD alone
     model = cached_model(weights)
     lookup = None
     if fit_pieces is not None and any(t in MELODY_TASKS for t in tasks):
@@ -185,7 +195,7 @@ def evaluate_jam(weights: str, settings: Settings, tasks: Sequence[str], pieces:
         per: dict[str, dict[str, Counts]] = defaultdict(dict)
         for job, res in done:
             if job.task == first_melody and task in MELODY_TASKS and task != first_melody:
-                res = {c: v for c, v in res.items() if c != "model"}  # the shared baselines
+                res = {c: v for c, v in res.items() if c not in ("model", TOLD)}  # the shared baselines
             elif job.task != task:
                 continue
             for cond, c in res.items():
@@ -195,7 +205,7 @@ def evaluate_jam(weights: str, settings: Settings, tasks: Sequence[str], pieces:
                 else:
                     per[cond][key_label(task, job.shift)] = c
         results[task] = {}
-        order = ("model", "follow", "harmonize", "model, true history", "ignoring the player", "lookup table")
+        order = ("model", TOLD, "follow", "harmonize", "model, true history", "ignoring the player", "lookup table")
         for cond, by_key in sorted(per.items(), key=lambda item: order.index(item[0])):
             total = Counts()
             for c in by_key.values():

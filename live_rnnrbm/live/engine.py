@@ -50,6 +50,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..data.keys import parse_key, to_c_shift
 from ..model import N_TRACE, RnnRbm
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, NOTE_OFF, SUSTAIN
 from .frames import SCHEMES, frame_messages, note_roles, shape_frame, union
@@ -69,6 +70,9 @@ class Engine:
         self.lowest = model.lowest_note
         self.model = model
         self.slots = [Slot(n_v, n_u + N_TRACE, self.dtype, self.lowest) for _ in range(N_SLOTS)]
+        # the key the music is in: every sound's model hears and plays in C (keyed.py); a session
+        # setting, so a switch of preset keeps it
+        self.key_shift = to_c_shift(parse_key(settings.key)[0]) if settings.key else None
         self._use(self.sound(model, settings, preset))   # the sound keys, the sampler, the live controls
         self.base_u = self.sampler.initial_state()  # [u_{t-1} | q_{t-1}], the frame last sent was sampled from
         self.u_next = self.sampler.initial_state()  # [u_t | q_t]: the state the next frame is sampled from
@@ -122,7 +126,7 @@ class Engine:
         if (model.n_visible, model.lowest_note) != (self.n_visible, self.lowest):
             raise ValueError(f"weights with {model.n_visible} notes from {model.lowest_note} cannot replace "
                              f"{self.n_visible} notes from {self.lowest}")
-        return Sound(model, settings, name, self.lowest, N_SLOTS)
+        return Sound(model, settings, name, self.lowest, N_SLOTS, self.key_shift)
 
     def switch_to(self, sound: Sound) -> None:
         """Play ``sound`` from the next frame the worker computes (the pending one is computed

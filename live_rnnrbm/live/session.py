@@ -200,6 +200,11 @@ class Session:
         else:
             say(f"playing on {out.backend} ports {names}; {settings.tempo:.1f} BPM, "
                 f"{settings.frame_period * 1e3:.1f} ms per frame")
+        if settings.key:
+            shift = self.engine.key_shift
+            where = f"{abs(shift)} semitone(s) {'down' if shift < 0 else 'up'} from here" if shift else "as it is"
+            say(f"in {settings.key}: the model hears and plays in C, {where}"
+                + (", with its keyed player path" if self.model.has_keyed_path else ""))
 
     def _tempo_and_clock_label(self) -> tuple[Callable[[], float], Callable[[], str]]:
         """What the status line shows of the clock: its tempo now, and which clock it is."""

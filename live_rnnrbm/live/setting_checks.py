@@ -123,6 +123,18 @@ def pair(lo: int, hi: int) -> Check:
     return parsed_as(check, type=int, nargs=2, metavar=("LO", "HI"))
 
 
+def key_name(value: Any, plain: str | None) -> str:
+    """A key (``data.keys.parse_key``), as its canonical name: "bb min" -> "Bb minor"."""
+    from ..data.keys import key_name as name, parse_key
+    try:
+        return name(*parse_key(text(value, plain)))
+    except ValueError:
+        raise Bad() from None
+
+
+parsed_as(key_name, type=str)
+
+
 def names(value: Any, plain: str | None) -> list[str]:
     """A list of one or more names (preset names or paths)."""
     if not isinstance(value, (list, tuple)) or not value:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
 from .clock import pulses_per_frame
-from .setting_checks import (Bad, Check, boolean, cc_number, choice, integer, message, names, number, or_null,
-                             not_null, pair, show, text, unknown, velocity)
+from .setting_checks import (Bad, Check, boolean, cc_number, choice, integer, key_name, message, names, number,
+                             or_null, not_null, pair, show, text, unknown, velocity)
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Settings:
     input: str | None = None
     input_channel: int | None = None
     mode: str = "follow"
+    key: str | None = None
     thru: bool = False
     # time
     clock: str = "internal"
@@ -155,6 +156,9 @@ SPEC: dict[str, Key] = {
     "input_channel": Key("null (every channel) or a MIDI channel from 1 to 16", or_null(integer(1, 16)),
                          "listen on this channel only (1..16)"),
     "mode": Key("one of " + ", ".join(MODES), not_null(choice(MODES)), "how the model listens to the player"),
+    "key": Key("null or a key: a note A-G, then # or b if any, then major or minor (e.g. D, Bb minor, F#m)",
+               or_null(key_name), "the key the music is in (e.g. D, 'Bb minor'): the model hears and plays in "
+               "the key it learned in, moved to this one"),
     "thru": Key("true or false", boolean, "echo the player's notes to the output"),
     "clock": Key("internal, link (Ableton Link), or the name (or part of the name) of a MIDI input sending "
                  "clock", not_null(text),
@@ -229,6 +233,7 @@ MEANINGS: dict[str, str] = {
     'input': 'an input port whose name contains this; `null`: not listening',
     'input_channel': 'listen to this channel only; `null`: every channel',
     'mode': "`follow`: the RNN state u_t takes the player's notes with the model's, so it follows the player's harmony; `harmonize`: the player's notes are also clamped in the Gibbs chain and the model fills in around them; `off`: ignore the player",
+    'key': "the key the music is in. The model hears every note moved into C (the key its training pieces are in, where it listens best) and plays moved back into this key — alone too. The tonic is what counts (D minor and D major move alike). `null`: notes as they are, and the model listens best near C: [playing.md](playing.md#telling-it-the-key)",
     'thru': "echo the player's notes to the output",
     'clock': '`internal`; `link`: the tempo and beat grid of the Ableton Link session on the local network (the `link` extra, aalink): [playing.md](playing.md#ableton-link); or an input port sending MIDI clock to follow (24 pulses per beat)',
     'clock_out': 'send MIDI clock so other gear can follow: on the internal clock, Start, 24 pulses per beat and Stop; following `clock`, each Clock, Start, Continue, Stop and Song Position Pointer forwarded as it arrives (while paused or silent too), and a Stop when we quit while its transport runs',
@@ -249,7 +254,7 @@ MEANINGS: dict[str, str] = {
     'record': 'record the session: [playing.md](playing.md#recording)',
     'osc_port': 'OSC control of temperature, density, mode, pause, panic and a status reply, on this UDP port: [playing.md](playing.md#osc); needs `pip install "live-rnnrbm[osc]"`',
     'osc_host': '`127.0.0.1`: only programs on this machine can send OSC; `0.0.0.0` (every network) or one address of this machine lets others on that network control the instrument',
-    'switch': "the presets `next_preset` / `previous_preset` (CC, keys `]` `[`, OSC `/live-rnnrbm/preset`) step through while playing; `null`: the shipped ones (default, jsb, sparse). Their sound keys (weights, k, temperature, density, chains, mode, channel, parts, velocity, velocity_range, note_range, max_polyphony, max_note_frames) take over at the next frame; ports, clock, tempo, swing, seed and controls stay. Every one is loaded at start (a bad name stops `play` there), and their weights must play the notes of the weights playing (the shipped presets, when not listed, are left out if they do not): [playing.md](playing.md#switching-presets-while-playing)",
+    'switch': "the presets `next_preset` / `previous_preset` (CC, keys `]` `[`, OSC `/live-rnnrbm/preset`) step through while playing; `null`: the shipped ones (default, jsb, sparse). Their sound keys (weights, k, temperature, density, chains, mode, channel, parts, velocity, velocity_range, note_range, max_polyphony, max_note_frames) take over at the next frame; ports, clock, tempo, swing, key, seed and controls stay. Every one is loaded at start (a bad name stops `play` there), and their weights must play the notes of the weights playing (the shipped presets, when not listed, are left out if they do not): [playing.md](playing.md#switching-presets-while-playing)",
     'cc': 'MIDI CC controls while playing',
 }
 CC_MEANINGS: dict[str, str] = {

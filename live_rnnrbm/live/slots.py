@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import FrameSampler, RnnRbm
+from .keyed import KeyedSampler
 from .midi import NOTE_ON
 from .settings import Settings
 
@@ -41,12 +42,17 @@ class Sound:
     set of weights needs, made off the tick and the worker (``Engine.sound``, from a control
     thread) and taken by the worker before it computes a frame (``Engine.switch_to``)."""
 
-    def __init__(self, model: RnnRbm, settings: Settings, name: str, lowest: int, n_slots: int):
+    def __init__(self, model: RnnRbm, settings: Settings, name: str, lowest: int, n_slots: int,
+                 key_shift: int | None = None):
         if settings.k is None:
             raise ValueError("the engine needs k: the settings' own, or the weights' generation_k")
         self.name = name
         self.model = model
-        self.sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
+        if key_shift is None:
+            self.sampler = FrameSampler(model, settings.k, settings.temperature, settings.chains)
+        else:  # told the key: the model hears and plays in C, with its keyed path if it has one (keyed.py)
+            self.sampler = KeyedSampler(FrameSampler(model.keyed(), settings.k, settings.temperature,
+                                                     settings.chains), key_shift)
         self.k, self.chains = settings.k, settings.chains
         self.temperature, self.density, self.mode = settings.temperature, settings.density, settings.mode
         self.parts = settings.parts

@@ -133,6 +133,10 @@ def _listening_arguments(lis: argparse._ArgumentGroup) -> None:
                           "Wqv, Wqh: the player's trace into the biases), "
                           "the eight parameters of the model untouched, so its unconditional likelihood stays "
                           "exactly as it was (use with --init)")
+    lis.add_argument("--keyed-path", action="store_true",
+                     help="with --player-path-only and the pieces in C (pickles; --common-key for MIDI): train the "
+                          "file's keyed player path, the one `play --key` plays with (the player's notes moved into "
+                          "C), and keep its player path as it is (use with --init)")
     lis.add_argument("--own-negative", action="store_true",
                      help="with --own-history-k: the model's own frame is also the negative sample there, so "
                           "training pushes down the harmonies the instrument itself would play where they are wrong")
@@ -163,7 +167,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pretrain_lr=args.pretrain_lr, carry_u=args.carry_u, transpose_min=args.transpose[0],
         transpose_max=args.transpose[1], player_parts=list(args.player), player_share=args.player_share,
         own_history=args.own_history, own_history_k=args.own_history_k, player_follow=args.player_follow,
-        own_negative=args.own_negative, player_path_only=args.player_path_only, seed=args.seed, valid_every=args.valid_every,
+        own_negative=args.own_negative, player_path_only=args.player_path_only, keyed_path=args.keyed_path,
+        seed=args.seed, valid_every=args.valid_every,
         valid_pieces=args.valid_pieces, valid_samples=args.valid_samples, ais_chains=args.ais_chains,
         ais_steps=args.ais_steps, ais_pieces=args.ais_pieces, ais_every=args.ais_every, select=args.select,
         stop_after_steps=args.stop_after_steps)

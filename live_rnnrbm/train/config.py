@@ -51,6 +51,7 @@ class TrainConfig:
     own_history_k: int = 0  # its Gibbs steps from silence, as the instrument samples (0: the CD sample)
     own_negative: bool = False  # that own frame is the negative sample too (the instrument's sampler as negative phase)
     player_path_only: bool = False  # train the player path (Wpv, Wph) alone: the eight parameters stay as they are
+    keyed_path: bool = False  # train the keyed player path (pieces in C): the one the instrument plays told the key
     seed: int = 0
     valid_every: int = 1
     valid_pieces: int = 0  # 0 = all validation pieces
@@ -91,6 +92,9 @@ class TrainConfig:
             raise ValueError("own_negative needs own_history > 0 and own_history_k > 0")
         if self.own_history > 0 and self.player_share == 0:
             raise ValueError("own_history is for the subsequences a player plays in: it needs player_share > 0")
+        if self.keyed_path and not (self.player_path_only and self.transpose_min == self.transpose_max == 0):
+            raise ValueError("keyed_path learns the player path in C alone: it needs player_path_only and "
+                             "no transposition (transpose 0 0)")
         if self.chain_start not in CHAIN_STARTS:
             raise ValueError(f"chain_start must be one of {', '.join(CHAIN_STARTS)}, not {self.chain_start!r}")
         if not 0.0 <= self.ema < 1.0:

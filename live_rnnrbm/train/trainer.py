@@ -20,7 +20,7 @@ from ..errors import Stopped
 from ..eval.loglik import evaluate_model
 from ..kernels import bptt
 from ..kernels.rng import new_states
-from ..model import ALL_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm
+from ..model import ALL_PARAM_NAMES, KEYED_PARAM_NAMES, PARAM_NAMES, PLAYER_PARAM_NAMES, RnnRbm
 from .checkpoint import SafeWriter, checkpoint_arrays, latest_path
 from .config import TrainConfig
 from .optim import Schedule, clip_grad_norm, make_optimizer
@@ -58,6 +58,18 @@ class Trainer:
         self.valid_subset = spread(self.valid, c.valid_pieces)
         self.ais_subset = spread(self.valid_subset, c.ais_pieces)
         self.model = model or RnnRbm(c.n_hidden, c.n_hidden_recurrent, c.lowest_note, c.highest_note, seed=c.seed)
+        # a keyed player path (model.KEYED_PARAM_NAMES) is trained only with keyed_path, in the player
+        # path's place: the file's own player path is then kept as it came; otherwise the keyed path
+        # is kept as it came. Either way the files written hold both.
+        p = self.model.params
+        keyed = {k: p.pop(k) for k in KEYED_PARAM_NAMES if k in p}
+        self.kept_path: dict[str, np.ndarray] | None = None
+        self.kept_keyed: dict[str, np.ndarray] = {} if c.keyed_path else keyed
+        if c.keyed_path:
+            self.kept_path = {n: p[n].copy() for n in PLAYER_PARAM_NAMES}
+            for n, k in zip(PLAYER_PARAM_NAMES, KEYED_PARAM_NAMES):
+                if k in keyed:
+                    p[n][...] = keyed[k]
         self.weights_meta = dict(weights_meta or {})
         self.progress, self.log = progress, log
         self.opt = make_optimizer(c.optimizer, self.model.params, c.momentum)
@@ -176,6 +188,20 @@ class Trainer:
             return PARAM_NAMES
         return ()
 
+    def file_model(self, model: RnnRbm) -> RnnRbm:
+        """``model`` as its weights file holds it: with keyed_path, the player path trained goes to
+        the keyed path and the file's own player path comes back; else the keyed path kept is added."""
+        if self.kept_path is None and not self.kept_keyed:
+            return model
+        m = model.astype(model.dtype)
+        if self.kept_path is not None:
+            for n, k in zip(PLAYER_PARAM_NAMES, KEYED_PARAM_NAMES):
+                m.params[k] = m.params[n]
+                m.params[n] = self.kept_path[n].copy()
+        for k, a in self.kept_keyed.items():
+            m.params[k] = a.copy()
+        return m
+
     def averaged_model(self) -> RnnRbm:
         """The model to validate and save: the weights' moving average with --ema (once it
         exists), else the training weights themselves."""
@@ -222,7 +248,7 @@ class Trainer:
         for n, a in (self.ema or {}).items():
             arrays[f"ema.{n}"] = a
         meta = dict(self.weights_meta, train_state=self.state_meta(), training=self._settings())
-        return self.writer.write(Path(path), npz_bytes(checkpoint_arrays(self.model, meta, arrays)))
+        return self.writer.write(Path(path), npz_bytes(checkpoint_arrays(self.file_model(self.model), meta, arrays)))
 
     def save_best(self, path: str | Path, figures: dict[str, Any] | None, epochs_done: int | None = None) -> Path:
         """The current weights as a plain weights file; ``epoch`` in its metadata is the number of
@@ -231,7 +257,7 @@ class Trainer:
             epochs_done = max(0, self.epoch - self.config.pre_epochs)
         meta = dict(self.weights_meta, training=self._settings(), epoch=epochs_done)
         meta["validation"] = figures
-        model = self.averaged_model().astype(np.float32)
+        model = self.file_model(self.averaged_model().astype(np.float32))
         model.meta = {}  # a resumed model's meta still holds its checkpoint's training state
         return self.writer.write(Path(path), npz_bytes(weights_arrays(model, **meta)[1]))
 
