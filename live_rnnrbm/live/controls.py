@@ -289,7 +289,8 @@ class Controls:
                 bpm = tempo()
                 tempo_text = f"{bpm:6.1f} BPM" if bpm > 0 else "   --- BPM"
                 line = (f"{tempo_text} ({clock_label()}) | frame {e.frame_time * 1e3:5.2f} ms "
-                        f"(max {e.frame_time_max * 1e3:5.2f}) | {e.notes_sounding:2d} notes | {e.mode} | "
+                        f"(max {e.frame_time_max * 1e3:5.2f}) | {e.notes_sounding:2d} notes | {e.mode}"
+                        f"{' in ' + e.key if e.key else ''} | "
                         f"T {e.temperature:.2f} d {e.density:.2f} | {e.preset}"
                         f"{' ' + e.parts if e.parts else ''}{f' swing {self.swing:.1f}' if self.swing > 50 else ''}"
                         f"{' | PAUSED' if e.paused else ''}"

@@ -72,6 +72,7 @@ class Engine:
         self.slots = [Slot(n_v, n_u + N_TRACE, self.dtype, self.lowest) for _ in range(N_SLOTS)]
         # the key the music is in: every sound's model hears and plays in C (keyed.py); a session
         # setting, so a switch of preset keeps it
+        self.key = settings.key
         self.key_shift = to_c_shift(parse_key(settings.key)[0]) if settings.key else None
         self._use(self.sound(model, settings, preset))   # the sound keys, the sampler, the live controls
         self.base_u = self.sampler.initial_state()  # [u_{t-1} | q_{t-1}], the frame last sent was sampled from
