@@ -3,10 +3,11 @@ every note the model hears into C and every note it plays back, so the model lis
 the key it learned in whatever key the player is in.
 
 The shipped models learned from the benchmark pickles, whose pieces are in C major or C minor
-(``data.keys.to_common_key``), each moved a few semitones either way: they listen best in C and
-worst six semitones away (the jam evaluation's figures by key, docs/evaluation.md). A musician who
-names the key gets the C figure in every key; the model's state (u_t and the player's trace) lives
-in C throughout.
+(``data.keys.to_common_key``), moved into every key to learn them all. Told the key, the model
+hears the music in C and plays with its keyed player path (``model.KEYED_PARAM_NAMES``), learned
+in C alone, which has no keys to tell apart: it listens better, and alike in every key (the jam
+evaluation's figures by key, docs/evaluation.md). The model's state (u_t and the player's trace)
+lives in C throughout.
 
     sampler = KeyedSampler(FrameSampler(model, k=300, chains=16), shift=to_c_shift(tonic))
 
