@@ -47,6 +47,7 @@ ALL_PARAM_NAMES = PARAM_NAMES + PLAYER_PARAM_NAMES
 # instrument plays with when told the key (live/keyed.py moves the notes into C), where a path
 # learned in every key would spend itself on telling the keys apart. Absent from most files.
 KEYED_PARAM_NAMES = tuple("keyed." + n for n in PLAYER_PARAM_NAMES)
+FILE_PARAM_NAMES = ALL_PARAM_NAMES + KEYED_PARAM_NAMES  # every parameter array a weights file may hold
 
 LOWEST_NOTE = 21  # A0: the 88-key piano, as in the paper's benchmarks
 HIGHEST_NOTE = 108  # C8

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import in_words
-from ..model import ALL_PARAM_NAMES, KEYED_PARAM_NAMES, PARAM_NAMES, RnnRbm, keyed_shapes, param_shapes
+from ..model import FILE_PARAM_NAMES, PARAM_NAMES, RnnRbm, keyed_shapes, param_shapes
 
 FORMAT_VERSION = 1
 SIZE_KEYS = ("n_visible", "n_hidden", "n_hidden_recurrent")
@@ -127,7 +127,7 @@ def _read(path: Path, arrays: bool = True) -> tuple[dict[str, Any], dict[str, np
             if missing:
                 raise _fail(path, f"missing array(s): {', '.join(missing)} "
                                   f"(a weights file holds {', '.join(PARAM_NAMES)})")
-            params = {n: npz[n] for n in ALL_PARAM_NAMES + KEYED_PARAM_NAMES if n in names} if arrays else {}
+            params = {n: npz[n] for n in FILE_PARAM_NAMES if n in names} if arrays else {}
     except WeightsError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:

@@ -101,12 +101,12 @@ def run_job(job: JamJob) -> dict[str, Counts]:
         V = shift_frames(np.asarray(V, np.float32), s)
         player = top_notes(V).astype(np.float32)
         truth = np.where(player > 0, 0.0, V).astype(np.float32)
+        key = estimate_key(V, lo)  # the piece's key, as a musician would tell it and the lookup table is told it
         notes, U = play_along(model, job.settings, player, job.task, _seed(job.seed, n, job.shift + 6, 1))
         out["model"].add(match_counts(notes, truth, lo))
-        # the musician names the key (the piece's, as the lookup table is told it): the model
-        # hears and plays in C, moved to it (live/keyed.py); the same draws as "model" where that
-        # changes nothing (a piece in C, a model without a keyed path)
-        told = replace(job.settings, key=key_name(*estimate_key(V, lo)))
+        # told the key, the model hears and plays in C, moved to it (live/keyed.py); the same draws
+        # as "model" where that changes nothing (a piece in C, a model without a keyed path)
+        told = replace(job.settings, key=key_name(*key))
         notes_k, _ = play_along(model, told, player, job.task, _seed(job.seed, n, job.shift + 6, 1))
         out[TOLD].add(match_counts(notes_k, truth, lo))
         if job.ais_chains:
@@ -126,7 +126,7 @@ def run_job(job: JamJob) -> dict[str, Counts]:
         ignoring, _ = play_along(model, job.settings, player, "off", _seed(job.seed, n, job.shift + 6, 2))
         out["ignoring the player"].add(match_counts(ignoring, truth, lo))
         if job.lookup is not None:
-            notes_l, pcs_l = job.lookup.harmonize(player, *estimate_key(V, lo))
+            notes_l, pcs_l = job.lookup.harmonize(player, *key)
             out["lookup table"].add(match_counts(notes_l, truth, lo, pcs_l))
     return dict(out)
 

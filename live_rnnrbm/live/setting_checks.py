@@ -123,8 +123,9 @@ def pair(lo: int, hi: int) -> Check:
     return parsed_as(check, type=int, nargs=2, metavar=("LO", "HI"))
 
 
-def key_name(value: Any, plain: str | None) -> str:
+def musical_key(value: Any, plain: str | None) -> str:
     """A key (``data.keys.parse_key``), as its canonical name: "bb min" -> "Bb minor"."""
+    # here, not at the top: data.keys brings NumPy, mido and the model, which checking a preset needs not
     from ..data.keys import key_name as name, parse_key
     try:
         return name(*parse_key(text(value, plain)))
@@ -132,7 +133,7 @@ def key_name(value: Any, plain: str | None) -> str:
         raise Bad() from None
 
 
-parsed_as(key_name, type=str)
+parsed_as(musical_key, type=str)
 
 
 def names(value: Any, plain: str | None) -> list[str]:

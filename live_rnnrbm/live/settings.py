@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
 from .clock import pulses_per_frame
-from .setting_checks import (Bad, Check, boolean, cc_number, choice, integer, key_name, message, names, number,
+from .setting_checks import (Bad, Check, boolean, cc_number, choice, integer, message, musical_key, names, number,
                              or_null, not_null, pair, show, text, unknown, velocity)
 
 
@@ -157,7 +157,7 @@ SPEC: dict[str, Key] = {
                          "listen on this channel only (1..16)"),
     "mode": Key("one of " + ", ".join(MODES), not_null(choice(MODES)), "how the model listens to the player"),
     "key": Key("null or a key: a note A-G, then # or b if any, then major or minor (e.g. D, Bb minor, F#m)",
-               or_null(key_name), "the key the music is in (e.g. D, 'Bb minor'): the model hears and plays in "
+               or_null(musical_key), "the key the music is in (e.g. D, 'Bb minor'): the model hears and plays in "
                "the key it learned in, moved to this one"),
     "thru": Key("true or false", boolean, "echo the player's notes to the output"),
     "clock": Key("internal, link (Ableton Link), or the name (or part of the name) of a MIDI input sending "

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..data.weights import WeightsError, load_weights, npz_bytes, weights_arrays, write_atomically
-from ..model import ALL_PARAM_NAMES, KEYED_PARAM_NAMES, RnnRbm
+from ..model import FILE_PARAM_NAMES, RnnRbm
 
 
 class CheckpointError(ValueError):
@@ -34,7 +34,7 @@ def checkpoint_arrays(model: RnnRbm, meta: dict[str, Any], state_arrays: dict[st
                       ) -> dict[str, np.ndarray]:
     """The arrays of a checkpoint: the model's weights file (metadata built and checked exactly as
     ``save_weights`` does) plus the training-state arrays (names must not clash with the weights')."""
-    clash = set(state_arrays) & set(ALL_PARAM_NAMES + KEYED_PARAM_NAMES + ("meta",))
+    clash = set(state_arrays) & set(FILE_PARAM_NAMES + ("meta",))
     if clash:
         raise ValueError(f"state array names clash with the weights file's: {sorted(clash)}")
     _, arrays = weights_arrays(model, **meta)
@@ -63,7 +63,7 @@ def load_checkpoint(path: str | Path) -> tuple[RnnRbm, dict[str, Any], dict[str,
                               "checkpoint written by `live-rnnrbm train`); cannot resume from it")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {n: npz[n] for n in npz.files if n not in ALL_PARAM_NAMES + KEYED_PARAM_NAMES and n != "meta"}
+            arrays = {n: npz[n] for n in npz.files if n not in FILE_PARAM_NAMES and n != "meta"}
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
     return model, meta, arrays
