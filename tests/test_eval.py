@@ -282,6 +282,17 @@ def test_piece_stats_by_hand():
     assert piece_stats(V)["key_fit"] == pytest.approx(8 / 9)  # the best major scale misses one of 9 notes
 
 
+def test_register_drift_by_hand():
+    """A tune that keeps its register does not drift; one whose second half is an octave up does:
+    64 frames, windows of 32 at 0, 16, 32 with mean pitch 60, 66, 72, standard deviation √24."""
+    V = np.zeros((64, 88), np.float32)
+    V[:, 60 - 21] = 1
+    assert piece_stats(V)["register_drift"] == 0.0
+    V[32:, 60 - 21], V[32:, 72 - 21] = 0, 1
+    assert piece_stats(V)["register_drift"] == pytest.approx(np.sqrt(24))
+    assert piece_stats(V[:31])["register_drift"] == 0.0       # shorter than a window: one window, no spread
+
+
 def test_generation_compare_tells_the_data_from_silence():
     """compare() against ground truth: the data set beside itself is within its own spread on every
     statistic; a 'model' that plays nothing is outside on density."""

@@ -1,8 +1,9 @@
 """Free generation beside its data: a few statistics of each piece (density, how often the frame
-changes, note lengths, key fit, pitch range, a bass line's continuity), for the data's pieces and
-for as many pieces the model generates from u_0 at the same lengths, and whether the model's median
-falls within the data's spread (10th to 90th percentile over the pieces). Pitch range grows with a
-piece's length, so each generated piece is as long as the data piece it stands beside.
+changes, note lengths, key fit, pitch range, a bass line's continuity, register drift), for the
+data's pieces and for as many pieces the model generates from u_0 at the same lengths, and whether
+the model's median falls within the data's spread (10th to 90th percentile over the pieces). Pitch
+range grows with a piece's length, so each generated piece is as long as the data piece it stands
+beside.
 
     live-rnnrbm eval --task free --weights jsb "../shared/data/pickles/JSB Chorales.pickle"
 """
@@ -25,8 +26,13 @@ STATS: dict[str, str] = {
     "key_fit": "share of the notes (counted per frame) in the piece's best-fitting major scale",
     "pitch_range": "semitones from the piece's lowest note to its highest",
     "bass_continuity": "share of steps where the lowest note moves by at most a whole tone (both frames sounding)",
+    "register_drift": "semitones the mean pitch of the piece's 32-frame windows (every 16 frames) spreads, "
+                      "standard deviation",
 }
 SPREAD = (10, 90)  # the data's spread: these percentiles over its pieces
+# A tune keeps its register and a model may wander from it: pitch range alone cannot tell one stray
+# note from the whole piece moving, the spread of the windows' mean pitch can.
+DRIFT_WINDOW, DRIFT_STEP = 32, 16
 
 
 def piece_stats(V: np.ndarray, lowest_note: int = 21) -> dict[str, float]:
@@ -45,6 +51,12 @@ def piece_stats(V: np.ndarray, lowest_note: int = 21) -> dict[str, float]:
     lowest = np.where(V, np.arange(n_v), n_v).min(1)
     both = sounding[1:] & sounding[:-1]
     steps = np.abs(np.diff(lowest))[both]
+    pitch_sum = np.concatenate([[0.0], np.cumsum(V @ np.arange(n_v, dtype=np.float64))])
+    count = np.concatenate([[0], np.cumsum(V.sum(1))])
+    starts = np.arange(0, max(T - DRIFT_WINDOW, 0) + 1, DRIFT_STEP)
+    in_window = count[np.minimum(starts + DRIFT_WINDOW, T)] - count[starts]
+    window_means = ((pitch_sum[np.minimum(starts + DRIFT_WINDOW, T)] - pitch_sum[starts])[in_window > 0]
+                    / in_window[in_window > 0])
     return {
         "notes_per_frame": float(V.sum(1).mean()) if T else 0.0,
         "change_rate": float((V[1:] != V[:-1]).any(1).mean()) if T > 1 else 0.0,
@@ -52,6 +64,7 @@ def piece_stats(V: np.ndarray, lowest_note: int = 21) -> dict[str, float]:
         "key_fit": float(best / per_class.sum()) if per_class.sum() else 1.0,
         "pitch_range": float(notes[-1] - notes[0]) if len(notes) else 0.0,
         "bass_continuity": float((steps <= 2).mean()) if len(steps) else 1.0,
+        "register_drift": float(window_means.std()) if len(window_means) else 0.0,
     }
 
 
