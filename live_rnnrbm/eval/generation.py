@@ -54,9 +54,10 @@ def piece_stats(V: np.ndarray, lowest_note: int = 21) -> dict[str, float]:
     pitch_sum = np.concatenate([[0.0], np.cumsum(V @ np.arange(n_v, dtype=np.float64))])
     count = np.concatenate([[0], np.cumsum(V.sum(1))])
     starts = np.arange(0, max(T - DRIFT_WINDOW, 0) + 1, DRIFT_STEP)
-    in_window = count[np.minimum(starts + DRIFT_WINDOW, T)] - count[starts]
-    window_means = ((pitch_sum[np.minimum(starts + DRIFT_WINDOW, T)] - pitch_sum[starts])[in_window > 0]
-                    / in_window[in_window > 0])
+    ends = np.minimum(starts + DRIFT_WINDOW, T)
+    in_window = count[ends] - count[starts]
+    heard = in_window > 0
+    window_means = (pitch_sum[ends] - pitch_sum[starts])[heard] / in_window[heard]
     return {
         "notes_per_frame": float(V.sum(1).mean()) if T else 0.0,
         "change_rate": float((V[1:] != V[:-1]).any(1).mean()) if T > 1 else 0.0,
