@@ -103,6 +103,30 @@ def test_follower_fast_clock_is_lost_after_one_second():
     assert not f.check(last + 0.9) and f.check(last + 1.1)
 
 
+def test_follower_tempo_is_the_least_squares_line_through_the_last_beat():
+    """On a jittery clock the tempo is the slope of a straight line fitted (numpy.polyfit) to the
+    last 25 pulse times, at every pulse, long after the start (perf_counter is large)."""
+    rng = np.random.default_rng(4)
+    f = ClockFollower(4, on_frame=lambda t: None)
+    times = 5000.0 + np.arange(200) * 60 / 120 / 24 + rng.uniform(-0.003, 0.003, 200)
+    for n, t in enumerate(times):
+        f.handle(CLOCK, [CLOCK], float(t))
+        if n >= 24:
+            slope = np.polyfit(np.arange(25), times[n - 24:n + 1] - times[n - 24], 1)[0]
+            assert f.bpm == pytest.approx(60 / 24 / slope, rel=1e-9), n
+
+
+def test_one_late_pulse_is_not_a_tempo_change():
+    """A pulse 10 ms late (a busy machine between the DAW and us) at 120 BPM: the first-to-last
+    span of the beat would read it as 122.4 then 117.7 BPM, and a recording would write both."""
+    tempi = []
+    f = ClockFollower(4, on_frame=lambda t: None, on_tempo=tempi.append)
+    step = 60 / 120 / 24
+    for n in range(120):
+        f.handle(CLOCK, [CLOCK], n * step + (0.010 if n == 60 else 0.0))
+    assert tempi[0] == pytest.approx(120) and all(abs(b - 120) < 0.6 for b in tempi), tempi
+
+
 def run_clock(n_frames: int, **kwargs) -> tuple[InternalClock, list]:
     """Run an InternalClock until n_frames; the events ('f', deadline) and ('p',) in the order called."""
     events = []

@@ -20,6 +20,12 @@ from .midi import CLOCK, CONTINUE, SPP, START, STOP
 PPQN = 24
 SPIN = 0.0008  # the last fraction of a millisecond is spun, not slept: sleep() overshoots
 LOST_BEATS, LOST_MIN = 2.0, 1.0   # no pulse for 2 beats at the last tempo, or 1 s if longer: clock lost
+TEMPO_POINTS = PPQN + 1            # the pulses of the last beat, both ends: the tempo's window
+# least-squares weights of those pulses, oldest first: a pulse in the middle of the window says
+# nothing about the interval, one at an end the most, and still 12 / 1300 of its lateness where
+# the first-to-last span takes 1 / 24 of it (4.5x steadier on a jittery clock)
+TEMPO_WEIGHTS = tuple((k - PPQN / 2) / sum((j - PPQN / 2) ** 2 for j in range(TEMPO_POINTS))
+                      for k in range(TEMPO_POINTS))
 
 
 def pulses_per_frame(steps_per_beat: int) -> int | None:
@@ -113,7 +119,9 @@ class ClockFollower:
     A frame every 24/steps_per_beat pulses, counted from the song position: Start resets the
     position to 0 (the first pulse after Start is the downbeat), Continue resumes from it, Song
     Position Pointer sets it (in 16th notes = 6 pulses), Stop calls ``on_stop`` (silence). The
-    tempo is the mean pulse interval over the last beat, so it follows tempo changes within a beat.
+    tempo is the least-squares pulse interval over the last beat's 25 pulses, so it follows tempo
+    changes within a beat and a pulse that arrives a few milliseconds late hardly moves it (a
+    recording writes every move of half a BPM as a tempo change).
 
     A clock that stops pulsing without a Stop (the DAW crashed, a cable came out) is lost after
     two beats at the last tempo or 1 s, whichever is longer (``check``): silence as on Stop, no
@@ -139,7 +147,7 @@ class ClockFollower:
         self.position = 0            # pulses since the song start
         self.frames = 0              # frames ticked
         self.pulses = 0              # clock pulses received in all
-        self._times = [0.0] * PPQN   # ring of the last pulse arrival times
+        self._times = [0.0] * TEMPO_POINTS   # ring of the last pulse arrival times
         self._n = 0                  # pulses received since the last Start/Continue
         self.bpm = 0.0
         self._last_bpm_report = 0.0
@@ -179,14 +187,14 @@ class ClockFollower:
                 self._n = 0          # a gap: the beat before it says nothing about the tempo now
             self.last_pulse = now
             self.lost = False
-            i = self._n % PPQN
-            if self._n >= PPQN:  # a beat of history: tempo = 1 beat / (24 intervals)
-                self.bpm = 60.0 / (now - self._times[i])
+            i = self._n % TEMPO_POINTS
+            self._times[i] = now
+            self._n += 1
+            if self._n >= TEMPO_POINTS:  # a beat of history
+                self.bpm = 60.0 / (PPQN * self._pulse_interval(i))
                 if self.on_tempo is not None and abs(self.bpm - self._last_bpm_report) > 0.5:
                     self._last_bpm_report = self.bpm
                     self.on_tempo(self.bpm)
-            self._times[i] = now
-            self._n += 1
             if self.running:
                 p = self.position % (2 * self.ppf)   # where in the (on-beat, off-beat) pair
                 if p == 0:
@@ -206,6 +214,17 @@ class ClockFollower:
                 self.on_stop()
         elif status == SPP and len(msg) >= 3:
             self.position = (msg[1] | (msg[2] << 7)) * 6
+
+    def _pulse_interval(self, newest: int) -> float:
+        """The least-squares slope of the last TEMPO_POINTS arrival times (ring ending at ``newest``),
+        in seconds a pulse; times are taken from the oldest so the sum keeps its precision."""
+        times = self._times
+        oldest = (newest + 1) % TEMPO_POINTS
+        t0 = times[oldest]
+        slope = 0.0
+        for k in range(TEMPO_POINTS):
+            slope += TEMPO_WEIGHTS[k] * (times[(oldest + k) % TEMPO_POINTS] - t0)
+        return slope
 
     def _resume(self) -> None:
         self.running = True
