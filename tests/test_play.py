@@ -568,12 +568,26 @@ def test_clock_out_forwards_the_daws_clock_while_following_it(jack, weights):
     ours_by_arrival = [a for a, (_, m) in zip(rx.arrivals, rx.events) if m == [0xF8] and a < t_quit]
     assert len(sent) > 2.5 / pulse, len(sent)
     assert abs(len(ours_by_arrival) - len(sent)) <= 2, (len(ours_by_arrival), len(sent))
+    # jack_midi_clock itself leaves a pulse out now and then on a loaded machine (its own stream, heard
+    # directly, shows the two-pulse gap): what we forward is measured against what it sent in the
+    # same stretch (placed by arrival: the two receivers' JACK timestamps start at their own first
+    # message)
+    daw = [(t, a) for a, (t, m) in zip(direct.arrivals, direct.events) if m == [0xF8]]
+    ours_at = [a for a, (_, m) in zip(rx.arrivals, rx.events) if m == [0xF8]]
+
+    def daw_pulses(first: float, last: float) -> np.ndarray:
+        return np.array([t for t, a in daw if first - 0.01 <= a <= last])
+
     span = ours[-1] - ours[0]
-    assert abs((len(ours) - 1) - span / pulse) <= 1 + period / pulse, (len(ours), span / pulse)
+    same = daw_pulses(ours_at[0], ours_at[-1])
+    left_out = round((same[-1] - same[0]) / pulse) - (len(same) - 1)
+    assert abs((len(ours) - 1) + left_out - span / pulse) <= 1 + period / pulse, (len(ours), span / pulse, left_out)
     # no pulse held back by the notes: the frames' notes went out between pulses that kept time
     first_on_t, last_on_t = rx.events[ons[0]][0], rx.events[ons[-1]][0]
     during = [t for t in ours if first_on_t <= t <= last_on_t]
-    assert len(during) > 2 / pulse and np.max(np.diff(during)) < pulse + 2 * period, np.max(np.diff(during))
+    at = [a for a, (t, m) in zip(rx.arrivals, rx.events) if m == [0xF8] and first_on_t <= t <= last_on_t]
+    its_gap = max(pulse, np.max(np.diff(daw_pulses(at[0], at[-1]))))
+    assert len(during) > 2 / pulse and np.max(np.diff(during)) < its_gap + 2 * period, (np.max(np.diff(during)), its_gap)
     # and the frames keep the clock's grid: a sixteenth (6 pulses) apart
     ticks = onset_groups([rx.arrivals[i] for i in ons])
     assert abs(frame_period(ticks, 6 * pulse) - 6 * pulse) < 0.002, np.diff(ticks)
