@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sampling temperature (default: the weights' generation_temperature, else 1 = the model)")
     p.add_argument("--density", type=float, default=None,
                    help="every note's odds × density (default: the weights' generation_density, else 1)")
+    p.add_argument("--register", type=float, default=None,
+                   help="hold the piece's register, this many semitones wide (default: the weights' "
+                   "generation_register, else none; 0: none)")
     p.add_argument("--k", type=int, default=None,
                    help="Gibbs steps per frame (default: the weights' generation_k, else 25 as the tutorial)")
     p.add_argument("--primer", help="a MIDI file to run the RNN over first; the piece continues it")
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from .cli import flag_errors
     wrong = flag_errors(args, [("frames", lambda v: v >= 1, "≥ 1"), ("k", lambda v: v >= 1, "≥ 1"),
                                ("temperature", lambda v: v > 0, "> 0"),
-                               ("density", lambda v: v > 0, "> 0"), ("velocity", lambda v: 1 <= v <= 127, "in 1..127"),
+                               ("density", lambda v: v > 0, "> 0"), ("register", lambda v: v >= 0, "≥ 0"),
+                               ("velocity", lambda v: 1 <= v <= 127, "in 1..127"),
                                ("bpm", lambda v: v > 0, "> 0")])
     if wrong:
         print(f"error: {wrong}", file=sys.stderr)
@@ -86,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     except (WeightsError, MidiReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    how = generation_settings(model, args.k, args.temperature, args.density)
-    frames = model.generate(args.frames, k=how.k, temperature=how.temperature, primer=primer, density=how.density)
+    how = generation_settings(model, args.k, args.temperature, args.density, args.register)
+    frames = model.generate(args.frames, k=how.k, temperature=how.temperature, primer=primer, density=how.density,
+                            register=how.register)
     bpm = args.bpm or float(model.meta.get("bpm", 120.0))
     full = frames if primer is None else np.concatenate([primer.astype(frames.dtype), frames])
     mid = roll_to_midi(full, bpm=bpm, lowest_note=model.lowest_note, velocity=args.velocity, **res)
@@ -95,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     spf = res.get("dt") or 60.0 / bpm / res["steps_per_beat"]
     print(f"wrote {args.out}: {len(full)} frames ({len(full) * spf:.1f} s), "
           f"{int(frames.sum())} note-frames, {frames.sum(1).mean():.2f} notes per frame on average "
-          f"(k {how.k}, temperature {how.temperature:g}, density {how.density:g})")
+          f"(k {how.k}, temperature {how.temperature:g}, density {how.density:g}"
+          + (f", register {how.register:g})" if how.register else ")"))
     if args.png:
         name = Path(str(model.meta.get("trained_on") or "untrained model")).name
         draw_roll(full, args.png, model.lowest_note, f"live-rnnrbm · {name} · seed {model.seed} · T={how.temperature}",

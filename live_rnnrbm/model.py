@@ -32,6 +32,7 @@ import numpy as np
 
 from .kernels import bptt, forward, gibbs, packed
 from .kernels.forward import N_TRACE
+from .kernels.register import biased_bv, new_register_state, register_hear
 from .kernels.rng import new_state, new_states, next_u64
 
 PARAM_NAMES = ("W", "bv", "bh", "Wuh", "Wuv", "Wvu", "Wuu", "bu")
@@ -220,26 +221,33 @@ class RnnRbm:
 
     # -- generation -----------------------------------------------------------------------
     def generate(self, n_frames: int, k: int = 25, temperature: float = 1.0,
-                 primer: np.ndarray | None = None, return_probabilities: bool = False, density: float = 1.0):
+                 primer: np.ndarray | None = None, return_probabilities: bool = False, density: float = 1.0,
+                 register: float = 0.0):
         """Generate ``n_frames`` frames (n_frames × n_v, 0/1 float array).
 
         With a ``primer`` piano-roll, the RNN first runs over it and the piece continues it (the
         primer itself is not returned). Each frame is the end of a k-step Gibbs chain started
         from silence with the biases given by u_{t-1}, as in the tutorial. ``density`` multiplies
-        every note's odds (bv + log density), as the instrument's density control does.
+        every note's odds (bv + log density), as the instrument's density control does;
+        ``register`` > 0 holds the piece's register, that many semitones wide (``kernels.register``),
+        the primer's notes heard first.
         """
-        if n_frames < 0 or k < 1 or not density > 0:
-            raise ValueError("n_frames must be ≥ 0, k ≥ 1 and density > 0")
+        if n_frames < 0 or k < 1 or not density > 0 or not register >= 0:
+            raise ValueError("n_frames must be ≥ 0, k ≥ 1, density > 0 and register ≥ 0")
         u0 = self.initial_state()
+        held = new_register_state()
         if primer is not None and len(primer):
-            U, _, _ = self.run(primer)
+            frames = self._frames(primer)
+            U, _, _ = self.run(frames)
             u0 = U[-1].copy()
+            for v in frames:
+                register_hear(v, held)
         V = np.zeros((n_frames, self.n_visible), self.dtype)
         PV = np.zeros_like(V)
         u_end = np.empty_like(u0)
         P = packed.pack(self.params)
-        packed.views(P)["bv"][:] += self.dtype.type(math.log(density))
-        gibbs.generate_sequence(u0, P, int(k), self._beta(temperature), self.rng_state, V, PV, u_end)
+        gibbs.generate_sequence(u0, P, int(k), self._beta(temperature), self.rng_state, V, PV, u_end,
+                                self.params["bv"], self.dtype.type(math.log(density)), float(register), held)
         return (V, PV) if return_probabilities else V
 
     def sample_frames(self, BV: np.ndarray, BH: np.ndarray, start: np.ndarray | None = None,
@@ -314,14 +322,16 @@ class FrameSampler:
         self.k = int(k)
         self.chains = int(chains)
         n_v, n_h, dt = model.n_visible, model.n_hidden, model.dtype
-        self.P = packed.pack(model.params)  # its own copy: the bias offset (density) rewrites its bv
+        self.P = packed.pack(model.params)  # its own copy: density and the register hold rewrite its bv
+        self.P_bv = packed.views(self.P)["bv"]
         self.work, self.idx = packed.workspace(n_v, n_h, dt)
         self.V_c = np.zeros((self.chains, n_v), dt)  # the chains' draws, for the consensus
         self.PV_c = np.zeros((self.chains, n_v), dt)
         self.sets = np.zeros(self.chains, np.int64)
         self.pc_of = model.pitch_classes
         self.state_size = model.n_hidden_recurrent + N_TRACE
-        self.bias_offset = np.zeros(n_v, dt)  # e.g. density: added to bv (log-odds of every note)
+        self.log_density = dt.type(0.0)
+        self.register = np.zeros(n_v, dt)  # the register hold's bias on bv (zeros: not holding)
         self.beta = model._beta(temperature)
         # next_frame / advance
         self.u = self.initial_state()
@@ -339,14 +349,16 @@ class FrameSampler:
     def set_temperature(self, temperature: float) -> None:
         self.beta = self.model._beta(temperature)
 
-    def set_bias_offset(self, offset: np.ndarray | float) -> None:
-        """Shift every note's visible bias (log-odds) by ``offset``: > 0 plays more notes."""
-        self.bias_offset[:] = offset
-        np.add(self.model.params["bv"], self.bias_offset, out=packed.views(self.P)["bv"])
-
     def set_density(self, density: float) -> None:
         """Multiply every note's odds by ``density``: bv + log(density)."""
-        self.set_bias_offset(math.log(density))
+        self.log_density = self.model.dtype.type(math.log(density))
+        biased_bv(self.model.params["bv"], self.log_density, self.register, self.P_bv)
+
+    def set_register(self, bias: np.ndarray) -> None:
+        """The register hold's bias on every note's bv from the next frame (``kernels.register``;
+        zeros: none). Allocates nothing."""
+        self.register[:] = bias
+        biased_bv(self.model.params["bv"], self.log_density, self.register, self.P_bv)
 
     def sample(self, u_prev: np.ndarray, clamp: np.ndarray, v_clamp: np.ndarray, v_out: np.ndarray,
                pv_out: np.ndarray, consensus: bool = False) -> None:
@@ -369,7 +381,8 @@ class FrameSampler:
         forward.state_step(x, player, u_prev, p["bu"], p["Wvu"], p["Wpu"], p["Wuu"], self.pc_of, u_out)
 
     def warm(self) -> None:
-        """Compile (or load from Numba's cache) every kernel ``sample`` and ``rnn_step`` call, on
+        """Compile (or load from Numba's cache) every kernel ``sample``, ``rnn_step`` and the bias
+        setters call, on
         scratch buffers and a copy of the random stream: the draws to come are unchanged."""
         scratch = self.model.rng_state.copy()
         v, pv, u = np.zeros_like(self.v), np.zeros_like(self.pv), np.zeros_like(self.u)
@@ -377,6 +390,7 @@ class FrameSampler:
         gibbs.sample_consensus(self.u, self.P, 1, self.beta, self.clamp, self.nobody, scratch, self.V_c, self.PV_c,
                                self.pc_of, self.sets, v, pv, self.work, self.idx)
         self.rnn_step(v, self.nobody, self.u, u)
+        biased_bv(self.model.params["bv"], self.log_density, self.register, self.P_bv)  # set_density, set_register
 
     def reset(self) -> None:
         """Back to s_0 = 0 (a new piece)."""

@@ -156,3 +156,20 @@ def test_the_jam_evaluation_tells_the_engine_each_pieces_key(tmp_path):
     res = r.results["harmonize"]
     assert res[TOLD]["keys"]["+0"] == res["model"]["keys"]["+0"]
     assert res[TOLD]["keys"]["+3"] != res["model"]["keys"]["+3"]
+
+
+def test_keyed_sampler_moves_the_register_hold_onto_the_models_notes():
+    """The engine's register hold is a bias on the notes as they sound; told the key, the model's
+    note j is the sounding note j − shift, so that is the bias its bv gets (none where no note
+    moves in: those notes are clamped silent anyway)."""
+    from live_rnnrbm.live.keyed import KeyedSampler
+    from live_rnnrbm.model import FrameSampler
+    m = RnnRbm(n_hidden=12, n_hidden_recurrent=6, seed=2)
+    bias = np.linspace(-3, 1, m.n_visible).astype(m.dtype)
+    for shift in (-5, 3):
+        keyed = KeyedSampler(FrameSampler(m, k=3), shift)
+        keyed.set_register(bias)
+        j = np.arange(m.n_visible)
+        expect = np.where((j - shift >= 0) & (j - shift < m.n_visible), bias[np.clip(j - shift, 0, m.n_visible - 1)], 0)
+        np.testing.assert_array_equal(keyed.inner.register, expect)
+        np.testing.assert_allclose(keyed.inner.P_bv, m.params["bv"] + expect, atol=1e-6)

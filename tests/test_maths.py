@@ -438,3 +438,56 @@ def test_float32_gradient_equals_the_float64_one():
     assert abs(c32 - c64) < 1e-5 * max(1.0, abs(c64))
     for n in PARAM_NAMES:
         np.testing.assert_allclose(g32[n], g64[n], rtol=2e-3, atol=2e-6 * np.abs(g64[n]).max(), err_msg=n)
+
+
+def test_register_hold_is_its_formula():
+    """kernels.register against the sums written out: c and r are the mean pitch of what has
+    sounded, each frame weighted (1 − 1/frames) per frame of age, over ANCHOR_FRAMES and
+    RECENT_FRAMES; the bias is −½((i − c)/σ)² + PULL δ (i − c)/σ² with δ = c − r held within
+    ±σ/PULL, whose peak is c + PULL δ: leaning back against the drift, never more than σ from c
+    and never above ½. Off (zeros) before WARM_FRAMES frames, at σ = 0, and after silence."""
+    from live_rnnrbm.kernels.register import (ANCHOR_FRAMES, PULL, RECENT_FRAMES, WARM_FRAMES, new_register_state,
+                                              register_bias, register_hear)
+    rng = np.random.default_rng(4)
+    T, n_v = 70, 88
+    V = np.zeros((T, n_v), np.float32)
+    for t in range(T):   # a register climbing a semitone every 4 frames, 1-5 notes
+        V[t, rng.integers(10, 40, rng.integers(1, 6)) + t // 4] = 1
+    state, bias = new_register_state(), np.zeros(n_v, np.float32)
+    for t in range(T):
+        on = register_bias(state, 6.0, bias)
+        assert on == (t >= WARM_FRAMES) and (bias.any() == on)
+        register_hear(V[t], state)
+    age = np.arange(T)[::-1]
+    pitch, count = V @ np.arange(n_v), V.sum(1)
+    c = ((1 - 1 / ANCHOR_FRAMES) ** age @ pitch) / ((1 - 1 / ANCHOR_FRAMES) ** age @ count)
+    r = ((1 - 1 / RECENT_FRAMES) ** age @ pitch) / ((1 - 1 / RECENT_FRAMES) ** age @ count)
+    assert r > c + 3   # the music climbed: the recent register is above the piece's
+    i = np.arange(n_v)
+    for width in (6.0, 30.0):   # the lean held at σ/PULL = 1.2 semitones; within it at 6
+        lean = np.clip(c - r, -width / PULL, width / PULL)
+        assert (lean == c - r) == (width == 30.0)
+        expect = -0.5 * ((i - c) / width) ** 2 + PULL * lean * (i - c) / width ** 2
+        assert register_bias(state, width, bias)
+        np.testing.assert_allclose(bias, expect, rtol=1e-5, atol=1e-5)
+        assert abs(int(np.argmax(bias)) - (c + PULL * lean)) <= 0.5   # the peak: below c, against the climb
+        assert bias.max() <= 0.5 + 1e-6
+    assert not register_bias(state, 0.0, bias) and not bias.any()
+    for _ in range(600):   # a long silence: nothing recent to hold
+        register_hear(np.zeros(n_v, np.float32), state)
+    assert not register_bias(state, 6.0, bias)
+
+
+def test_generate_holds_the_register_after_a_primer():
+    """generate's register hold starts once WARM_FRAMES frames have sounded: at once after a
+    primer that long (it hears the primer), not before otherwise."""
+    m = small_model(seed=6, n_notes=40, n_h=12, n_u=8, scale=1.0).astype(np.float32)
+    primer = (np.random.default_rng(1).random((20, 40)) < 0.1).astype(np.float32)
+    runs = {}
+    for primed in (False, True):
+        for width in (0.0, 3.0):
+            m.reseed(11)
+            runs[primed, width] = m.generate(16, k=5, register=width, primer=primer if primed else None)
+    assert runs[False, 0.0].any()
+    np.testing.assert_array_equal(runs[False, 3.0], runs[False, 0.0])
+    assert (runs[True, 3.0] != runs[True, 0.0]).any()

@@ -53,6 +53,29 @@ def test_engine_plays_exactly_the_models_frames():
     assert [tuple(m) for m in sent[-3:]] == [(0xB0, 64, 0), (0xB0, 123, 0), (0xB0, 120, 0)]
 
 
+def test_engine_holds_the_register_as_generate_does():
+    """Playing alone with a register hold, the notes sounding after each tick are
+    model.generate's with the same hold, same seed; and the hold changes what is played (the
+    comparison means something). Listening (mode follow with an input), there is no hold."""
+    def model():
+        return RnnRbm(n_hidden=20, n_hidden_recurrent=10, seed=9)
+    engine = Engine(model(), lambda m: None, settings(register=4.0))
+    engine.start()
+    played = np.array(run(engine, 48))
+    engine.close()
+    held = model().generate(48, k=5, register=4.0)
+    np.testing.assert_array_equal(played, held.astype(np.uint8))
+    free = model().generate(48, k=5)
+    assert (held[:16] == free[:16]).all()   # nothing to hold before 16 frames have sounded ...
+    assert (held[16:] != free[16:]).any()   # ... then the hold draws other notes
+    from live_rnnrbm.eval.jam_players import play_along
+    silence = np.zeros((48, 88), np.float32)
+    listening = [play_along(model(), settings(register=r, chains=1), silence, "follow", 3)[0] for r in (4.0, 0.0)]
+    np.testing.assert_array_equal(*listening)
+    alone = [play_along(model(), settings(register=r, chains=1), silence, "off", 3)[0] for r in (4.0, 0.0)]
+    assert (alone[0] != alone[1]).any()
+
+
 def test_limits_polyphony_range_watchdog_velocity():
     sent = []
     model = RnnRbm(n_hidden=20, n_hidden_recurrent=10, seed=8)

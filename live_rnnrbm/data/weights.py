@@ -259,21 +259,27 @@ TUTORIAL_K = 25
 class GenerationSettings:
     """How a model plays on its own, as its weights' metadata asks: Gibbs steps per frame (a
     trained model may need more than the tutorial's 25 to mix from silence), the temperature and
-    the density (every note's odds × density) at which its free generation matches its data."""
+    the density (every note's odds × density) at which its free generation matches its data, and
+    the register hold (semitones wide; 0: none) that keeps a piece in its register
+    (``kernels.register``)."""
     k: int = TUTORIAL_K
     temperature: float = 1.0
     density: float = 1.0
+    register: float = 0.0
 
 
 def generation_settings(model: RnnRbm, k: int | None = None, temperature: float | None = None,
-                        density: float | None = None) -> GenerationSettings:
-    """How ``generate`` and ``eval --task free`` play the model: each of k, temperature, density
-    as given (a command's flag), else the metadata's ``generation_k``, ``generation_temperature``,
-    ``generation_density``, else the model's own sampler (25 steps, temperature 1, density 1)."""
+                        density: float | None = None, register: float | None = None) -> GenerationSettings:
+    """How ``generate``, ``play`` and ``eval --task free`` play the model: each of k, temperature,
+    density, register as given (a command's flag), else the metadata's ``generation_k``,
+    ``generation_temperature``, ``generation_density``, ``generation_register``, else the model's
+    own sampler (25 steps, temperature 1, density 1, no register hold)."""
     m = model.meta
+    if register is None:
+        register = m.get("generation_register") or 0.0
     return GenerationSettings(int(k or m.get("generation_k") or TUTORIAL_K),
                               float(temperature or m.get("generation_temperature") or 1.0),
-                              float(density or m.get("generation_density") or 1.0))
+                              float(density or m.get("generation_density") or 1.0), float(register))
 
 
 def generation_k(model: RnnRbm) -> int:

@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +157,8 @@ def add_jam_arguments(g) -> None:
                    "weights' generation_temperature, else 1)")
     g.add_argument("--density", type=float, help="override the preset's density (--task free: the weights' "
                    "generation_density, else 1): every note's odds × density")
+    g.add_argument("--register", type=float, help="--task free: the register hold, semitones wide (default: the "
+                   "weights' generation_register, else none; 0: none)")
     g.add_argument("--chains", type=int, help="override the preset's chains (Gibbs chains per frame while listening)")
     g.add_argument("--fit", nargs="+", metavar="DATA", help="training data for the lookup-table baseline "
                    "(default: the 'train' split of the pickle evaluated on; MIDI data: no lookup baseline)")
@@ -190,7 +191,8 @@ def run_free(args) -> int:
         return _fail("--task free sets generated pieces beside real ones: name the data (MIDI files, folders or a pickle)")
     wrong = flag_errors(args, [("pieces", lambda v: v >= 0, "≥ 0"), ("k", lambda v: v is None or v >= 1, "≥ 1"),
                                ("temperature", lambda v: v is None or v > 0, "> 0"),
-                               ("density", lambda v: v is None or v > 0, "> 0")])
+                               ("density", lambda v: v is None or v > 0, "> 0"),
+                               ("register", lambda v: v is None or v >= 0, "≥ 0")])
     if wrong:
         return _fail(wrong)
     try:
@@ -200,8 +202,8 @@ def run_free(args) -> int:
         return _fail(str(e))
     if not pieces:
         return _fail("no pieces to compare with")
-    report = evaluate_generation(model, pieces, generation_settings(model, args.k, args.temperature, args.density),
-                                 args.seed)
+    report = evaluate_generation(model, pieces, generation_settings(model, args.k, args.temperature, args.density,
+                                                                    args.register), args.seed)
     report.settings["weights"] = args.weights or "nottingham"
     if args.json:
         print(json.dumps({"settings": report.settings, "stats": report.stats, "all_within": report.all_within,
@@ -209,7 +211,7 @@ def run_free(args) -> int:
     else:
         s = report.settings
         print(f"weights {s['weights']}: k {s['k']}, temperature {s['temperature']}, density {s['density']}, "
-              f"seed {s['seed']}; "
+              f"register {s['register'] or 'none'}, seed {s['seed']}; "
               f"data {' '.join(args.data)} [{args.split}]: {s['pieces']} pieces, {s['frames']:,} frames, "
               f"as many generated")
         print(format_generation(report))
@@ -219,9 +221,9 @@ def run_free(args) -> int:
 def run_jam(args) -> int:
     from ..cli import flag_errors
     from ..data.corpus import DataError, holds_pickles_only, load_corpus, spread
-    from ..data.weights import WeightsError, generation_k, resolve_weights
+    from ..data.weights import WeightsError, resolve_weights
     from ..live.presets import load_preset
-    from ..live.settings import PresetError, merge
+    from ..live.settings import PresetError, merge, with_weights_own
 
     try:
         preset = load_preset(args.preset or _preset_for(args.weights))
@@ -237,8 +239,7 @@ def run_jam(args) -> int:
         model = cached_model(str(path))  # the cache evaluate_jam reads from
     except WeightsError as e:
         return _fail(str(e))
-    if settings.k is None:
-        settings = replace(settings, k=generation_k(model))
+    settings = with_weights_own(settings, model)
     melody = [t for t in args.task if t in MELODY_TASKS]
     if args.ais_chains is None:
         args.ais_chains = 0

@@ -102,7 +102,8 @@ def generated_stats(model, lengths: Sequence[int], how: GenerationSettings, seed
     out = []
     for n, length in enumerate(lengths):
         model.reseed(seed + n)
-        frames = model.generate(int(length), k=how.k, temperature=how.temperature, density=how.density)
+        frames = model.generate(int(length), k=how.k, temperature=how.temperature, density=how.density,
+                                register=how.register)
         out.append(piece_stats(frames, model.lowest_note))
     return out
 
@@ -114,7 +115,8 @@ def evaluate_generation(model, pieces: Sequence[np.ndarray], how: GenerationSett
     t0 = time.perf_counter()
     data = [piece_stats(V, model.lowest_note) for V in pieces]
     generated = generated_stats(model, [len(V) for V in pieces], how, seed)
-    settings = {"k": how.k, "temperature": how.temperature, "density": how.density, "seed": seed, "pieces": len(pieces),
+    settings = {"k": how.k, "temperature": how.temperature, "density": how.density, "register": how.register,
+                "seed": seed, "pieces": len(pieces),
                 "frames": int(sum(len(V) for V in pieces)), "spread_percentiles": list(SPREAD)}
     return GenerationReport(settings, compare(data, generated), time.perf_counter() - t0)
 

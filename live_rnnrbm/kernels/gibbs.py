@@ -11,6 +11,7 @@ from numba import njit, prange
 from .forward import hidden_input, rnn_step
 from .jit import JIT
 from .packed import chain_work_size, new_index, unpack, work_layout
+from .register import biased_bv, register_bias, register_hear
 from .rng import fill_draws
 from .simd import SURE, add_all_rows, add_rows, add_rows_on, approx_sigmoid, sigmoid
 
@@ -223,10 +224,12 @@ def sample_consensus(u_prev, P, k, beta, clamp, v_clamp, state, V_c, PV_c, pc_of
 
 
 @njit(**JIT)
-def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
+def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end, bv, log_density, width, held):
     """Generate len(V_out) frames from state u0 with the packed parameters P (``pack``): V_out
-    gets the frames, PV_out their means, u_end the RNN state after the last frame."""
-    W, _, _, _, bu, Wvu, Wuu, _, Wpu, _ = unpack(P)
+    gets the frames, PV_out their means, u_end the RNN state after the last frame. Every note's
+    visible bias is P's bv = ``bv`` + log_density (the density) + the register hold of ``width``
+    semitones (0: none) from the register state ``held``, which hears every frame (``register``)."""
+    W, _, _, bvh, bu, Wvu, Wuu, _, Wpu, _ = unpack(P)
     n_v, n_h = W.shape
     u = u0.copy()
     u_next = np.empty_like(u0)
@@ -234,8 +237,12 @@ def generate_sequence(u0, P, k, beta, state, V_out, PV_out, u_end):
     idx = new_index(n_v, n_h)
     clamp = np.zeros(n_v, np.int8)
     nobody = np.zeros(n_v, W.dtype)  # no player: the paper's model
+    bias = np.zeros(n_v, W.dtype)
     for t in range(V_out.shape[0]):
+        register_bias(held, width, bias)
+        biased_bv(bv, log_density, bias, bvh[:n_v])
         sample_frame(u, P, k, beta, clamp, nobody, state, V_out[t], PV_out[t], work, idx)
+        register_hear(V_out[t], held)
         rnn_step(V_out[t], nobody, u, bu, Wvu, Wpu, Wuu, u_next)
         u[:] = u_next
     u_end[:] = u

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..signals import catch_stop_signals
@@ -71,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     # 5 ms switch interval would let each hand-off eat into the time before the next tick.
     sys.setswitchinterval(0.0002)
 
-    from ..data.weights import WeightsError, generation_k, load_model, resolve_weights
+    from ..data.weights import WeightsError, load_model, resolve_weights
     from .ports import PortError
+    from .settings import with_weights_own
     spec = settings.weights
     if spec in ("nottingham", "jsb") and not resolve_weights(spec).exists():
         say(f"the shipped '{spec}' weights are not in this installation")
@@ -82,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if settings.k is None:  # the Gibbs steps these weights need to mix from silence
-        settings = replace(settings, k=generation_k(model))
+    settings = with_weights_own(settings, model)  # k and register left null: what these weights ask
     from .switch import load_switch
     try:   # every preset to switch to, with its weights: a mistake stops us now, not at the switch
         switch = load_switch(settings, args.preset, model)

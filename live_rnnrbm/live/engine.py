@@ -26,7 +26,9 @@ next tick. What x_t holds depends on the mode:
 While listening, each frame is the consensus of ``chains`` Gibbs chains (``FrameSampler.sample``:
 the draw whose pitch classes agree most with the others'), so the accompaniment is the harmony the
 model is surest of given the player, not one chain's guess, and the history u hears stays on it.
-Alone (off, or nobody plays), one chain: the model's plain sample.
+Alone (off, or nobody plays), one chain: the model's plain sample. Not listening (no input, or
+mode off), the register hold (``register``, kernels/register.py) keeps the music in the register it
+set, as ``generate`` does; listening, the player sets the register.
 
 Without threads, ``prepare`` then ``tick`` and ``advance`` in turn run the same code a frame at a
 time (the jam evaluation, ``eval/jam_players.py``, drives it so).
@@ -51,6 +53,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..data.keys import parse_key, to_c_shift
+from ..kernels.register import new_register_state, register_bias, register_hear
 from ..model import N_TRACE, RnnRbm
 from .midi import ALL_NOTES_OFF, ALL_SOUND_OFF, CC, CHANNEL, NOTE_OFF, SUSTAIN
 from .frames import SCHEMES, frame_messages, note_roles, shape_frame, union
@@ -74,6 +77,9 @@ class Engine:
         # setting, so a switch of preset keeps it
         self.key = settings.key
         self.key_shift = to_c_shift(parse_key(settings.key)[0]) if settings.key else None
+        self.held = new_register_state()            # the register of what has sounded (kernels/register.py)
+        self.register_bias = np.zeros(n_v, self.dtype)
+        self._holding = False
         self._use(self.sound(model, settings, preset))   # the sound keys, the sampler, the live controls
         self.base_u = self.sampler.initial_state()  # [u_{t-1} | q_{t-1}], the frame last sent was sampled from
         self.u_next = self.sampler.initial_state()  # [u_t | q_t]: the state the next frame is sampled from
@@ -140,6 +146,7 @@ class Engine:
         """The worker takes a sound (and __init__ the first). New weights start from u_0 = 0."""
         if sound.model is not self.model:
             self.model = sound.model   # the frames to come go on from u_0, hearing the frame sounding
+            self.held[:] = 0.0         # and a register of their own
             self.base_u, self.u_next = sound.base_u, sound.u_next
             for s, u in zip(self.slots, sound.slot_u):
                 s.u = u                # a frame of the other weights, sent after this, advances from u_0
@@ -149,6 +156,7 @@ class Engine:
         self.in_range = sound.in_range
         self.temperature, self.density, self.mode = sound.temperature, sound.density, sound.mode
         self._temperature_done, self._density_done = sound.temperature, 1.0   # a new sampler's
+        self.register_width, self._holding = sound.register, False            # (its register bias: none)
         self.first_channel = sound.first_channel
         self.parts = self.preset_parts = sound.parts   # parts: a live control too (Controls.set_parts)
         self._parts_done = object()            # work the scheme and its channels out again
@@ -177,6 +185,10 @@ class Engine:
         shape_frame(s.v, s.pv, self.human_clamped, self.in_range, self.runs, self.max_run, self.max_poly, s.v_out)
         note_roles(s.v_out, self.scheme, s.part)
         union(s.v, s.v, self.x)
+        scratch = new_register_state()
+        register_hear(s.v, scratch)
+        register_bias(scratch, 0.0, self.register_bias)
+        self.sampler.set_register(self.register_bias)
 
     def prepare(self) -> None:
         """Warm the kernels and compute frame 1 (from u_0), ready for the first tick."""
@@ -198,6 +210,7 @@ class Engine:
         np.multiply(self.runs + 1, self.base_v > 0, out=self.runs)
         self._first = False
         union(self.base_v, self.base_human, self.x)
+        register_hear(self.x, self.held)
         self.sampler.rnn_step(self.x, self.base_human, self.base_u, self.u_next)
         self._compute()
 
@@ -239,6 +252,10 @@ class Engine:
         if self.temperature != self._temperature_done:
             self.sampler.set_temperature(self.temperature)
             self._temperature_done = self.temperature
+        hold = 0.0 if listening else self.register_width   # listening, the player sets the register
+        if hold > 0.0 or self._holding:
+            self._holding = register_bias(self.held, hold, self.register_bias)
+            self.sampler.set_register(self.register_bias)
         if listening and mode == "harmonize":
             np.greater(self.human, 0, out=self.human_clamped, casting="unsafe")
             np.bitwise_or(self.human_clamped, 1 - self.in_range, out=self.clamp)

@@ -49,6 +49,7 @@ class KeyedSampler:
         self.pv = np.zeros(n_v, dt)
         self.x = np.zeros(n_v, dt)
         self.player = np.zeros(n_v, dt)
+        self.register = np.zeros(n_v, dt)
         self.zero, self.on = dt.type(0.0), np.int8(1)
 
     def __getattr__(self, name: str):
@@ -71,6 +72,11 @@ class KeyedSampler:
         move(x, self.shift, self.zero, self.x)
         move(player, self.shift, self.zero, self.player)
         self.inner.rnn_step(self.x, self.player, u_prev, u_out)
+
+    def set_register(self, bias: np.ndarray) -> None:
+        """``FrameSampler.set_register`` with the bias of each note as it sounds moved onto the model's note."""
+        move(bias, self.shift, self.zero, self.register)
+        self.inner.set_register(self.register)
 
     def warm(self) -> None:
         """``FrameSampler.warm`` and the moves, on scratch buffers."""

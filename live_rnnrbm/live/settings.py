@@ -50,6 +50,7 @@ class Settings:
     seed: int | None = None
     temperature: float = 1.0
     density: float = 1.0
+    register: float | None = None
     chains: int = 16
     # MIDI ports and listening
     port: str = "live-rnnrbm"
@@ -188,6 +189,9 @@ SPEC: dict[str, Key] = {
                        "sampling temperature (> 0; 1 = the model)"),
     "density": Key("a number above 0 (1 = as the model learned)", not_null(number(0, above=True)),
                    "note density (> 0; 1 = the model, 0.5 sparser, 2 denser)"),
+    "register": Key("null (the weights' own generation_register, else none), 0 (none) or a number of semitones above 0",
+                     or_null(number(0)), "hold the piece's register while playing alone: notes about this many "
+                     "semitones from it grow less likely (0: no hold; default: the weights' own)"),
     "k": Key("null (the weights' own generation_k, else 25) or an integer from 1 up (Gibbs steps per frame)",
              or_null(integer(1)), "Gibbs steps per frame"),
     "chains": Key("an integer from 1 to 256 (Gibbs chains per frame while listening)", not_null(integer(1, 256)),
@@ -227,6 +231,7 @@ MEANINGS: dict[str, str] = {
     'seed': '`null`: a fresh seed every run; a number repeats a run',
     'temperature': 'above 1 wilder, below 1 safer',
     'density': '1 = as many notes as the model learned; 0.5 sparser, 2 denser',
+    'register': "playing alone, hold the piece's register: notes far from the mean pitch of what has sounded (σ = this many semitones) grow less likely, and each frame leans back against the drift of the last 16 frames, as a tune keeps its register where the model alone wanders ([generating.md](generating.md#register-hold-generation_register)); `null`: the weights' `generation_register` (11 for `nottingham`, none for `jsb`); `0`: no hold. While the model listens, the player sets the register and there is no hold",
     'chains': "while listening, Gibbs chains per frame: the model plays the draw whose pitch classes agree most with the other chains' (the harmony it is surest of, given the player); 1: one chain's sample. Playing alone is always one chain",
     'port': 'output: an existing port whose name contains this, else a virtual port of this name',
     'backend': "the rtmidi API; `null` is the platform's default",
@@ -254,7 +259,7 @@ MEANINGS: dict[str, str] = {
     'record': 'record the session: [playing.md](playing.md#recording)',
     'osc_port': 'OSC control of temperature, density, mode, pause, panic and a status reply, on this UDP port: [playing.md](playing.md#osc); needs `pip install "live-rnnrbm[osc]"`',
     'osc_host': '`127.0.0.1`: only programs on this machine can send OSC; `0.0.0.0` (every network) or one address of this machine lets others on that network control the instrument',
-    'switch': "the presets `next_preset` / `previous_preset` (CC, keys `]` `[`, OSC `/live-rnnrbm/preset`) step through while playing; `null`: the shipped ones (default, jsb, sparse). Their sound keys (weights, k, temperature, density, chains, mode, channel, parts, velocity, velocity_range, note_range, max_polyphony, max_note_frames) take over at the next frame; ports, clock, tempo, swing, key, seed and controls stay. Every one is loaded at start (a bad name stops `play` there), and their weights must play the notes of the weights playing (the shipped presets, when not listed, are left out if they do not): [playing.md](playing.md#switching-presets-while-playing)",
+    'switch': "the presets `next_preset` / `previous_preset` (CC, keys `]` `[`, OSC `/live-rnnrbm/preset`) step through while playing; `null`: the shipped ones (default, jsb, sparse). Their sound keys (weights, k, temperature, density, register, chains, mode, channel, parts, velocity, velocity_range, note_range, max_polyphony, max_note_frames) take over at the next frame; ports, clock, tempo, swing, key, seed and controls stay. Every one is loaded at start (a bad name stops `play` there), and their weights must play the notes of the weights playing (the shipped presets, when not listed, are left out if they do not): [playing.md](playing.md#switching-presets-while-playing)",
     'cc': 'MIDI CC controls while playing',
 }
 CC_MEANINGS: dict[str, str] = {
@@ -294,6 +299,14 @@ def reference_markdown() -> str:
     for key, spec in CC_SPEC.items():
         lines.append(f"| `{key}` | `{_default_text(getattr(DEFAULTS.cc, key))}` | {spec.allowed} | {CC_MEANINGS[key]} |")
     return "\n".join(lines) + "\n"
+
+
+def with_weights_own(settings: Settings, model) -> Settings:
+    """``settings`` with the keys left null that the weights decide (k, register) taken from the
+    weights' metadata (``data.weights.generation_settings``), as ``generate`` plays them."""
+    from ..data.weights import generation_settings
+    how = generation_settings(model, settings.k, register=settings.register)
+    return replace(settings, k=how.k, register=how.register)
 
 
 def combination_problem(settings: Settings, explicit: set[str]) -> tuple[list[str], str] | None:

@@ -55,6 +55,7 @@ class Sound:
                                                      settings.chains), key_shift)
         self.k, self.chains = settings.k, settings.chains
         self.temperature, self.density, self.mode = settings.temperature, settings.density, settings.mode
+        self.register = settings.register or 0.0   # semitones; None (not taken from the weights): no hold
         self.parts = settings.parts
         self.first_channel = settings.channel - 1
         self.max_poly = settings.max_polyphony

@@ -14,18 +14,18 @@ ports, the clock, the tempo, the swing, the seed and the controls stay as `play`
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .settings import PresetError, Settings
+from .settings import PresetError, Settings, with_weights_own
 
 if TYPE_CHECKING:
     from ..model import RnnRbm
     from .engine import Engine
 
 # the keys a switch takes from the new preset; every other key stays as `play` started
-SOUND_KEYS = ("weights", "k", "temperature", "density", "chains", "mode", "channel", "parts", "velocity",
+SOUND_KEYS = ("weights", "k", "temperature", "density", "register", "chains", "mode", "channel", "parts", "velocity",
               "velocity_range", "note_range", "max_polyphony", "max_note_frames")
 
 
@@ -54,7 +54,7 @@ def load_switch(settings: Settings, preset: str | None, model: RnnRbm,
     started, flags included. Raises PresetError naming the preset when one cannot be loaded or
     its weights play other notes than ``model``'s; the shipped presets, when the list is not given,
     are left out instead (weights of your own may play other notes). None when no preset is left."""
-    from ..data.weights import WeightsError, generation_k, load_model, resolve_weights
+    from ..data.weights import WeightsError, load_model, resolve_weights
     from .presets import find_preset, list_presets, load_preset
 
     def key(weights: str) -> str:
@@ -88,8 +88,7 @@ def load_switch(settings: Settings, preset: str | None, model: RnnRbm,
             raise PresetError(f"switch: preset {name!r} plays weights {found.weights!r} with {m.n_visible} notes "
                               f"from MIDI note {m.lowest_note}, the preset playing {model.n_visible} notes from "
                               f"{model.lowest_note}: the presets of 'switch' need weights with the same notes")
-        if found.k is None:
-            found = replace(found, k=generation_k(m))
+        found = with_weights_own(found, m)
         entries.append(Entry(name, found, m))
     return SwitchList(tuple(entries), index) if entries else None
 

@@ -30,8 +30,9 @@ from .resume import resume
 from .trainer import Trainer
 
 
+# what a fine-tune (--init) keeps of its file's metadata
 INHERITED_META = ("generation_k", "generation_k_why", "generation_temperature", "generation_density",
-                  "generation_temperature_why")  # what a fine-tune (--init) keeps of its file's metadata
+                  "generation_temperature_why", "generation_register", "generation_register_why")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
