@@ -79,7 +79,6 @@ class Engine:
         self.key_shift = to_c_shift(parse_key(settings.key)[0]) if settings.key else None
         self.held = new_register_state()            # the register of what has sounded (kernels/register.py)
         self.register_bias = np.zeros(n_v, self.dtype)
-        self._holding = False
         self._use(self.sound(model, settings, preset))   # the sound keys, the sampler, the live controls
         self.base_u = self.sampler.initial_state()  # [u_{t-1} | q_{t-1}], the frame last sent was sampled from
         self.u_next = self.sampler.initial_state()  # [u_t | q_t]: the state the next frame is sampled from
@@ -156,7 +155,7 @@ class Engine:
         self.in_range = sound.in_range
         self.temperature, self.density, self.mode = sound.temperature, sound.density, sound.mode
         self._temperature_done, self._density_done = sound.temperature, 1.0   # a new sampler's
-        self.register_width, self._holding = sound.register, False            # (its register bias: none)
+        self.register_width, self._holding = sound.register, True   # the next frame sets its sampler's register bias
         self.first_channel = sound.first_channel
         self.parts = self.preset_parts = sound.parts   # parts: a live control too (Controls.set_parts)
         self._parts_done = object()            # work the scheme and its channels out again
