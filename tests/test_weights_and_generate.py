@@ -149,14 +149,14 @@ def test_generate_reports_bad_weights_clearly(tmp_path):
 
 
 def test_generation_settings_come_from_the_weights_else_the_models_own(tmp_path):
-    from live_rnnrbm.data.weights import GenerationSettings, generation_k, generation_settings
+    from live_rnnrbm.data.weights import GenerationSettings, generation_settings
     from live_rnnrbm.live.presets import load_preset
     from dataclasses import replace
     from live_rnnrbm.live.settings import with_weights_own
     assert generation_settings(tiny()) == GenerationSettings(25, 1.0, 1.0, 0.0)
     back = load_weights(save_weights(tiny(), tmp_path / "k.npz", dt=0.3, generation_k=60,
                                      generation_temperature=0.8, generation_density=0.9, generation_register=7.5))
-    assert generation_settings(back) == GenerationSettings(60, 0.8, 0.9, 7.5) and generation_k(back) == 60
+    assert generation_settings(back) == GenerationSettings(60, 0.8, 0.9, 7.5) and generation_settings(back).k == 60
     assert generation_settings(back, register=0).register == 0.0   # an explicit 0 (no hold) is not "not given"
     r = run_cli("generate", "--weights", str(tmp_path / "k.npz"), "--frames", "4", "--out", str(tmp_path / "k.mid"))
     assert r.returncode == 0 and "(k 60, temperature 0.8, density 0.9, register 7.5)" in r.stdout, r.stdout + r.stderr
@@ -173,7 +173,7 @@ def test_generation_settings_come_from_the_weights_else_the_models_own(tmp_path)
     from live_rnnrbm.data.weights import shipped_weights
     for name, k, register in (("nottingham.npz", 300, 11.0), ("jsb.npz", 100, 0.0)):
         path = shipped_weights(name)
-        assert path is not None and generation_k(load_weights(path)) == k
+        assert path is not None and generation_settings(load_weights(path)).k == k
         assert generation_settings(load_weights(path)).register == register
 
 

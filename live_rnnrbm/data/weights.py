@@ -282,11 +282,6 @@ def generation_settings(model: RnnRbm, k: int | None = None, temperature: float 
                               float(density or m.get("generation_density") or 1.0), float(register))
 
 
-def generation_k(model: RnnRbm) -> int:
-    """Gibbs steps per generated frame (``generation_settings``)."""
-    return generation_settings(model).k
-
-
 def frame_resolution(model: RnnRbm) -> dict:
     """The frame length a model was trained with, as keyword arguments for roll conversion."""
     meta = model.meta
